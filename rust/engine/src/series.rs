@@ -1,0 +1,137 @@
+//! Interning of GPU series: one id per distinct (GPU identity, pod, attribution labels).
+//!
+//! Decoders hand over borrowed label strings; the table hashes them without allocating and
+//! only copies a label set the first time it is seen, so steady-state ingest allocates nothing.
+
+use foldhash::fast::FixedState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+/// Labels of one sample as borrowed from the message. Empty string means absent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GpuLabels<'a> {
+    pub uuid: &'a str,
+    /// MIG instance id (`GPU_I_ID`); a MIG instance is its own GPU identity.
+    pub gpu_instance_id: &'a str,
+    pub gpu_index: &'a str,
+    pub hostname: &'a str,
+    pub model_name: &'a str,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: &'a str,
+}
+
+/// The owned, interned form of [`GpuLabels`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// `UUID`, or `UUID/GPU_I_ID` for a MIG instance (see docs/schema.md).
+    pub gpu_uuid: Box<str>,
+    pub gpu_index: Option<i32>,
+    pub hostname: Box<str>,
+    pub model_name: Box<str>,
+    pub namespace: Box<str>,
+    pub pod: Box<str>,
+    pub container: Box<str>,
+}
+
+impl Series {
+    fn from_labels(l: &GpuLabels<'_>) -> Series {
+        let gpu_uuid = if l.gpu_instance_id.is_empty() {
+            l.uuid.into()
+        } else {
+            format!("{}/{}", l.uuid, l.gpu_instance_id).into_boxed_str()
+        };
+        Series {
+            gpu_uuid,
+            gpu_index: l.gpu_index.parse().ok(),
+            hostname: l.hostname.into(),
+            model_name: l.model_name.into(),
+            namespace: l.namespace.into(),
+            pod: l.pod.into(),
+            container: l.container.into(),
+        }
+    }
+
+    fn matches(&self, l: &GpuLabels<'_>) -> bool {
+        let uuid_ok = if l.gpu_instance_id.is_empty() {
+            &*self.gpu_uuid == l.uuid
+        } else {
+            self.gpu_uuid.len() == l.uuid.len() + 1 + l.gpu_instance_id.len()
+                && self.gpu_uuid.starts_with(l.uuid)
+                && self.gpu_uuid.ends_with(l.gpu_instance_id)
+        };
+        uuid_ok
+            && self.gpu_index == l.gpu_index.parse().ok()
+            && &*self.hostname == l.hostname
+            && &*self.model_name == l.model_name
+            && &*self.namespace == l.namespace
+            && &*self.pod == l.pod
+            && &*self.container == l.container
+    }
+}
+
+pub type SeriesId = u32;
+
+/// Append-only table of series; ids are dense indices into it.
+#[derive(Default)]
+pub struct SeriesTable {
+    hasher: FixedState,
+    by_hash: HashMap<u64, Vec<SeriesId>, FixedState>,
+    series: Vec<Series>,
+}
+
+impl SeriesTable {
+    pub fn intern(&mut self, labels: &GpuLabels<'_>) -> SeriesId {
+        let hash = self.hasher.hash_one(labels);
+        let bucket = self.by_hash.entry(hash).or_default();
+        for &id in bucket.iter() {
+            if self.series[id as usize].matches(labels) {
+                return id;
+            }
+        }
+        let id = self.series.len() as SeriesId;
+        self.series.push(Series::from_labels(labels));
+        bucket.push(id);
+        id
+    }
+
+    pub fn get(&self, id: SeriesId) -> &Series {
+        &self.series[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_labels_same_id_mig_is_distinct() {
+        let mut t = SeriesTable::default();
+        let a = GpuLabels {
+            uuid: "GPU-1",
+            pod: "p",
+            ..Default::default()
+        };
+        let mig = GpuLabels {
+            gpu_instance_id: "3",
+            ..a
+        };
+        let other_pod = GpuLabels { pod: "q", ..a };
+        let ia = t.intern(&a);
+        assert_eq!(t.intern(&a), ia);
+        let im = t.intern(&mig);
+        assert_ne!(im, ia);
+        assert_eq!(&*t.get(im).gpu_uuid, "GPU-1/3");
+        assert_eq!(t.intern(&mig), im);
+        assert_ne!(t.intern(&other_pod), ia);
+        assert_eq!(t.len(), 3);
+    }
+}
