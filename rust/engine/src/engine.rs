@@ -3,8 +3,8 @@
 //! Every message ends in exactly one counter (aggregated, skipped, late or dead), so the
 //! counts always reconcile with what was consumed.
 
-use crate::decode::prom_json::{self, Outcome};
-use crate::decode::{GpuSample, SkipReason};
+use crate::decode::{prom_json, DecodeContext, Reading, ReadingSink};
+use crate::fields::{FieldRegistry, DCGM_BLANK_THRESHOLD};
 use crate::gpu_windows::GpuWindowRow;
 use crate::series::SeriesTable;
 use crate::time::{EpochMs, MIN_VALID_MS};
@@ -72,8 +72,31 @@ pub struct DeadLetter {
 /// Open windows of one window family and start, keyed by series.
 type OpenWindow = HashMap<u32, GpuWindowAcc, FixedState>;
 
+/// Collects one message's readings, so a message that turns out dead contributes nothing.
+#[derive(Default)]
+struct MessageReadings {
+    readings: Vec<(u32, crate::fields::FieldId, EpochMs, f64)>,
+    unknown: u32,
+}
+
+struct InterningSink<'s> {
+    series: &'s mut SeriesTable,
+    out: &'s mut MessageReadings,
+}
+
+impl ReadingSink for InterningSink<'_> {
+    fn reading(&mut self, r: Reading<'_>) {
+        let id = self.series.intern(&r.labels);
+        self.out.readings.push((id, r.field, r.ts_ms, r.value));
+    }
+    fn unknown_field(&mut self) {
+        self.out.unknown += 1;
+    }
+}
+
 pub struct Engine {
     cfg: EngineConfig,
+    fields: FieldRegistry,
     series: SeriesTable,
     watermarks: Watermarks,
     /// Keyed by (window_end, spec index, window_start) so closing pops from the front.
@@ -87,6 +110,7 @@ impl Engine {
         Engine {
             watermarks: Watermarks::new(cfg.allowed_lateness_ms),
             cfg,
+            fields: FieldRegistry::default(),
             series: SeriesTable::default(),
             open: BTreeMap::new(),
             stats: Stats::default(),
@@ -145,57 +169,76 @@ impl Engine {
                 self.dead(partition, offset, reason);
                 continue;
             }
-            let invalid = prom_json::decode(bytes, |o| match o {
-                Outcome::Sample(s) => self.ingest(&s, partition).err(),
-                Outcome::Skip(SkipReason::UnknownField) => {
-                    self.stats.skipped_unknown_field += 1;
-                    None
-                }
-                Outcome::Skip(SkipReason::Blank) => {
-                    self.stats.skipped_blank += 1;
-                    None
-                }
-                Outcome::Invalid(reason) => Some(reason),
-            });
-            if let Some(reason) = invalid {
+            let mut msg = MessageReadings::default();
+            let ctx = DecodeContext {
+                fields: &self.fields,
+                extra_labels: &[],
+            };
+            let mut sink = InterningSink {
+                series: &mut self.series,
+                out: &mut msg,
+            };
+            let decoded = prom_json::decode(bytes, &ctx, &mut sink);
+            if let Err(reason) = decoded.and_then(|_| self.check(&msg)) {
                 self.dead(partition, offset, reason);
+                continue;
             }
+            self.apply(&msg, partition);
         }
     }
 
-    /// Routes one valid sample to its windows; `Err` is a dead-letter reason.
-    fn ingest(&mut self, s: &GpuSample<'_>, partition: i32) -> Result<(), String> {
-        if s.ts_ms < MIN_VALID_MS || s.ts_ms > self.cfg.max_event_time_ms {
-            return Err(format!(
-                "event time {} ms is outside the accepted range",
-                s.ts_ms
-            ));
+    /// Validates a message's readings; `Err` is the dead-letter reason.
+    fn check(&self, msg: &MessageReadings) -> Result<(), String> {
+        for &(_, field, ts, v) in &msg.readings {
+            if v.is_finite() && v >= DCGM_BLANK_THRESHOLD {
+                continue;
+            }
+            self.fields.validate(field, v)?;
+            if !(MIN_VALID_MS..=self.cfg.max_event_time_ms).contains(&ts) {
+                return Err(format!("event time {ts} ms is outside the accepted range"));
+            }
         }
-        let id = self.series.intern(&s.labels);
-        self.watermarks.observe(partition, s.ts_ms);
+        Ok(())
+    }
+
+    /// Routes a valid message's readings to their windows and counts the message once.
+    fn apply(&mut self, msg: &MessageReadings, partition: i32) {
         let closed_until = self.watermarks.current();
-        let (mut on_time, mut duplicate) = (false, false);
-        for (k, spec) in self.cfg.windows.iter().enumerate() {
-            for start in spec.starts_of(s.ts_ms) {
-                let end = start + spec.size_ms;
-                if end <= closed_until {
-                    continue;
-                }
-                on_time = true;
-                let acc = self.open.entry((end, k, start)).or_default();
-                if acc.entry(id).or_default().insert(s.field, s.ts_ms, s.value) == Insert::Duplicate
-                {
-                    duplicate = true;
+        let (mut on_time, mut late, mut duplicate) = (false, false, false);
+        for &(id, field, ts, v) in &msg.readings {
+            if v >= DCGM_BLANK_THRESHOLD {
+                continue;
+            }
+            self.watermarks.observe(partition, ts);
+            for (k, spec) in self.cfg.windows.iter().enumerate() {
+                for start in spec.starts_of(ts) {
+                    let end = start + spec.size_ms;
+                    if end <= closed_until {
+                        late = true;
+                        continue;
+                    }
+                    on_time = true;
+                    let acc = self.open.entry((end, k, start)).or_default();
+                    if acc.entry(id).or_default().insert(field, ts, v) == Insert::Duplicate {
+                        duplicate = true;
+                    }
                 }
             }
         }
-        // An event counts as late only when every window it belongs to was already emitted.
-        match (on_time, duplicate) {
-            (false, _) => self.stats.late += 1,
-            (true, true) => self.stats.skipped_duplicate += 1,
-            (true, false) => self.stats.aggregated += 1,
+        // Late only when every window of the message was already emitted; a blank-only
+        // message is a blank skip, one without known fields an unknown-field skip.
+        let s = &mut self.stats;
+        if on_time && !duplicate {
+            s.aggregated += 1;
+        } else if on_time {
+            s.skipped_duplicate += 1;
+        } else if late {
+            s.late += 1;
+        } else if msg.readings.is_empty() {
+            s.skipped_unknown_field += 1;
+        } else {
+            s.skipped_blank += 1;
         }
-        Ok(())
     }
 
     /// Stops `partition` from holding the watermark back (it has been idle).

@@ -1,74 +1,191 @@
-//! The DCGM fields the engine aggregates, and the validity rules for their values.
+//! DCGM fields: the six built-in ones the tables use, any others that custom aggregations
+//! ask for, their unit conversions, and the validity rules for their values.
+
+use std::collections::HashMap;
 
 /// DCGM reports "blank" (no reading) as integers near 2^63; at or above this a value is missing.
 pub const DCGM_BLANK_THRESHOLD: f64 = 9.2e18;
 
-/// A DCGM field gpuledger understands. The discriminant indexes per-field state arrays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Field {
+/// A field known to the engine; an index into per-field state. Built-ins come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldId(pub u16);
+
+impl FieldId {
     /// `DCGM_FI_PROF_GR_ENGINE_ACTIVE`, ratio 0..1: the preferred utilization signal.
-    GrEngineActive = 0,
+    pub const GR_ENGINE_ACTIVE: FieldId = FieldId(0);
     /// `DCGM_FI_DEV_GPU_UTIL`, percent 0..100: the fallback utilization signal.
-    GpuUtil = 1,
+    pub const GPU_UTIL: FieldId = FieldId(1);
     /// `DCGM_FI_PROF_SM_ACTIVE`, ratio 0..1.
-    SmActive = 2,
+    pub const SM_ACTIVE: FieldId = FieldId(2);
     /// `DCGM_FI_DEV_FB_USED`, MiB.
-    FbUsed = 3,
+    pub const FB_USED: FieldId = FieldId(3);
     /// `DCGM_FI_DEV_POWER_USAGE`, W.
-    PowerUsage = 4,
+    pub const POWER_USAGE: FieldId = FieldId(4);
     /// `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`, mJ, a counter that can reset.
-    TotalEnergy = 5,
+    pub const TOTAL_ENERGY: FieldId = FieldId(5);
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
 }
 
-pub const N_FIELDS: usize = 6;
+/// The built-in fields, in `FieldId` order, with their default units as dcgm-exporter's
+/// default counters export them.
+pub const BUILTIN: [(&str, Unit); 6] = [
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", Unit::Ratio),
+    ("DCGM_FI_DEV_GPU_UTIL", Unit::Percent),
+    ("DCGM_FI_PROF_SM_ACTIVE", Unit::Ratio),
+    ("DCGM_FI_DEV_FB_USED", Unit::MiB),
+    ("DCGM_FI_DEV_POWER_USAGE", Unit::Watt),
+    ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Unit::MilliJoule),
+];
 
-impl Field {
-    pub const ALL: [Field; N_FIELDS] = [
-        Field::GrEngineActive,
-        Field::GpuUtil,
-        Field::SmActive,
-        Field::FbUsed,
-        Field::PowerUsage,
-        Field::TotalEnergy,
-    ];
+/// Units a field's raw values can arrive in; configuration can override a field's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Ratio,
+    Percent,
+    MiB,
+    Bytes,
+    Watt,
+    MilliJoule,
+    Joule,
+    /// Whatever the field says; no conversion and no range rule beyond finiteness.
+    Raw,
+}
 
-    pub fn from_dcgm_name(name: &str) -> Option<Field> {
-        Some(match name {
-            "DCGM_FI_PROF_GR_ENGINE_ACTIVE" => Field::GrEngineActive,
-            "DCGM_FI_DEV_GPU_UTIL" => Field::GpuUtil,
-            "DCGM_FI_PROF_SM_ACTIVE" => Field::SmActive,
-            "DCGM_FI_DEV_FB_USED" => Field::FbUsed,
-            "DCGM_FI_DEV_POWER_USAGE" => Field::PowerUsage,
-            "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" => Field::TotalEnergy,
+impl Unit {
+    pub fn parse(s: &str) -> Option<Unit> {
+        Some(match s {
+            "ratio" => Unit::Ratio,
+            "percent" | "%" => Unit::Percent,
+            "MiB" | "mib" => Unit::MiB,
+            "bytes" | "B" => Unit::Bytes,
+            "W" | "watt" => Unit::Watt,
+            "mJ" | "millijoule" => Unit::MilliJoule,
+            "J" | "joule" => Unit::Joule,
+            "raw" => Unit::Raw,
             _ => return None,
         })
     }
 
-    pub fn dcgm_name(self) -> &'static str {
-        match self {
-            Field::GrEngineActive => "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
-            Field::GpuUtil => "DCGM_FI_DEV_GPU_UTIL",
-            Field::SmActive => "DCGM_FI_PROF_SM_ACTIVE",
-            Field::FbUsed => "DCGM_FI_DEV_FB_USED",
-            Field::PowerUsage => "DCGM_FI_DEV_POWER_USAGE",
-            Field::TotalEnergy => "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+    /// Factor from this unit to `to`, or `None` when they measure different things.
+    fn factor_to(self, to: Unit) -> Option<f64> {
+        use Unit::*;
+        Some(match (self, to) {
+            (a, b) if a == b => 1.0,
+            (Ratio, Percent) => 100.0,
+            (Percent, Ratio) => 0.01,
+            (Bytes, MiB) => 1.0 / 1_048_576.0,
+            (MiB, Bytes) => 1_048_576.0,
+            (Joule, MilliJoule) => 1000.0,
+            (MilliJoule, Joule) => 0.001,
+            _ => return None,
+        })
+    }
+}
+
+struct FieldInfo {
+    name: Box<str>,
+    /// The unit values are validated and aggregated in (the spec's default unit).
+    unit: Unit,
+    /// Multiplier from the unit messages carry to `unit` (1 unless overridden).
+    scale: f64,
+}
+
+/// Fields the engine aggregates: the built-ins plus those registered for custom aggregations.
+pub struct FieldRegistry {
+    fields: Vec<FieldInfo>,
+    by_name: HashMap<Box<str>, FieldId>,
+}
+
+impl Default for FieldRegistry {
+    fn default() -> Self {
+        let mut r = FieldRegistry {
+            fields: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        for (name, unit) in BUILTIN {
+            r.add(name, unit);
+        }
+        r
+    }
+}
+
+impl FieldRegistry {
+    fn add(&mut self, name: &str, unit: Unit) -> FieldId {
+        let id = FieldId(self.fields.len() as u16);
+        self.fields.push(FieldInfo {
+            name: name.into(),
+            unit,
+            scale: 1.0,
+        });
+        self.by_name.insert(name.into(), id);
+        id
+    }
+
+    /// Registers a field a custom aggregation needs (idempotent). Its values are kept as sent.
+    pub fn register(&mut self, name: &str) -> FieldId {
+        match self.by_name.get(name) {
+            Some(&id) => id,
+            None => self.add(name, Unit::Raw),
         }
     }
 
-    /// Checks a (non-blank) value; `Err` carries the dead-letter reason.
-    pub fn validate(self, v: f64) -> Result<(), String> {
+    /// Declares that messages carry `field` in `unit` (newer dcgm-exporter releases changed
+    /// some units); values are converted to the field's default unit on decode.
+    pub fn set_source_unit(&mut self, name: &str, unit: Unit) -> Result<(), String> {
+        let id = *self
+            .by_name
+            .get(name)
+            .ok_or_else(|| format!("units.{name}: not a field gpuledger aggregates"))?;
+        let info = &mut self.fields[id.index()];
+        info.scale = unit
+            .factor_to(info.unit)
+            .ok_or_else(|| format!("units.{name}: cannot convert {unit:?} to {:?}", info.unit))?;
+        Ok(())
+    }
+
+    /// The field a DCGM metric name denotes, if the engine aggregates it.
+    #[inline]
+    pub fn lookup(&self, name: &str) -> Option<FieldId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn name(&self, id: FieldId) -> &str {
+        &self.fields[id.index()].name
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Multiplier from the unit messages carry (DCGM-named sources) to the default unit.
+    #[inline]
+    pub fn source_scale(&self, id: FieldId) -> f64 {
+        self.fields[id.index()].scale
+    }
+
+    /// Checks a value in the field's default unit; `Err` carries the dead-letter reason.
+    pub fn validate(&self, id: FieldId, v: f64) -> Result<(), String> {
+        let info = &self.fields[id.index()];
         if !v.is_finite() {
-            return Err(format!("{}: non-finite value {v}", self.dcgm_name()));
+            return Err(format!("{}: non-finite value {v}", info.name));
         }
-        let max = match self {
-            Field::GrEngineActive | Field::SmActive => 1.0,
-            Field::GpuUtil => 100.0,
+        let max = match info.unit {
+            Unit::Ratio => 1.0,
+            Unit::Percent => 100.0,
+            Unit::Raw => return Ok(()),
             _ => f64::INFINITY,
         };
         if v < 0.0 || v > max {
             return Err(format!(
                 "{}: value {v} outside the valid range 0..{max}",
-                self.dcgm_name()
+                info.name
             ));
         }
         Ok(())
@@ -80,21 +197,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip() {
-        for f in Field::ALL {
-            assert_eq!(Field::from_dcgm_name(f.dcgm_name()), Some(f));
-        }
-        assert_eq!(Field::from_dcgm_name("DCGM_FI_DEV_MEMORY_TEMP"), None);
+    fn builtins_have_fixed_ids() {
+        let r = FieldRegistry::default();
+        assert_eq!(
+            r.lookup("DCGM_FI_PROF_GR_ENGINE_ACTIVE"),
+            Some(FieldId::GR_ENGINE_ACTIVE)
+        );
+        assert_eq!(r.lookup("DCGM_FI_DEV_GPU_UTIL"), Some(FieldId::GPU_UTIL));
+        assert_eq!(
+            r.lookup("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
+            Some(FieldId::TOTAL_ENERGY)
+        );
+        assert_eq!(r.lookup("DCGM_FI_DEV_MEMORY_TEMP"), None);
+    }
+
+    #[test]
+    fn registered_fields_are_raw_and_idempotent() {
+        let mut r = FieldRegistry::default();
+        let t = r.register("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE");
+        assert_eq!(t, FieldId(6));
+        assert_eq!(r.register("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"), t);
+        assert!(r.validate(t, 123.0).is_ok());
+        assert!(r.validate(t, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn unit_overrides_convert_to_default_units() {
+        let mut r = FieldRegistry::default();
+        r.set_source_unit("DCGM_FI_DEV_GPU_UTIL", Unit::Ratio)
+            .unwrap();
+        assert_eq!(r.source_scale(FieldId::GPU_UTIL), 100.0);
+        r.set_source_unit("DCGM_FI_DEV_FB_USED", Unit::Bytes)
+            .unwrap();
+        assert_eq!(r.source_scale(FieldId::FB_USED) * 1_048_576.0, 1.0);
+        r.set_source_unit("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Unit::Joule)
+            .unwrap();
+        assert_eq!(r.source_scale(FieldId::TOTAL_ENERGY), 1000.0);
+        assert!(r
+            .set_source_unit("DCGM_FI_DEV_POWER_USAGE", Unit::Bytes)
+            .is_err());
+        assert!(r
+            .set_source_unit("NOPE", Unit::Watt)
+            .unwrap_err()
+            .contains("units.NOPE"));
     }
 
     #[test]
     fn utilization_above_full_is_invalid() {
-        assert!(Field::GpuUtil.validate(100.0).is_ok());
-        assert!(Field::GpuUtil.validate(100.5).is_err());
-        assert!(Field::GrEngineActive.validate(1.01).is_err());
-        assert!(Field::GrEngineActive.validate(-0.1).is_err());
-        assert!(Field::PowerUsage.validate(f64::NAN).is_err());
-        assert!(Field::PowerUsage.validate(f64::INFINITY).is_err());
-        assert!(Field::PowerUsage.validate(700.0).is_ok());
+        let r = FieldRegistry::default();
+        assert!(r.validate(FieldId::GPU_UTIL, 100.0).is_ok());
+        assert!(r.validate(FieldId::GPU_UTIL, 100.5).is_err());
+        assert!(r.validate(FieldId::GR_ENGINE_ACTIVE, 1.01).is_err());
+        assert!(r.validate(FieldId::GR_ENGINE_ACTIVE, -0.1).is_err());
+        assert!(r.validate(FieldId::POWER_USAGE, f64::NAN).is_err());
+        assert!(r.validate(FieldId::POWER_USAGE, f64::INFINITY).is_err());
+        assert!(r.validate(FieldId::POWER_USAGE, 700.0).is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! Table `gpu_windows`: the per (window, GPU, pod) row, how it is computed from a window's
 //! points, and its Arrow schema. Column names and units are the spec's contract.
 
-use crate::fields::Field;
+use crate::fields::FieldId;
 use crate::series::{SeriesId, SeriesTable};
 use crate::time::EpochMs;
 use crate::window::GpuWindowAcc;
@@ -34,9 +34,9 @@ impl GpuWindowRow {
         acc: &GpuWindowAcc,
         sample_interval_s: f64,
     ) -> GpuWindowRow {
-        let gr = acc.points(Field::GrEngineActive);
+        let gr = acc.points(FieldId::GR_ENGINE_ACTIVE);
         let (pts, scale) = if gr.is_empty() {
-            (acc.points(Field::GpuUtil), 0.01)
+            (acc.points(FieldId::GPU_UTIL), 0.01)
         } else {
             (gr, 1.0)
         };
@@ -157,7 +157,7 @@ pub fn to_record_batch(
 mod tests {
     use super::*;
 
-    fn acc(field: Field, pts: &[(i64, f64)]) -> GpuWindowAcc {
+    fn acc(field: FieldId, pts: &[(i64, f64)]) -> GpuWindowAcc {
         let mut a = GpuWindowAcc::default();
         for &(t, v) in pts {
             a.insert(field, t, v);
@@ -167,8 +167,8 @@ mod tests {
 
     #[test]
     fn gr_engine_active_is_preferred_over_gpu_util() {
-        let mut a = acc(Field::GpuUtil, &[(0, 100.0), (1000, 100.0)]);
-        a.insert(Field::GrEngineActive, 0, 0.5);
+        let mut a = acc(FieldId::GPU_UTIL, &[(0, 100.0), (1000, 100.0)]);
+        a.insert(FieldId::GR_ENGINE_ACTIVE, 0, 0.5);
         let r = GpuWindowRow::compute(0, 60_000, 0, &a, 1.0);
         assert_eq!(r.samples, 1);
         assert_eq!(r.util_mean, Some(0.5));
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn gpu_util_percent_is_scaled_and_covered_is_capped() {
         let pts: Vec<_> = (0..60).map(|i| (i * 1000, 50.0)).collect();
-        let a = acc(Field::GpuUtil, &pts);
+        let a = acc(FieldId::GPU_UTIL, &pts);
         let r = GpuWindowRow::compute(0, 60_000, 0, &a, 2.0);
         assert_eq!(r.samples, 60);
         assert_eq!(r.covered_s, 60.0);
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn no_utilization_samples_gives_null_mean() {
-        let a = acc(Field::PowerUsage, &[(0, 300.0)]);
+        let a = acc(FieldId::POWER_USAGE, &[(0, 300.0)]);
         let r = GpuWindowRow::compute(0, 60_000, 0, &a, 1.0);
         assert_eq!((r.samples, r.util_mean, r.covered_s), (0, None, 0.0));
     }

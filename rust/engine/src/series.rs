@@ -7,6 +7,9 @@ use foldhash::fast::FixedState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+/// How many extra labels (beyond the standard ones) a custom `group_by` can keep.
+pub const MAX_EXTRA_LABELS: usize = 8;
+
 /// Labels of one sample as borrowed from the message. Empty string means absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GpuLabels<'a> {
@@ -19,6 +22,8 @@ pub struct GpuLabels<'a> {
     pub namespace: &'a str,
     pub pod: &'a str,
     pub container: &'a str,
+    /// Values of the configured extra labels, by slot (see `DecodeContext::extra_labels`).
+    pub extra: [&'a str; MAX_EXTRA_LABELS],
 }
 
 /// The owned, interned form of [`GpuLabels`].
@@ -32,6 +37,7 @@ pub struct Series {
     pub namespace: Box<str>,
     pub pod: Box<str>,
     pub container: Box<str>,
+    pub extra: [Box<str>; MAX_EXTRA_LABELS],
 }
 
 impl Series {
@@ -49,6 +55,7 @@ impl Series {
             namespace: l.namespace.into(),
             pod: l.pod.into(),
             container: l.container.into(),
+            extra: l.extra.map(Box::from),
         }
     }
 
@@ -67,6 +74,7 @@ impl Series {
             && &*self.namespace == l.namespace
             && &*self.pod == l.pod
             && &*self.container == l.container
+            && self.extra.iter().zip(l.extra).all(|(a, b)| &**a == b)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Window specifications (tumbling and hopping, epoch-aligned) and per-window GPU state.
 
-use crate::fields::{Field, N_FIELDS};
+use crate::fields::FieldId;
 use crate::time::{align_down, EpochMs};
 
 /// A window family: `size_ms` long, a new one every `slide_ms` (tumbling when equal).
@@ -50,12 +50,16 @@ pub enum Insert {
 /// see docs/design.md for the memory this costs per open (GPU, window).
 #[derive(Default, Debug)]
 pub struct GpuWindowAcc {
-    points: [Vec<(EpochMs, f64)>; N_FIELDS],
+    /// Indexed by `FieldId`; grown on demand.
+    points: Vec<Vec<(EpochMs, f64)>>,
 }
 
 impl GpuWindowAcc {
-    pub fn insert(&mut self, field: Field, ts: EpochMs, value: f64) -> Insert {
-        let v = &mut self.points[field as usize];
+    pub fn insert(&mut self, field: FieldId, ts: EpochMs, value: f64) -> Insert {
+        if self.points.len() <= field.index() {
+            self.points.resize_with(field.index() + 1, Vec::new);
+        }
+        let v = &mut self.points[field.index()];
         match v.last() {
             None => v.push((ts, value)),
             Some(&(last, _)) if ts > last => v.push((ts, value)),
@@ -74,8 +78,8 @@ impl GpuWindowAcc {
         Insert::New
     }
 
-    pub fn points(&self, field: Field) -> &[(EpochMs, f64)] {
-        &self.points[field as usize]
+    pub fn points(&self, field: FieldId) -> &[(EpochMs, f64)] {
+        self.points.get(field.index()).map_or(&[], |v| v.as_slice())
     }
 }
 
@@ -108,16 +112,19 @@ mod tests {
         let mut a = GpuWindowAcc::default();
         let mut dups = 0;
         for (t, v) in pts {
-            if a.insert(Field::GpuUtil, t, v) == Insert::Duplicate {
+            if a.insert(FieldId::GPU_UTIL, t, v) == Insert::Duplicate {
                 dups += 1;
             }
         }
         let mut b = GpuWindowAcc::default();
         for (t, v) in pts.iter().rev() {
-            b.insert(Field::GpuUtil, *t, *v);
+            b.insert(FieldId::GPU_UTIL, *t, *v);
         }
         assert_eq!(dups, 2);
-        assert_eq!(a.points(Field::GpuUtil), &[(1, 0.15), (2, 0.2), (3, 0.3)]);
-        assert_eq!(a.points(Field::GpuUtil), b.points(Field::GpuUtil));
+        assert_eq!(
+            a.points(FieldId::GPU_UTIL),
+            &[(1, 0.15), (2, 0.2), (3, 0.3)]
+        );
+        assert_eq!(a.points(FieldId::GPU_UTIL), b.points(FieldId::GPU_UTIL));
     }
 }

@@ -1,25 +1,44 @@
-//! Decoders: raw message bytes to [`Decoded`] outcomes. Each decoder borrows from the message.
+//! Decoders: raw message bytes to [`Reading`]s, borrowing label strings from the message.
+//!
+//! A decoder finds readings and hands them to a [`ReadingSink`]; it does not judge values.
+//! Blank sentinels, range checks and event-time bounds are applied in one place, by the
+//! engine, so every input form follows the same rules. A decoder returns `Err(reason)`
+//! when the message as a whole is unusable (a dead letter); the engine then discards any
+//! readings the sink already took from that message.
 
 pub mod prom_json;
 
-use crate::fields::Field;
+use crate::fields::{FieldId, FieldRegistry};
 use crate::series::GpuLabels;
 use crate::time::EpochMs;
 
-/// One GPU telemetry reading, borrowing its labels from the message bytes.
+/// What decoders need to know about the engine's configuration.
+pub struct DecodeContext<'r> {
+    pub fields: &'r FieldRegistry,
+    /// Label names kept beyond the standard ones (for custom `group_by`), in slot order.
+    pub extra_labels: &'r [Box<str>],
+}
+
+impl DecodeContext<'_> {
+    /// Slot of an extra label name, if it is kept.
+    #[inline]
+    pub fn extra_slot(&self, name: &str) -> Option<usize> {
+        self.extra_labels.iter().position(|l| &**l == name)
+    }
+}
+
+/// One reading of a known field: value already converted to the field's default unit.
 #[derive(Debug, Clone, Copy)]
-pub struct GpuSample<'a> {
+pub struct Reading<'a> {
     pub ts_ms: EpochMs,
-    pub field: Field,
+    pub field: FieldId,
     pub value: f64,
     pub labels: GpuLabels<'a>,
 }
 
-/// Why a well-formed message does not contribute to an aggregate (a counted skip).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// A DCGM metric gpuledger does not aggregate.
-    UnknownField,
-    /// A DCGM blank sentinel (value at or above 9.2e18).
-    Blank,
+/// Receives what a decoder finds in one message.
+pub trait ReadingSink {
+    fn reading(&mut self, r: Reading<'_>);
+    /// A metric the engine does not aggregate (counted, not an error).
+    fn unknown_field(&mut self);
 }

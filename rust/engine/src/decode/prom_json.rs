@@ -3,8 +3,7 @@
 //! `{"timestamp":"2026-11-28T12:00:01Z","value":"0.734","name":"DCGM_FI_...","labels":{...}}`
 //! Strings are borrowed from the message unless they contain escapes.
 
-use super::{GpuSample, SkipReason};
-use crate::fields::{Field, DCGM_BLANK_THRESHOLD};
+use super::{DecodeContext, Reading, ReadingSink};
 use crate::series::GpuLabels;
 use crate::time::parse_rfc3339_ms;
 use serde::de::{self, Deserializer, Visitor};
@@ -77,50 +76,33 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// What one message decodes to.
-pub enum Outcome<'a> {
-    Sample(GpuSample<'a>),
-    Skip(SkipReason),
-    /// Not a valid sample; the string is the dead-letter reason.
-    Invalid(String),
-}
-
-/// Decodes a message and hands the outcome to `f` (the closure form keeps borrows of
-/// unescaped label strings alive without allocating).
-pub fn decode<R>(bytes: &[u8], f: impl for<'a> FnOnce(Outcome<'a>) -> R) -> R {
-    let msg: Message<'_> = match serde_json::from_slice(bytes) {
-        Ok(m) => m,
-        Err(e) => return f(Outcome::Invalid(format!("invalid JSON: {e}"))),
+/// Decodes one message into `sink`; `Err` is the dead-letter reason for the whole message.
+pub fn decode(
+    bytes: &[u8],
+    ctx: &DecodeContext<'_>,
+    sink: &mut impl ReadingSink,
+) -> Result<(), String> {
+    let msg: Message<'_> =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Some(field) = ctx.fields.lookup(&msg.name) else {
+        sink.unknown_field();
+        return Ok(());
     };
-    let Some(field) = Field::from_dcgm_name(&msg.name) else {
-        return f(Outcome::Skip(SkipReason::UnknownField));
-    };
-    let value = msg.value.0;
-    if value.is_finite() && value >= DCGM_BLANK_THRESHOLD {
-        return f(Outcome::Skip(SkipReason::Blank));
-    }
-    if let Err(reason) = field.validate(value) {
-        return f(Outcome::Invalid(reason));
-    }
-    let Some(ts_ms) = parse_rfc3339_ms(&msg.timestamp) else {
-        return f(Outcome::Invalid(format!(
-            "timestamp {:?} is not RFC 3339",
-            &*msg.timestamp
-        )));
-    };
+    let ts_ms = parse_rfc3339_ms(&msg.timestamp)
+        .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", &*msg.timestamp))?;
     let l = &msg.labels;
     if l.uuid.is_empty() {
-        return f(Outcome::Invalid("missing UUID label".to_string()));
+        return Err("missing UUID label".to_string());
     }
     let hostname = if l.hostname_new.is_empty() {
         &l.hostname_old
     } else {
         &l.hostname_new
     };
-    f(Outcome::Sample(GpuSample {
+    sink.reading(Reading {
         ts_ms,
         field,
-        value,
+        value: msg.value.0 * ctx.fields.source_scale(field),
         labels: GpuLabels {
             uuid: &l.uuid,
             gpu_instance_id: &l.gpu_instance_id,
@@ -130,35 +112,51 @@ pub fn decode<R>(bytes: &[u8], f: impl for<'a> FnOnce(Outcome<'a>) -> R) -> R {
             namespace: &l.namespace,
             pod: &l.pod,
             container: &l.container,
+            extra: Default::default(),
         },
-    }))
+    });
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{FieldId, FieldRegistry};
 
     const SPEC_EXAMPLE: &str = r#"{"timestamp":"2026-11-28T12:00:01Z","value":"0.734","name":"DCGM_FI_PROF_GR_ENGINE_ACTIVE","labels":{"__name__":"DCGM_FI_PROF_GR_ENGINE_ACTIVE","gpu":"3","UUID":"GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52","device":"nvidia3","modelName":"NVIDIA H100 80GB HBM3","Hostname":"gpu-node-17","namespace":"team-search","pod":"ranker-7f9c-2","container":"main"}}"#;
 
-    fn outcome(s: &[u8]) -> Result<(i64, Field, f64, String, String), String> {
-        decode(s, |o| match o {
-            Outcome::Sample(g) => Ok((
-                g.ts_ms,
-                g.field,
-                g.value,
-                g.labels.hostname.to_string(),
-                g.labels.uuid.to_string(),
-            )),
-            Outcome::Skip(r) => Err(format!("skip {r:?}")),
-            Outcome::Invalid(r) => Err(r),
-        })
+    #[derive(Default)]
+    struct Collect {
+        got: Vec<(i64, FieldId, f64, String, String)>,
+        unknown: usize,
+    }
+    impl ReadingSink for Collect {
+        fn reading(&mut self, r: Reading<'_>) {
+            let l = r.labels;
+            self.got
+                .push((r.ts_ms, r.field, r.value, l.hostname.into(), l.uuid.into()));
+        }
+        fn unknown_field(&mut self) {
+            self.unknown += 1;
+        }
+    }
+
+    fn run(s: &[u8]) -> Result<Collect, String> {
+        let fields = FieldRegistry::default();
+        let ctx = DecodeContext {
+            fields: &fields,
+            extra_labels: &[],
+        };
+        let mut c = Collect::default();
+        decode(s, &ctx, &mut c).map(|_| c)
     }
 
     #[test]
     fn decodes_the_spec_example() {
-        let (ts, field, v, host, uuid) = outcome(SPEC_EXAMPLE.as_bytes()).unwrap();
+        let c = run(SPEC_EXAMPLE.as_bytes()).unwrap();
+        let (ts, field, v, host, uuid) = c.got[0].clone();
         assert_eq!(ts, 1_795_867_201_000);
-        assert_eq!(field, Field::GrEngineActive);
+        assert_eq!(field, FieldId::GR_ENGINE_ACTIVE);
         assert_eq!(v, 0.734);
         assert_eq!(host, "gpu-node-17");
         assert_eq!(uuid, "GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52");
@@ -167,27 +165,23 @@ mod tests {
     #[test]
     fn accepts_lowercase_hostname_and_escapes() {
         let m = br#"{"timestamp":"2026-11-28T12:00:01Z","value":"87","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"GPU-\u0041","hostname":"n\"1"}}"#;
-        let (_, field, v, host, uuid) = outcome(m).unwrap();
-        assert_eq!((field, v), (Field::GpuUtil, 87.0));
+        let (_, field, v, host, uuid) = run(m).unwrap().got[0].clone();
+        assert_eq!((field, v), (FieldId::GPU_UTIL, 87.0));
         assert_eq!(host, "n\"1");
         assert_eq!(uuid, "GPU-A");
     }
 
     #[test]
-    fn blanks_and_unknown_fields_are_skips() {
-        let blank = br#"{"timestamp":"2026-11-28T12:00:01Z","value":"9223372036854775794","name":"DCGM_FI_DEV_POWER_USAGE","labels":{"UUID":"GPU-1"}}"#;
-        assert_eq!(outcome(blank).unwrap_err(), "skip Blank");
+    fn unknown_fields_are_reported_not_errors() {
         let unknown = br#"{"timestamp":"2026-11-28T12:00:01Z","value":"40","name":"DCGM_FI_DEV_MEMORY_TEMP","labels":{"UUID":"GPU-1"}}"#;
-        assert_eq!(outcome(unknown).unwrap_err(), "skip UnknownField");
+        let c = run(unknown).unwrap();
+        assert_eq!((c.got.len(), c.unknown), (0, 1));
     }
 
     #[test]
-    fn bad_messages_are_invalid_with_a_reason() {
+    fn bad_messages_are_errors_with_a_reason() {
         let cases: &[(&[u8], &str)] = &[
             (b"{\"timestamp\":\"2026-11-28T12:00:01Z\",\"val", "invalid JSON"),
-            (br#"{"timestamp":"2026-11-28T12:00:01Z","value":"NaN","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "non-finite"),
-            (br#"{"timestamp":"2026-11-28T12:00:01Z","value":"+Inf","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "non-finite"),
-            (br#"{"timestamp":"2026-11-28T12:00:01Z","value":"140","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "outside the valid range"),
             (br#"{"timestamp":"2026-11-28T12:00:01Z","value":"abc","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "not a number"),
             (br#"{"timestamp":12,"value":"1","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "invalid JSON"),
             (br#"{"timestamp":"yesterday","value":"1","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"}}"#, "not RFC 3339"),
@@ -195,17 +189,17 @@ mod tests {
             (b"{\"timestamp\":\"2026-11-28T12:00:01Z\",\"value\":\"1\",\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"UUID\":\"\xff\"}}", "invalid JSON"),
         ];
         for (msg, want) in cases {
-            let err = outcome(msg).unwrap_err();
+            let err = run(msg).err().unwrap();
             assert!(err.contains(want), "{err} should contain {want}");
         }
     }
 
     #[test]
-    fn deep_nesting_is_invalid_not_a_crash() {
+    fn deep_nesting_is_an_error_not_a_crash() {
         let mut m = String::from(
             r#"{"timestamp":"2026-11-28T12:00:01Z","value":"1","name":"DCGM_FI_DEV_GPU_UTIL","labels":{"UUID":"G"},"x":"#,
         );
         m.push_str(&"[".repeat(100_000));
-        assert!(outcome(m.as_bytes()).unwrap_err().contains("invalid JSON"));
+        assert!(run(m.as_bytes()).err().unwrap().contains("invalid JSON"));
     }
 }
