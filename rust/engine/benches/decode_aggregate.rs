@@ -1,6 +1,6 @@
 //! Criterion bench: decode + aggregate prometheus-kafka-adapter JSON on one core.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gpuledger_engine::{Engine, EngineConfig};
+use gpuledger_engine::{Engine, EngineConfig, MessageFormat, Offsets, Provenance};
 
 fn messages(n: usize) -> Vec<String> {
     (0..n)
@@ -22,9 +22,14 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(msgs.len() as u64));
     g.bench_function("decode_aggregate_100k", |b| {
         b.iter(|| {
-            let mut e = Engine::new(EngineConfig::default());
-            e.push_prom_json(&msgs, 0, 0);
-            e.finish().len()
+            let mut e = Engine::new(EngineConfig::default()).unwrap();
+            let prov = Provenance {
+                source: "bench",
+                partition: 0,
+                offsets: Offsets::From(0),
+            };
+            e.push_messages(MessageFormat::PromJson, &msgs, prov);
+            e.finish().gpu.len()
         })
     });
     g.finish();

@@ -1,38 +1,53 @@
-//! The engine facade: batches of raw messages in, closed `gpu_windows` rows out.
+//! The engine facade: batches of raw messages in, closed windows of every table out.
 //!
 //! Every message ends in exactly one counter (aggregated, skipped, late or dead), so the
-//! counts always reconcile with what was consumed.
+//! counts always reconcile with what was consumed. Windows close only in `poll`,
+//! `advance_to` and `finish`, never inside a batch, so order within a batch never matters.
 
+use crate::config::EngineConfig;
+use crate::custom_agg::{CustomAggregation, CustomBuilder, CustomRow, GroupLabel};
 use crate::decode::{prom_json, DecodeContext, Reading, ReadingSink};
-use crate::fields::{FieldRegistry, DCGM_BLANK_THRESHOLD};
-use crate::gpu_windows::GpuWindowRow;
-use crate::series::SeriesTable;
+use crate::fields::{FieldId, FieldRegistry, DCGM_BLANK_THRESHOLD};
+use crate::gpu_windows::{GpuWindowRow, RowContext};
+use crate::late_dead::{DeadLetter, LateEvent};
+use crate::panes::PaneStore;
+use crate::pool_windows::{PoolBuilder, PoolWindowRow};
+use crate::series::{SeriesId, SeriesTable, MAX_EXTRA_LABELS};
 use crate::time::{EpochMs, MIN_VALID_MS};
 use crate::watermark::Watermarks;
-use crate::window::{GpuWindowAcc, Insert, WindowSpec};
-use foldhash::fast::FixedState;
-use std::collections::{BTreeMap, HashMap};
+use crate::window::{Insert, SeriesPoints};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub windows: Vec<WindowSpec>,
-    pub allowed_lateness_ms: i64,
-    pub sample_interval_s: f64,
-    /// Messages larger than this are dead letters, never parsed.
-    pub max_message_bytes: usize,
-    /// Event times later than this are dead letters ("far in the future").
-    pub max_event_time_ms: EpochMs,
+/// Message formats handed over as one message per element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// prometheus-kafka-adapter JSON (spec inputs.md 1a).
+    PromJson,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            windows: vec![WindowSpec::tumbling(60)],
-            allowed_lateness_ms: 30_000,
-            sample_interval_s: 1.0,
-            max_message_bytes: 1 << 20,
-            // 2100-01-01T00:00:00Z; the wall-clock bound arrives with configuration (issue 3).
-            max_event_time_ms: 4_102_444_800_000,
+/// Where a batch came from: source (topic or file), partition, and message offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct Provenance<'a> {
+    pub source: &'a str,
+    pub partition: i32,
+    pub offsets: Offsets<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Offsets<'a> {
+    /// Contiguous offsets (or line numbers) starting here.
+    From(i64),
+    /// One offset per message.
+    Each(&'a [i64]),
+}
+
+impl Offsets<'_> {
+    fn get(&self, i: usize) -> i64 {
+        match self {
+            Offsets::From(first) => first + i as i64,
+            Offsets::Each(v) => v[i],
         }
     }
 }
@@ -47,6 +62,7 @@ pub struct Stats {
     pub skipped_duplicate: u64,
     pub late: u64,
     pub dead: u64,
+    pub windows_emitted: u64,
 }
 
 impl Stats {
@@ -61,21 +77,31 @@ impl Stats {
     }
 }
 
-/// A message that could not be used, with where it came from and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub partition: i32,
-    pub offset: i64,
-    pub reason: String,
+/// One point of a closed window, for Python window functions (`keep_points`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    pub window_start: EpochMs,
+    pub window_end: EpochMs,
+    pub series: SeriesId,
+    pub field: FieldId,
+    pub ts: EpochMs,
+    pub value: f64,
 }
 
-/// Open windows of one window family and start, keyed by series.
-type OpenWindow = HashMap<u32, GpuWindowAcc, FixedState>;
+/// Rows of the windows closed by one call, per table.
+#[derive(Debug, Default)]
+pub struct Closed {
+    pub gpu: Vec<GpuWindowRow>,
+    pub pool: Vec<PoolWindowRow>,
+    /// One list per configured aggregation, in configuration order.
+    pub custom: Vec<Vec<CustomRow>>,
+    pub points: Vec<PointRow>,
+}
 
-/// Collects one message's readings, so a message that turns out dead contributes nothing.
+/// One message's readings, held until the message is known to be valid.
 #[derive(Default)]
 struct MessageReadings {
-    readings: Vec<(u32, crate::fields::FieldId, EpochMs, f64)>,
+    readings: Vec<(SeriesId, FieldId, EpochMs, f64)>,
     unknown: u32,
 }
 
@@ -97,25 +123,75 @@ impl ReadingSink for InterningSink<'_> {
 pub struct Engine {
     cfg: EngineConfig,
     fields: FieldRegistry,
+    extra_labels: Vec<Box<str>>,
+    aggregations: Vec<CustomAggregation>,
     series: SeriesTable,
     watermarks: Watermarks,
-    /// Keyed by (window_end, spec index, window_start) so closing pops from the front.
-    open: BTreeMap<(EpochMs, usize, EpochMs), OpenWindow>,
+    panes: PaneStore,
+    /// Per window family: start of the earliest window not yet emitted.
+    next_start: Vec<Option<EpochMs>>,
+    sources: HashMap<String, Arc<str>>,
     stats: Stats,
+    late_events: Vec<LateEvent>,
     dead_letters: Vec<DeadLetter>,
+    scratch: MessageReadings,
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig) -> Engine {
-        Engine {
-            watermarks: Watermarks::new(cfg.allowed_lateness_ms),
-            cfg,
-            fields: FieldRegistry::default(),
-            series: SeriesTable::default(),
-            open: BTreeMap::new(),
-            stats: Stats::default(),
-            dead_letters: Vec::new(),
+    /// Builds an engine; the error names the configuration key that is wrong.
+    pub fn new(cfg: EngineConfig) -> Result<Engine, String> {
+        cfg.validate()?;
+        let mut fields = FieldRegistry::default();
+        for (name, unit) in &cfg.units {
+            fields.set_source_unit(name, *unit)?;
         }
+        let mut extra_labels: Vec<Box<str>> = Vec::new();
+        let mut aggregations = Vec::new();
+        for (i, a) in cfg.aggregations.iter().enumerate() {
+            let mut group_by = Vec::new();
+            for label in &a.group_by {
+                let g = match GroupLabel::standard(label) {
+                    Some(g) => g,
+                    None => {
+                        let slot = match extra_labels.iter().position(|l| &**l == label) {
+                            Some(s) => s,
+                            None => {
+                                extra_labels.push(label.as_str().into());
+                                extra_labels.len() - 1
+                            }
+                        };
+                        if slot >= MAX_EXTRA_LABELS {
+                            return Err(format!(
+                                "aggregations[{i}].group_by: at most {MAX_EXTRA_LABELS} labels beyond the standard ones"
+                            ));
+                        }
+                        GroupLabel::Extra(slot)
+                    }
+                };
+                group_by.push((label.clone(), g));
+            }
+            aggregations.push(CustomAggregation {
+                name: a.name.clone(),
+                field: fields.register(&a.field),
+                reducer: a.reducer,
+                group_by,
+            });
+        }
+        Ok(Engine {
+            watermarks: Watermarks::new(cfg.allowed_lateness_ms),
+            panes: PaneStore::new(cfg.pane_ms()),
+            next_start: vec![None; cfg.windows.len()],
+            cfg,
+            fields,
+            extra_labels,
+            aggregations,
+            series: SeriesTable::default(),
+            sources: HashMap::new(),
+            stats: Stats::default(),
+            late_events: Vec::new(),
+            dead_letters: Vec::new(),
+            scratch: MessageReadings::default(),
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -126,6 +202,14 @@ impl Engine {
         &self.series
     }
 
+    pub fn fields(&self) -> &FieldRegistry {
+        &self.fields
+    }
+
+    pub fn aggregations(&self) -> &[CustomAggregation] {
+        &self.aggregations
+    }
+
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -134,110 +218,173 @@ impl Engine {
         self.watermarks.current()
     }
 
-    /// Dead letters recorded since the last call.
+    /// Approximate bytes of window state held (points, maps and series labels).
+    pub fn state_bytes(&self) -> usize {
+        self.panes.heap_bytes() + self.series.heap_bytes()
+    }
+
+    /// Number of (pane, series) entries open.
+    pub fn open_series_panes(&self) -> usize {
+        self.panes.open_series_panes()
+    }
+
+    pub fn take_late_events(&mut self) -> Vec<LateEvent> {
+        std::mem::take(&mut self.late_events)
+    }
+
     pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
         std::mem::take(&mut self.dead_letters)
     }
 
-    fn dead(&mut self, partition: i32, offset: i64, reason: String) {
+    fn source(&mut self, name: &str) -> Arc<str> {
+        if let Some(s) = self.sources.get(name) {
+            return s.clone();
+        }
+        let s: Arc<str> = name.into();
+        self.sources.insert(name.to_string(), s.clone());
+        s
+    }
+
+    /// Ingests a batch of messages of one format from one partition.
+    pub fn push_messages<M: AsRef<[u8]>>(
+        &mut self,
+        format: MessageFormat,
+        messages: &[M],
+        prov: Provenance<'_>,
+    ) {
+        let now = wall_clock_ms();
+        let source = self.source(prov.source);
+        let mut msg = std::mem::take(&mut self.scratch);
+        for (i, m) in messages.iter().enumerate() {
+            let bytes = m.as_ref();
+            let offset = prov.offsets.get(i);
+            self.stats.consumed += 1;
+            msg.readings.clear();
+            msg.unknown = 0;
+            let decoded = if bytes.len() > self.cfg.max_message_bytes {
+                Err(format!(
+                    "message of {} bytes exceeds engine.max_message_bytes {}",
+                    bytes.len(),
+                    self.cfg.max_message_bytes
+                ))
+            } else {
+                let ctx = DecodeContext {
+                    fields: &self.fields,
+                    extra_labels: &self.extra_labels,
+                };
+                let mut sink = InterningSink {
+                    series: &mut self.series,
+                    out: &mut msg,
+                };
+                match format {
+                    MessageFormat::PromJson => prom_json::decode(bytes, &ctx, &mut sink),
+                }
+            };
+            match decoded.and_then(|_| self.check(&msg, now)) {
+                Ok(()) => self.apply(&msg, &source, prov.partition, offset),
+                Err(reason) => self.dead(&source, prov.partition, offset, now, reason, bytes),
+            }
+        }
+        self.scratch = msg;
+    }
+
+    fn dead(
+        &mut self,
+        source: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        now: EpochMs,
+        reason: String,
+        bytes: &[u8],
+    ) {
         self.stats.dead += 1;
+        let keep = bytes.len().min(self.cfg.dead_letter_max_bytes);
         self.dead_letters.push(DeadLetter {
+            source: source.clone(),
             partition,
             offset,
+            received_at: now,
             reason,
+            raw: bytes[..keep].to_vec(),
+            raw_size: bytes.len() as i64,
         });
     }
 
-    /// Ingests prometheus-kafka-adapter JSON messages from one partition. `first_offset` is
-    /// the offset (or line number) of `messages[0]`; the rest follow contiguously.
-    pub fn push_prom_json<M: AsRef<[u8]>>(
-        &mut self,
-        messages: &[M],
-        partition: i32,
-        first_offset: i64,
-    ) {
-        for (i, m) in messages.iter().enumerate() {
-            let offset = first_offset + i as i64;
-            self.stats.consumed += 1;
-            let bytes = m.as_ref();
-            if bytes.len() > self.cfg.max_message_bytes {
-                let reason = format!(
-                    "message of {} bytes exceeds max_message_bytes {}",
-                    bytes.len(),
-                    self.cfg.max_message_bytes
-                );
-                self.dead(partition, offset, reason);
-                continue;
-            }
-            let mut msg = MessageReadings::default();
-            let ctx = DecodeContext {
-                fields: &self.fields,
-                extra_labels: &[],
-            };
-            let mut sink = InterningSink {
-                series: &mut self.series,
-                out: &mut msg,
-            };
-            let decoded = prom_json::decode(bytes, &ctx, &mut sink);
-            if let Err(reason) = decoded.and_then(|_| self.check(&msg)) {
-                self.dead(partition, offset, reason);
-                continue;
-            }
-            self.apply(&msg, partition);
-        }
-    }
-
     /// Validates a message's readings; `Err` is the dead-letter reason.
-    fn check(&self, msg: &MessageReadings) -> Result<(), String> {
+    fn check(&self, msg: &MessageReadings, now: EpochMs) -> Result<(), String> {
+        let latest = now.saturating_add(self.cfg.max_future_ms);
         for &(_, field, ts, v) in &msg.readings {
-            if v.is_finite() && v >= DCGM_BLANK_THRESHOLD {
+            if is_blank(v) {
                 continue;
             }
             self.fields.validate(field, v)?;
-            if !(MIN_VALID_MS..=self.cfg.max_event_time_ms).contains(&ts) {
-                return Err(format!("event time {ts} ms is outside the accepted range"));
+            if ts < MIN_VALID_MS {
+                return Err(format!("event time {} is before 2000-01-01", fmt_ms(ts)));
+            }
+            if ts > latest {
+                return Err(format!(
+                    "event time {} is more than engine.max_future_s ahead of now",
+                    fmt_ms(ts)
+                ));
             }
         }
         Ok(())
     }
 
-    /// Routes a valid message's readings to their windows and counts the message once.
-    fn apply(&mut self, msg: &MessageReadings, partition: i32) {
+    /// Routes a valid message's readings to their panes and counts the message once.
+    fn apply(&mut self, msg: &MessageReadings, source: &Arc<str>, partition: i32, offset: i64) {
         let closed_until = self.watermarks.current();
-        let (mut on_time, mut late, mut duplicate) = (false, false, false);
+        let (mut new, mut duplicate, mut late, mut blank) = (false, false, false, false);
         for &(id, field, ts, v) in &msg.readings {
-            if v >= DCGM_BLANK_THRESHOLD {
+            if is_blank(v) {
+                blank = true;
                 continue;
             }
             self.watermarks.observe(partition, ts);
-            for (k, spec) in self.cfg.windows.iter().enumerate() {
-                for start in spec.starts_of(ts) {
-                    let end = start + spec.size_ms;
-                    if end <= closed_until {
-                        late = true;
-                        continue;
-                    }
+            let mut on_time = false;
+            for spec in &self.cfg.windows {
+                let newest_end = spec.last_end_holding(ts);
+                if newest_end > closed_until {
                     on_time = true;
-                    let acc = self.open.entry((end, k, start)).or_default();
-                    if acc.entry(id).or_default().insert(field, ts, v) == Insert::Duplicate {
-                        duplicate = true;
-                    }
+                    continue;
+                }
+                late = true;
+                let s = self.series.get(id);
+                self.late_events.push(LateEvent {
+                    stream: "gpu_telemetry",
+                    key: s.gpu_uuid.to_string(),
+                    namespace: s.namespace.to_string(),
+                    pod: s.pod.to_string(),
+                    field: self.fields.name(field).to_string(),
+                    event_time: ts,
+                    window_start: newest_end - spec.size_ms,
+                    window_end: newest_end,
+                    lateness_s: (closed_until - newest_end) as f64 / 1000.0,
+                    source: source.clone(),
+                    partition,
+                    offset,
+                });
+            }
+            if on_time {
+                match self.panes.insert(id, field, ts, v) {
+                    Insert::New => new = true,
+                    Insert::Duplicate => duplicate = true,
                 }
             }
         }
-        // Late only when every window of the message was already emitted; a blank-only
-        // message is a blank skip, one without known fields an unknown-field skip.
+        // A message counts once: aggregated if any reading was new; a duplicate if its
+        // readings were all seen; late if it missed every window; else a skip.
         let s = &mut self.stats;
-        if on_time && !duplicate {
+        if new {
             s.aggregated += 1;
-        } else if on_time {
+        } else if duplicate {
             s.skipped_duplicate += 1;
         } else if late {
             s.late += 1;
-        } else if msg.readings.is_empty() {
-            s.skipped_unknown_field += 1;
-        } else {
+        } else if blank {
             s.skipped_blank += 1;
+        } else {
+            s.skipped_unknown_field += 1;
         }
     }
 
@@ -247,170 +394,191 @@ impl Engine {
     }
 
     /// Closes every window the data's watermark has passed.
-    pub fn poll(&mut self) -> Vec<GpuWindowRow> {
+    pub fn poll(&mut self) -> Closed {
         let wm = self.watermarks.advance();
         self.close_until(wm)
     }
 
     /// Moves the watermark to at least `ts` and closes what that finishes.
-    pub fn advance_to(&mut self, ts: EpochMs) -> Vec<GpuWindowRow> {
+    pub fn advance_to(&mut self, ts: EpochMs) -> Closed {
         self.watermarks.advance();
         let wm = self.watermarks.advance_to(ts);
         self.close_until(wm)
     }
 
-    /// End of input: closes every open window.
-    pub fn finish(&mut self) -> Vec<GpuWindowRow> {
-        let last_end = self.open.keys().next_back().map(|k| k.0);
-        match last_end {
-            Some(end) => self.advance_to(end),
-            None => Vec::new(),
+    /// End of input: closes every window that holds data.
+    pub fn finish(&mut self) -> Closed {
+        let mut closed = self.poll();
+        let last_end = self
+            .cfg
+            .windows
+            .iter()
+            .filter_map(|w| {
+                self.panes
+                    .last_pane()
+                    .map(|p| w.last_end_holding(p + self.panes.pane_ms() - 1))
+            })
+            .max();
+        if let Some(end) = last_end {
+            let more = self.advance_to(end);
+            closed.gpu.extend(more.gpu);
+            closed.pool.extend(more.pool);
+            for (a, b) in closed.custom.iter_mut().zip(more.custom) {
+                a.extend(b);
+            }
+            closed.points.extend(more.points);
         }
+        closed
     }
 
-    fn close_until(&mut self, wm: EpochMs) -> Vec<GpuWindowRow> {
-        let mut rows = Vec::new();
-        while let Some(entry) = self.open.first_entry() {
-            let (end, _, start) = *entry.key();
-            if end > wm {
-                break;
+    /// The windows of every family whose end is at or before `wm`, not yet emitted and
+    /// holding data, ordered by (end, family, start).
+    fn due_windows(&mut self, wm: EpochMs) -> Vec<(EpochMs, usize, EpochMs)> {
+        let mut due = Vec::new();
+        for (k, spec) in self.cfg.windows.iter().enumerate() {
+            let after_wm = spec.first_start_holding(wm);
+            let mut start = self.next_start[k].unwrap_or(EpochMs::MIN);
+            while let Some(q) = self.panes.next_pane_from(start) {
+                start = start.max(spec.first_start_holding(q));
+                let end = start + spec.size_ms;
+                if end > wm {
+                    break;
+                }
+                if q < end {
+                    due.push((end, k, start));
+                }
+                start += spec.slide_ms;
             }
-            let window = entry.remove();
-            let first = rows.len();
-            for (id, acc) in &window {
-                rows.push(GpuWindowRow::compute(
-                    start,
-                    end,
-                    *id,
-                    acc,
-                    self.cfg.sample_interval_s,
-                ));
-            }
-            // Series ids depend on arrival order; sort by labels so output never does.
-            let series = &self.series;
-            rows[first..].sort_by(|a, b| {
-                let (sa, sb) = (series.get(a.series), series.get(b.series));
-                (&sa.gpu_uuid, &sa.namespace, &sa.pod, &sa.container).cmp(&(
+            // The first window that ends after the watermark; windows before it are final.
+            self.next_start[k] = Some(start.max(after_wm));
+        }
+        due.sort_unstable();
+        due
+    }
+
+    fn close_until(&mut self, wm: EpochMs) -> Closed {
+        let mut closed = Closed {
+            custom: vec![Vec::new(); self.aggregations.len()],
+            ..Closed::default()
+        };
+        let mut scratch = Vec::new();
+        for (end, _, start) in self.due_windows(wm) {
+            self.close_window(start, end, &mut closed, &mut scratch);
+        }
+        // A pane is dropped once every window holding it or the pane after it (whose counter
+        // increase starts from this pane's last reading) has closed.
+        let (windows, pane_ms) = (&self.cfg.windows, self.panes.pane_ms());
+        self.panes.drop_while(|p| {
+            windows
+                .iter()
+                .map(|w| w.last_end_holding(p + pane_ms))
+                .max()
+                .is_some_and(|needed_until| needed_until <= wm)
+        });
+        closed
+    }
+
+    fn close_window(
+        &mut self,
+        start: EpochMs,
+        end: EpochMs,
+        out: &mut Closed,
+        scratch: &mut Vec<f64>,
+    ) {
+        let mut window = self.panes.window(start, end);
+        let series = &self.series;
+        // Series ids depend on arrival order; sort by labels so output never does.
+        window.sort_by(|(a, _), (b, _)| {
+            let (sa, sb) = (series.get(*a), series.get(*b));
+            (
+                &sa.gpu_uuid,
+                &sa.namespace,
+                &sa.pod,
+                &sa.container,
+                &sa.hostname,
+            )
+                .cmp(&(
                     &sb.gpu_uuid,
                     &sb.namespace,
                     &sb.pod,
                     &sb.container,
+                    &sb.hostname,
                 ))
-            });
+                .then_with(|| sa.extra.cmp(&sb.extra))
+        });
+        let attribution = &self.cfg.attribution;
+        let mut ctx = RowContext {
+            window_start: start,
+            window_end: end,
+            sample_interval_s: self.cfg.sample_interval_s,
+            attribution,
+            scratch,
+        };
+        let mut pools = PoolBuilder::new(start, end, self.cfg.sample_interval_s);
+        let mut customs: Vec<CustomBuilder<'_>> = self
+            .aggregations
+            .iter()
+            .map(|a| CustomBuilder::new(a, start, end))
+            .collect();
+        for (id, pts) in &window {
+            let s = series.get(*id);
+            let energy_before = self
+                .panes
+                .last_point_before(*id, FieldId::TOTAL_ENERGY, start)
+                .map(|p| p.1);
+            let row = GpuWindowRow::compute(&mut ctx, *id, s, pts, energy_before);
+            pools.add(attribution.team_of(&s.namespace), s, &row, pts);
+            for c in &mut customs {
+                c.add(*id, s, attribution, pts);
+            }
+            if self.cfg.keep_points {
+                push_points(&mut out.points, start, end, *id, pts, self.fields.len());
+            }
+            // A GPU that sent only non-utilization fields still gets a row (samples = 0).
+            out.gpu.push(row);
         }
-        rows
+        out.pool.extend(pools.finish(ctx.scratch));
+        for (c, rows) in customs.into_iter().zip(out.custom.iter_mut()) {
+            c.finish(rows);
+        }
+        self.stats.windows_emitted += 1;
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(ts: &str, name: &str, value: &str, uuid: &str, pod: &str) -> String {
-        format!(
-            r#"{{"timestamp":"{ts}","value":"{value}","name":"{name}","labels":{{"UUID":"{uuid}","gpu":"0","modelName":"NVIDIA H100 80GB HBM3","Hostname":"h1","namespace":"ns","pod":"{pod}","container":"c"}}}}"#
-        )
+fn push_points(
+    out: &mut Vec<PointRow>,
+    start: EpochMs,
+    end: EpochMs,
+    series: SeriesId,
+    pts: &SeriesPoints,
+    n_fields: usize,
+) {
+    for f in 0..n_fields {
+        let field = FieldId(f as u16);
+        for &(ts, value) in pts.points(field) {
+            out.push(PointRow {
+                window_start: start,
+                window_end: end,
+                series,
+                field,
+                ts,
+                value,
+            });
+        }
     }
+}
 
-    fn ts(s: u32) -> String {
-        format!("2026-11-28T12:{:02}:{:02}Z", s / 60, s % 60)
-    }
+#[inline]
+fn is_blank(v: f64) -> bool {
+    v.is_finite() && v >= DCGM_BLANK_THRESHOLD
+}
 
-    const GR: &str = "DCGM_FI_PROF_GR_ENGINE_ACTIVE";
+fn wall_clock_ms() -> EpochMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
-    #[test]
-    fn tumbling_windows_close_on_watermark_and_finish() {
-        let mut e = Engine::new(EngineConfig::default());
-        let msgs: Vec<String> = (0..90).map(|s| msg(&ts(s), GR, "0.5", "G1", "p")).collect();
-        e.push_prom_json(&msgs, 0, 0);
-        // max ts 12:01:29, lateness 30 s: watermark 12:00:59 < 12:01:00, nothing closes.
-        assert!(e.poll().is_empty());
-        e.push_prom_json(&[msg(&ts(90), GR, "0.5", "G1", "p")], 0, 90);
-        let rows = e.poll();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].samples, 60);
-        assert_eq!(rows[0].busy_gpu_s, 30.0);
-        let rest = e.finish();
-        assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].samples, 31);
-        assert!(e.stats().reconciles());
-        assert_eq!(e.stats().aggregated, 91);
-    }
-
-    #[test]
-    fn late_duplicate_blank_unknown_and_dead_are_all_counted() {
-        let mut e = Engine::new(EngineConfig::default());
-        let mut msgs = vec![
-            msg(&ts(0), GR, "0.5", "G1", "p"),
-            msg(&ts(0), GR, "0.5", "G1", "p"),
-            msg(&ts(1), "DCGM_FI_DEV_MEMORY_TEMP", "50", "G1", "p"),
-            msg(&ts(2), GR, "9223372036854775794", "G1", "p"),
-            msg(&ts(3), GR, "1.5", "G1", "p"),
-            "not json".to_string(),
-            msg("1999-12-31T23:59:59Z", GR, "0.5", "G1", "p"),
-        ];
-        msgs.push(msg(&ts(200), GR, "0.5", "G1", "p"));
-        e.push_prom_json(&msgs, 0, 100);
-        assert_eq!(e.poll().len(), 1);
-        e.push_prom_json(&[msg(&ts(5), GR, "0.5", "G1", "p")], 0, 108);
-        let s = e.stats();
-        assert_eq!(s.consumed, 9);
-        assert_eq!(
-            (
-                s.aggregated,
-                s.skipped_duplicate,
-                s.skipped_unknown_field,
-                s.skipped_blank
-            ),
-            (2, 1, 1, 1)
-        );
-        assert_eq!((s.late, s.dead), (1, 3));
-        assert!(s.reconciles());
-        let dead = e.take_dead_letters();
-        assert_eq!(
-            dead.iter().map(|d| d.offset).collect::<Vec<_>>(),
-            vec![104, 105, 106]
-        );
-    }
-
-    #[test]
-    fn order_does_not_change_results() {
-        let mut msgs: Vec<String> = (0..300)
-            .flat_map(|s| {
-                [
-                    msg(&ts(s), GR, &format!("{}", (s % 7) as f64 / 10.0), "G1", "p"),
-                    msg(&ts(s), "DCGM_FI_DEV_GPU_UTIL", "40", "G2", ""),
-                ]
-            })
-            .collect();
-        let mut a = Engine::new(EngineConfig::default());
-        a.push_prom_json(&msgs, 0, 0);
-        let ra = a.finish();
-        msgs.reverse();
-        let mut b = Engine::new(EngineConfig::default());
-        b.push_prom_json(&msgs, 0, 0);
-        let rb = b.finish();
-        assert_eq!(ra.len(), 10);
-        let key = |e: &Engine, r: &GpuWindowRow| {
-            (
-                r.window_start,
-                e.series().get(r.series).gpu_uuid.clone(),
-                r.samples,
-                r.busy_gpu_s.to_bits(),
-            )
-        };
-        let ka: Vec<_> = ra.iter().map(|r| key(&a, r)).collect();
-        let kb: Vec<_> = rb.iter().map(|r| key(&b, r)).collect();
-        assert_eq!(ka, kb);
-    }
-
-    #[test]
-    fn idle_partition_stops_holding_back() {
-        let mut e = Engine::new(EngineConfig::default());
-        e.push_prom_json(&[msg(&ts(0), GR, "0.1", "G1", "p")], 1, 0);
-        e.push_prom_json(&[msg(&ts(200), GR, "0.1", "G2", "p")], 0, 0);
-        assert!(e.poll().is_empty());
-        e.mark_idle(1);
-        assert_eq!(e.poll().len(), 1);
-    }
+fn fmt_ms(ms: EpochMs) -> String {
+    format!("{:.3}s since the epoch", ms as f64 / 1000.0)
 }

@@ -1,15 +1,26 @@
 //! gpuledger-engine: the pure-Rust core of gpuledger. Decodes DCGM telemetry from raw
 //! message bytes, keeps event-time windows with watermarks, and builds Arrow batches.
 
+pub mod arrow_util;
+pub mod attribution;
+pub mod config;
+pub mod custom_agg;
 pub mod decode;
 pub mod engine;
 pub mod fields;
 pub mod gpu_windows;
+pub mod late_dead;
+pub mod panes;
+pub mod pool_windows;
 pub mod series;
+pub mod stats;
 pub mod time;
 pub mod watermark;
 pub mod window;
+pub mod window_points;
 
-pub use engine::{DeadLetter, Engine, EngineConfig, Stats};
+pub use attribution::Attribution;
+pub use config::{AggregationConfig, EngineConfig};
+pub use engine::{Closed, Engine, MessageFormat, Offsets, Provenance, Stats};
 pub use gpu_windows::GpuWindowRow;
 pub use window::WindowSpec;

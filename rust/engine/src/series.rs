@@ -114,6 +114,26 @@ impl SeriesTable {
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
+
+    /// Approximate heap bytes of the interned labels and the lookup map.
+    pub fn heap_bytes(&self) -> usize {
+        let labels: usize = self
+            .series
+            .iter()
+            .map(|s| {
+                s.gpu_uuid.len()
+                    + s.hostname.len()
+                    + s.model_name.len()
+                    + s.namespace.len()
+                    + s.pod.len()
+                    + s.container.len()
+                    + s.extra.iter().map(|e| e.len()).sum::<usize>()
+            })
+            .sum();
+        labels
+            + self.series.capacity() * std::mem::size_of::<Series>()
+            + self.by_hash.capacity() * (8 + std::mem::size_of::<Vec<SeriesId>>() + 4)
+    }
 }
 
 #[cfg(test)]

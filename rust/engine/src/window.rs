@@ -1,4 +1,5 @@
-//! Window specifications (tumbling and hopping, epoch-aligned) and per-window GPU state.
+//! Window specifications (tumbling and hopping, epoch-aligned) and the exact points one
+//! series holds in one pane of time.
 
 use crate::fields::FieldId;
 use crate::time::{align_down, EpochMs};
@@ -34,9 +35,19 @@ impl WindowSpec {
             .map(move |i: i64| newest - i * slide)
             .take_while(move |&s| s + size > ts)
     }
+
+    /// Start of the earliest window of this family that holds `ts`.
+    pub fn first_start_holding(&self, ts: EpochMs) -> EpochMs {
+        align_down(ts - self.size_ms, self.slide_ms) + self.slide_ms
+    }
+
+    /// End of the latest window of this family that holds `ts`.
+    pub fn last_end_holding(&self, ts: EpochMs) -> EpochMs {
+        align_down(ts, self.slide_ms) + self.size_ms
+    }
 }
 
-/// Whether a point was new in its window.
+/// Whether a point was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
     New,
@@ -44,17 +55,17 @@ pub enum Insert {
     Duplicate,
 }
 
-/// Points of one series in one window: per field, `(ts, value)` sorted by time, unique in time.
+/// Points of one series: per field, `(ts, value)` sorted by time, unique in time.
 ///
 /// Kept exact (not pre-aggregated) so that order, duplicates and quantiles are all exact;
-/// see docs/design.md for the memory this costs per open (GPU, window).
-#[derive(Default, Debug)]
-pub struct GpuWindowAcc {
+/// docs/design.md gives the memory this costs per open (GPU, window).
+#[derive(Default, Debug, Clone)]
+pub struct SeriesPoints {
     /// Indexed by `FieldId`; grown on demand.
     points: Vec<Vec<(EpochMs, f64)>>,
 }
 
-impl GpuWindowAcc {
+impl SeriesPoints {
     pub fn insert(&mut self, field: FieldId, ts: EpochMs, value: f64) -> Insert {
         if self.points.len() <= field.index() {
             self.points.resize_with(field.index() + 1, Vec::new);
@@ -81,6 +92,26 @@ impl GpuWindowAcc {
     pub fn points(&self, field: FieldId) -> &[(EpochMs, f64)] {
         self.points.get(field.index()).map_or(&[], |v| v.as_slice())
     }
+
+    /// Appends `later`'s points, all of which are later in time than this one's.
+    pub fn extend_later(&mut self, later: &SeriesPoints) {
+        if self.points.len() < later.points.len() {
+            self.points.resize_with(later.points.len(), Vec::new);
+        }
+        for (mine, theirs) in self.points.iter_mut().zip(&later.points) {
+            mine.extend_from_slice(theirs);
+        }
+    }
+
+    /// Approximate heap bytes held (for the memory report).
+    pub fn heap_bytes(&self) -> usize {
+        self.points.capacity() * std::mem::size_of::<Vec<(EpochMs, f64)>>()
+            + self
+                .points
+                .iter()
+                .map(|v| v.capacity() * std::mem::size_of::<(EpochMs, f64)>())
+                .sum::<usize>()
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +123,8 @@ mod tests {
         let w = WindowSpec::tumbling(60);
         assert_eq!(w.starts_of(59_999).collect::<Vec<_>>(), vec![0]);
         assert_eq!(w.starts_of(60_000).collect::<Vec<_>>(), vec![60_000]);
+        assert_eq!(w.first_start_holding(60_000), 60_000);
+        assert_eq!(w.last_end_holding(60_000), 120_000);
     }
 
     #[test]
@@ -101,22 +134,24 @@ mod tests {
         assert_eq!(starts.len(), 12);
         assert_eq!(starts[0], 3_600_000);
         assert_eq!(*starts.last().unwrap(), 300_000);
+        assert_eq!(w.first_start_holding(3_600_000), 300_000);
+        assert_eq!(w.last_end_holding(3_600_000), 7_200_000);
         for s in starts {
             assert!(s <= 3_600_000 && 3_600_000 < s + 3_600_000);
         }
     }
 
     #[test]
-    fn acc_is_order_independent_and_dedups() {
+    fn points_are_order_independent_and_dedup() {
         let pts = [(3, 0.3), (1, 0.1), (2, 0.2), (1, 0.15), (3, 0.3)];
-        let mut a = GpuWindowAcc::default();
+        let mut a = SeriesPoints::default();
         let mut dups = 0;
         for (t, v) in pts {
             if a.insert(FieldId::GPU_UTIL, t, v) == Insert::Duplicate {
                 dups += 1;
             }
         }
-        let mut b = GpuWindowAcc::default();
+        let mut b = SeriesPoints::default();
         for (t, v) in pts.iter().rev() {
             b.insert(FieldId::GPU_UTIL, *t, *v);
         }
@@ -126,5 +161,18 @@ mod tests {
             &[(1, 0.15), (2, 0.2), (3, 0.3)]
         );
         assert_eq!(a.points(FieldId::GPU_UTIL), b.points(FieldId::GPU_UTIL));
+        assert!(a.points(FieldId::POWER_USAGE).is_empty());
+    }
+
+    #[test]
+    fn extend_later_concatenates_per_field() {
+        let mut a = SeriesPoints::default();
+        a.insert(FieldId::GPU_UTIL, 1, 1.0);
+        let mut b = SeriesPoints::default();
+        b.insert(FieldId::GPU_UTIL, 5, 2.0);
+        b.insert(FieldId::POWER_USAGE, 5, 300.0);
+        a.extend_later(&b);
+        assert_eq!(a.points(FieldId::GPU_UTIL), &[(1, 1.0), (5, 2.0)]);
+        assert_eq!(a.points(FieldId::POWER_USAGE), &[(5, 300.0)]);
     }
 }

@@ -1,0 +1,109 @@
+//! Engine configuration as the engine needs it (the typed file/env configuration lives in
+//! Python, `gpuledger.config`, and is translated into this).
+
+use crate::attribution::Attribution;
+use crate::custom_agg::Reducer;
+use crate::fields::Unit;
+use crate::window::WindowSpec;
+
+/// A custom aggregation as configured: by names, resolved when the engine is built.
+#[derive(Debug, Clone)]
+pub struct AggregationConfig {
+    pub name: String,
+    pub field: String,
+    pub reducer: Reducer,
+    pub group_by: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub windows: Vec<WindowSpec>,
+    pub allowed_lateness_ms: i64,
+    pub sample_interval_s: f64,
+    /// Messages larger than this are dead letters, never parsed.
+    pub max_message_bytes: usize,
+    /// Event times later than wall-clock now plus this are dead letters.
+    pub max_future_ms: i64,
+    /// Raw bytes kept per dead letter.
+    pub dead_letter_max_bytes: usize,
+    pub attribution: Attribution,
+    /// Units messages carry per DCGM field, where they differ from the defaults.
+    pub units: Vec<(String, Unit)>,
+    pub aggregations: Vec<AggregationConfig>,
+    /// Also output every closed window's raw points (for Python window functions).
+    pub keep_points: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            windows: vec![WindowSpec::tumbling(60)],
+            allowed_lateness_ms: 30_000,
+            sample_interval_s: 1.0,
+            max_message_bytes: 1 << 20,
+            max_future_ms: 86_400_000,
+            dead_letter_max_bytes: 4096,
+            attribution: Attribution::default(),
+            units: Vec::new(),
+            aggregations: Vec::new(),
+            keep_points: false,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the configuration; the error names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.windows.is_empty() {
+            return Err("engine.window_s: at least one window is needed".into());
+        }
+        for w in &self.windows {
+            if w.size_ms <= 0 || w.slide_ms <= 0 || w.slide_ms > w.size_ms {
+                return Err(format!(
+                    "engine.window_s: window of {} ms sliding by {} ms is invalid (need 0 < slide <= size)",
+                    w.size_ms, w.slide_ms
+                ));
+            }
+        }
+        if self.allowed_lateness_ms < 0 {
+            return Err("engine.allowed_lateness_s: must be >= 0".into());
+        }
+        if !(self.sample_interval_s.is_finite() && self.sample_interval_s > 0.0) {
+            return Err(format!(
+                "engine.sample_interval_s: must be a finite number > 0, got {}",
+                self.sample_interval_s
+            ));
+        }
+        if self.max_message_bytes == 0 {
+            return Err("engine.max_message_bytes: must be > 0".into());
+        }
+        let a = &self.attribution;
+        if !(a.default_price.is_finite() && a.default_price >= 0.0) {
+            return Err("prices.default: must be a finite number >= 0".into());
+        }
+        if let Some((m, p)) = a
+            .prices
+            .iter()
+            .find(|(_, p)| !(p.is_finite() && **p >= 0.0))
+        {
+            return Err(format!(
+                "prices.{m:?}: must be a finite number >= 0, got {p}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pane length: the greatest common divisor of every window size and slide.
+    pub fn pane_ms(&self) -> i64 {
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        self.windows
+            .iter()
+            .fold(0, |g, w| gcd(gcd(g, w.size_ms), w.slide_ms))
+    }
+}

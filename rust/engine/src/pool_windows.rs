@@ -1,0 +1,279 @@
+//! Table `pool_windows`: one row per (window, team, GPU model). Demand `D(t)` is the sum of
+//! utilization over the pool's GPUs in each `sample_interval_s` bucket, provisioned `P(t)`
+//! the number of the pool's GPUs reporting in it; buckets with no report count as zero.
+
+use crate::arrow_util::{float_col, ts_col};
+use crate::gpu_windows::{utilization_points, GpuWindowRow};
+use crate::series::Series;
+use crate::stats::{quantile_sorted, sort_values};
+use crate::time::EpochMs;
+use crate::window::SeriesPoints;
+use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolWindowRow {
+    pub window_start: EpochMs,
+    pub window_end: EpochMs,
+    pub team: String,
+    pub model_name: String,
+    pub gpus: i64,
+    pub gpu_s: f64,
+    pub busy_gpu_s: f64,
+    pub idle_gpu_s: f64,
+    pub cost_usd: f64,
+    pub idle_cost_usd: f64,
+    pub provisioned_mean_gpus: f64,
+    pub demand_mean_gpus: f64,
+    pub demand_p95_gpus: f64,
+    pub demand_peak_gpus: f64,
+    pub buffer_gpus: f64,
+    pub buffer_cost_usd: f64,
+    pub utilization: Option<f64>,
+}
+
+/// Accumulates one pool's GPU rows and per-bucket demand within one window.
+struct PoolAcc<'a> {
+    gpus: HashSet<&'a str>,
+    gpu_s: f64,
+    busy: f64,
+    idle: f64,
+    cost: f64,
+    idle_cost: f64,
+    demand: Vec<f64>,
+    provisioned: Vec<u32>,
+    price: f64,
+}
+
+/// Builds the pool rows of one window from its GPU rows and their points.
+pub struct PoolBuilder<'a> {
+    window_start: EpochMs,
+    window_end: EpochMs,
+    bucket_ms: i64,
+    pools: BTreeMap<(&'a str, &'a str), PoolAcc<'a>>,
+}
+
+impl<'a> PoolBuilder<'a> {
+    pub fn new(window_start: EpochMs, window_end: EpochMs, sample_interval_s: f64) -> Self {
+        PoolBuilder {
+            window_start,
+            window_end,
+            bucket_ms: ((sample_interval_s * 1000.0).round() as i64).max(1),
+            pools: BTreeMap::new(),
+        }
+    }
+
+    fn buckets(&self) -> usize {
+        ((self.window_end - self.window_start + self.bucket_ms - 1) / self.bucket_ms) as usize
+    }
+
+    pub fn add(&mut self, team: &'a str, series: &'a Series, row: &GpuWindowRow, p: &SeriesPoints) {
+        let n = self.buckets();
+        let acc = self
+            .pools
+            .entry((team, &series.model_name))
+            .or_insert_with(|| PoolAcc {
+                gpus: HashSet::new(),
+                gpu_s: 0.0,
+                busy: 0.0,
+                idle: 0.0,
+                cost: 0.0,
+                idle_cost: 0.0,
+                demand: vec![0.0; n],
+                provisioned: vec![0; n],
+                price: row.price_usd_per_gpu_hour,
+            });
+        acc.gpus.insert(&series.gpu_uuid);
+        acc.gpu_s += row.covered_s;
+        acc.busy += row.busy_gpu_s;
+        acc.idle += row.idle_gpu_s;
+        acc.cost += row.cost_usd;
+        acc.idle_cost += row.idle_cost_usd;
+        // Points are time-sorted, so readings of one bucket are adjacent: average them so a
+        // GPU counts once per bucket.
+        let (pts, scale) = utilization_points(p);
+        let mut i = 0;
+        while i < pts.len() {
+            let b = ((pts[i].0 - self.window_start) / self.bucket_ms) as usize;
+            let (mut sum, mut k) = (0.0, 0);
+            while i < pts.len() && ((pts[i].0 - self.window_start) / self.bucket_ms) as usize == b {
+                sum += pts[i].1 * scale;
+                k += 1;
+                i += 1;
+            }
+            acc.demand[b] += sum / k as f64;
+            acc.provisioned[b] += 1;
+        }
+    }
+
+    pub fn finish(self, scratch: &mut Vec<f64>) -> Vec<PoolWindowRow> {
+        let window_s = (self.window_end - self.window_start) as f64 / 1000.0;
+        let n = self.buckets() as f64;
+        self.pools
+            .into_iter()
+            .map(|((team, model), a)| {
+                let provisioned_mean_gpus =
+                    a.provisioned.iter().map(|&p| p as f64).sum::<f64>() / n;
+                let demand_mean_gpus = a.demand.iter().sum::<f64>() / n;
+                scratch.clear();
+                scratch.extend_from_slice(&a.demand);
+                let sorted = sort_values(scratch);
+                let demand_p95_gpus = quantile_sorted(sorted, 0.95).unwrap_or(0.0);
+                let demand_peak_gpus = sorted.last().copied().unwrap_or(0.0);
+                let buffer_gpus = provisioned_mean_gpus - demand_p95_gpus;
+                let mean_price = if a.gpu_s > 0.0 {
+                    a.cost / a.gpu_s * 3600.0
+                } else {
+                    a.price
+                };
+                PoolWindowRow {
+                    window_start: self.window_start,
+                    window_end: self.window_end,
+                    team: team.to_string(),
+                    model_name: model.to_string(),
+                    gpus: a.gpus.len() as i64,
+                    gpu_s: a.gpu_s,
+                    busy_gpu_s: a.busy,
+                    idle_gpu_s: a.idle,
+                    cost_usd: a.cost,
+                    idle_cost_usd: a.idle_cost,
+                    provisioned_mean_gpus,
+                    demand_mean_gpus,
+                    demand_p95_gpus,
+                    demand_peak_gpus,
+                    buffer_gpus,
+                    buffer_cost_usd: buffer_gpus.max(0.0) * window_s / 3600.0 * mean_price,
+                    utilization: (a.gpu_s > 0.0).then(|| a.busy / a.gpu_s),
+                }
+            })
+            .collect()
+    }
+}
+
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+            let float = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
+            Arc::new(Schema::new(vec![
+                Field::new("window_start", ts.clone(), false),
+                Field::new("window_end", ts, false),
+                Field::new("team", DataType::Utf8, false),
+                Field::new("model_name", DataType::Utf8, false),
+                Field::new("gpus", DataType::Int64, false),
+                float("gpu_s", false),
+                float("busy_gpu_s", false),
+                float("idle_gpu_s", false),
+                float("cost_usd", false),
+                float("idle_cost_usd", false),
+                float("provisioned_mean_gpus", false),
+                float("demand_mean_gpus", false),
+                float("demand_p95_gpus", false),
+                float("demand_peak_gpus", false),
+                float("buffer_gpus", false),
+                float("buffer_cost_usd", false),
+                float("utilization", true),
+            ]))
+        })
+        .clone()
+}
+
+pub fn to_record_batch(rows: &[PoolWindowRow]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let mut team = StringBuilder::with_capacity(n, n * 8);
+    let mut model = StringBuilder::with_capacity(n, n * 16);
+    let mut gpus = Int64Builder::with_capacity(n);
+    for r in rows {
+        team.append_value(&r.team);
+        model.append_value(&r.model_name);
+        gpus.append_value(r.gpus);
+    }
+    let f = |get: fn(&PoolWindowRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
+    let columns: Vec<ArrayRef> = vec![
+        ts_col(rows.iter().map(|r| r.window_start)),
+        ts_col(rows.iter().map(|r| r.window_end)),
+        Arc::new(team.finish()),
+        Arc::new(model.finish()),
+        Arc::new(gpus.finish()),
+        f(|r| r.gpu_s),
+        f(|r| r.busy_gpu_s),
+        f(|r| r.idle_gpu_s),
+        f(|r| r.cost_usd),
+        f(|r| r.idle_cost_usd),
+        f(|r| r.provisioned_mean_gpus),
+        f(|r| r.demand_mean_gpus),
+        f(|r| r.demand_p95_gpus),
+        f(|r| r.demand_peak_gpus),
+        f(|r| r.buffer_gpus),
+        f(|r| r.buffer_cost_usd),
+        float_col(rows.iter().map(|r| r.utilization)),
+    ];
+    RecordBatch::try_new(schema(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribution::Attribution;
+    use crate::fields::FieldId;
+    use crate::gpu_windows::RowContext;
+    use crate::series::{GpuLabels, SeriesTable};
+
+    /// Two H100s of one team over a 4 s window with 1 s buckets (price 3.6 $/h):
+    /// GPU a: u = 1.0, 1.0, 0.0, 0.0; GPU b reports only in the first two seconds: 0.5, 0.5.
+    /// D = [1.5, 1.5, 0, 0], P = [2, 2, 1, 1].
+    #[test]
+    fn worked_example() {
+        let mut t = SeriesTable::default();
+        let labels = |uuid| GpuLabels {
+            uuid,
+            namespace: "ns",
+            pod: "p",
+            model_name: "H100",
+            ..Default::default()
+        };
+        let (ia, ib) = (t.intern(&labels("a")), t.intern(&labels("b")));
+        let mut pa = SeriesPoints::default();
+        for (i, u) in [1.0, 1.0, 0.0, 0.0].into_iter().enumerate() {
+            pa.insert(FieldId::GR_ENGINE_ACTIVE, i as i64 * 1000, u);
+        }
+        let mut pb = SeriesPoints::default();
+        pb.insert(FieldId::GR_ENGINE_ACTIVE, 0, 0.5);
+        pb.insert(FieldId::GR_ENGINE_ACTIVE, 1000, 0.5);
+        let mut attr = Attribution::default();
+        attr.prices.insert("H100".into(), 3.6);
+        let mut scratch = Vec::new();
+        let mut ctx = RowContext {
+            window_start: 0,
+            window_end: 4000,
+            sample_interval_s: 1.0,
+            attribution: &attr,
+            scratch: &mut scratch,
+        };
+        let ra = GpuWindowRow::compute(&mut ctx, ia, t.get(ia), &pa, None);
+        let rb = GpuWindowRow::compute(&mut ctx, ib, t.get(ib), &pb, None);
+        let mut b = PoolBuilder::new(0, 4000, 1.0);
+        b.add("ns", t.get(ia), &ra, &pa);
+        b.add("ns", t.get(ib), &rb, &pb);
+        let rows = b.finish(&mut Vec::new());
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (r.gpus, r.gpu_s, r.busy_gpu_s, r.idle_gpu_s),
+            (2, 6.0, 3.0, 3.0)
+        );
+        assert_eq!(r.provisioned_mean_gpus, 1.5);
+        assert_eq!(r.demand_mean_gpus, 0.75);
+        // D sorted [0, 0, 1.5, 1.5]: p95 at rank 2.85 -> 1.5
+        assert_eq!(r.demand_p95_gpus, 1.5);
+        assert_eq!(r.demand_peak_gpus, 1.5);
+        assert_eq!(r.buffer_gpus, 0.0);
+        assert_eq!(r.buffer_cost_usd, 0.0);
+        assert_eq!(r.utilization, Some(0.5));
+        assert!((r.cost_usd - 0.006).abs() < 1e-12);
+    }
+}

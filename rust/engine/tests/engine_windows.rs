@@ -1,0 +1,268 @@
+//! Engine-level tests of windows, watermarks, lateness, counters and determinism.
+
+use gpuledger_engine::config::AggregationConfig;
+use gpuledger_engine::custom_agg::Reducer;
+use gpuledger_engine::{
+    Closed, Engine, EngineConfig, MessageFormat, Offsets, Provenance, WindowSpec,
+};
+
+const GR: &str = "DCGM_FI_PROF_GR_ENGINE_ACTIVE";
+/// 2026-11-28T12:00:00Z
+const T0: i64 = 1_795_867_200;
+
+fn msg(s: i64, name: &str, value: &str, uuid: &str, pod: &str) -> String {
+    let t = T0 + s;
+    let (h, m, sec) = ((t / 3600) % 24, (t / 60) % 60, t % 60);
+    format!(
+        r#"{{"timestamp":"2026-11-28T{h:02}:{m:02}:{sec:02}Z","value":"{value}","name":"{name}","labels":{{"UUID":"{uuid}","gpu":"0","modelName":"NVIDIA H100 80GB HBM3","Hostname":"h1","namespace":"ns","pod":"{pod}","container":"c"}}}}"#
+    )
+}
+
+fn push(e: &mut Engine, msgs: &[String], partition: i32, first: i64) {
+    let prov = Provenance {
+        source: "test",
+        partition,
+        offsets: Offsets::From(first),
+    };
+    e.push_messages(MessageFormat::PromJson, msgs, prov);
+}
+
+fn engine(windows: Vec<WindowSpec>) -> Engine {
+    Engine::new(EngineConfig {
+        windows,
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn tumbling_windows_close_on_watermark_and_finish() {
+    let mut e = engine(vec![WindowSpec::tumbling(60)]);
+    let msgs: Vec<String> = (0..90).map(|s| msg(s, GR, "0.5", "G1", "p")).collect();
+    push(&mut e, &msgs, 0, 0);
+    // max ts 12:01:29, lateness 30 s: watermark 12:00:59 < 12:01:00, nothing closes.
+    assert!(e.poll().gpu.is_empty());
+    push(&mut e, &[msg(90, GR, "0.5", "G1", "p")], 0, 90);
+    let rows = e.poll().gpu;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].samples, 60);
+    assert_eq!(rows[0].busy_gpu_s, 30.0);
+    let rest = e.finish().gpu;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].samples, 31);
+    assert!(e.stats().reconciles());
+    assert_eq!(e.stats().aggregated, 91);
+    assert_eq!(e.stats().windows_emitted, 2);
+}
+
+#[test]
+fn late_duplicate_blank_unknown_and_dead_are_all_counted() {
+    let mut e = engine(vec![WindowSpec::tumbling(60)]);
+    let msgs = vec![
+        msg(0, GR, "0.5", "G1", "p"),
+        msg(0, GR, "0.5", "G1", "p"),
+        msg(1, "DCGM_FI_DEV_MEMORY_TEMP", "50", "G1", "p"),
+        msg(2, GR, "9223372036854775794", "G1", "p"),
+        msg(3, GR, "1.5", "G1", "p"),
+        "not json".to_string(),
+        msg(0, GR, "0.5", "G1", "p").replace("2026-11-28", "1999-12-31"),
+        msg(200, GR, "0.5", "G1", "p"),
+    ];
+    push(&mut e, &msgs, 0, 100);
+    assert_eq!(e.poll().gpu.len(), 1);
+    push(&mut e, &[msg(5, GR, "0.5", "G1", "p")], 0, 108);
+    let s = e.stats();
+    assert_eq!(s.consumed, 9);
+    assert_eq!(
+        (
+            s.aggregated,
+            s.skipped_duplicate,
+            s.skipped_unknown_field,
+            s.skipped_blank
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!((s.late, s.dead), (1, 3));
+    assert!(s.reconciles());
+    let dead = e.take_dead_letters();
+    assert_eq!(
+        dead.iter().map(|d| d.offset).collect::<Vec<_>>(),
+        vec![104, 105, 106]
+    );
+    assert!(dead[2].reason.contains("before 2000"), "{}", dead[2].reason);
+    assert_eq!(dead[1].raw, b"not json");
+    let late = e.take_late_events();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].offset, 108);
+    assert_eq!(late[0].window_end - late[0].window_start, 60_000);
+    // watermark 12:02:50, window ended 12:01:00
+    assert_eq!(late[0].lateness_s, 110.0);
+}
+
+#[test]
+fn far_future_and_oversized_messages_are_dead() {
+    let mut e = Engine::new(EngineConfig {
+        max_message_bytes: 1000,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let big = format!("{}{}", msg(0, GR, "0.5", "G1", "p"), " ".repeat(2000));
+    let future = msg(0, GR, "0.5", "G1", "p").replace("2026-11-28", "2999-11-28");
+    push(&mut e, &[big, future], 0, 0);
+    let dead = e.take_dead_letters();
+    assert!(dead[0].reason.contains("max_message_bytes"));
+    assert!(dead[1].reason.contains("max_future_s"));
+}
+
+fn rows_key(e: &Engine, c: &Closed) -> Vec<(i64, i64, String, i64, u64, u64)> {
+    c.gpu
+        .iter()
+        .map(|r| {
+            (
+                r.window_start,
+                r.window_end,
+                e.series().get(r.series).gpu_uuid.to_string(),
+                r.samples,
+                r.busy_gpu_s.to_bits(),
+                r.util_p95.unwrap_or(-1.0).to_bits(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn order_does_not_change_results_with_several_window_families() {
+    let specs = vec![
+        WindowSpec::tumbling(60),
+        WindowSpec::tumbling(300),
+        WindowSpec::hopping(120, 30),
+    ];
+    let mut msgs: Vec<String> = (0..600)
+        .flat_map(|s| {
+            [
+                msg(s, GR, &format!("{}", (s % 7) as f64 / 10.0), "G1", "p"),
+                msg(s, "DCGM_FI_DEV_GPU_UTIL", "40", "G2", ""),
+            ]
+        })
+        .collect();
+    let mut a = engine(specs.clone());
+    push(&mut a, &msgs, 0, 0);
+    let ra = a.finish();
+    msgs.reverse();
+    let mut b = engine(specs);
+    push(&mut b, &msgs, 0, 0);
+    let rb = b.finish();
+    // 10 one-minute + 2 five-minute + hopping 2-minute windows every 30 s: starts from
+    // 11:58:30 to 12:09:30 = 23 windows; per GPU.
+    assert_eq!(ra.gpu.len(), 2 * (10 + 2 + 23));
+    assert_eq!(rows_key(&a, &ra), rows_key(&b, &rb));
+    assert_eq!(ra.pool.len(), rb.pool.len());
+    // after the end, at most the last pane per series stays (for counter boundaries)
+    assert!(b.open_series_panes() <= 2);
+}
+
+#[test]
+fn hopping_windows_hold_the_union_of_their_panes() {
+    let mut e = engine(vec![WindowSpec::hopping(120, 60)]);
+    let msgs: Vec<String> = (0..180).map(|s| msg(s, GR, "1", "G1", "p")).collect();
+    push(&mut e, &msgs, 0, 0);
+    let rows = e.finish().gpu;
+    let samples: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| ((r.window_start / 1000) - T0, r.samples))
+        .collect();
+    assert_eq!(samples, vec![(-60, 60), (0, 120), (60, 120), (120, 60)]);
+}
+
+#[test]
+fn idle_partition_stops_holding_back() {
+    let mut e = engine(vec![WindowSpec::tumbling(60)]);
+    push(&mut e, &[msg(0, GR, "0.1", "G1", "p")], 1, 0);
+    push(&mut e, &[msg(200, GR, "0.1", "G2", "p")], 0, 0);
+    assert!(e.poll().gpu.is_empty());
+    e.mark_idle(1);
+    assert_eq!(e.poll().gpu.len(), 1);
+}
+
+#[test]
+fn explicit_advance_closes_windows_without_data() {
+    let mut e = engine(vec![WindowSpec::tumbling(60)]);
+    push(&mut e, &[msg(0, GR, "0.1", "G1", "p")], 0, 0);
+    assert!(e.poll().gpu.is_empty());
+    assert_eq!(e.advance_to((T0 + 60) * 1000).gpu.len(), 1);
+    // the window is final: an event for it now is late
+    push(&mut e, &[msg(1, GR, "0.1", "G1", "p")], 0, 1);
+    assert_eq!(e.stats().late, 1);
+    assert!(e.finish().gpu.is_empty());
+}
+
+#[test]
+fn partially_late_event_still_counts_in_the_longer_window() {
+    let mut e = engine(vec![WindowSpec::tumbling(60), WindowSpec::tumbling(3600)]);
+    push(&mut e, &[msg(0, GR, "0.1", "G1", "p")], 0, 0);
+    assert_eq!(e.advance_to((T0 + 60) * 1000).gpu.len(), 1);
+    push(&mut e, &[msg(1, GR, "0.3", "G1", "p")], 0, 1);
+    assert_eq!(e.stats().aggregated, 2);
+    assert_eq!(e.stats().late, 0);
+    assert_eq!(e.take_late_events().len(), 1);
+    let rows = e.finish().gpu;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].samples, 2);
+}
+
+#[test]
+fn custom_aggregation_groups_by_an_extra_label_and_field() {
+    let mut e = Engine::new(EngineConfig {
+        aggregations: vec![AggregationConfig {
+            name: "tensor".into(),
+            field: "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE".into(),
+            reducer: Reducer::Max,
+            group_by: vec!["Hostname".into(), "pod".into()],
+        }],
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let msgs: Vec<String> = (0..60)
+        .map(|s| {
+            msg(
+                s,
+                "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+                &format!("0.{s:02}"),
+                "G1",
+                "p",
+            )
+        })
+        .collect();
+    push(&mut e, &msgs, 0, 0);
+    let c = e.finish();
+    assert_eq!(c.custom.len(), 1);
+    assert_eq!(c.custom[0].len(), 1);
+    assert_eq!(
+        c.custom[0][0].group,
+        vec!["h1".to_string(), "p".to_string()]
+    );
+    assert_eq!(c.custom[0][0].value, Some(0.59));
+    assert_eq!(c.custom[0][0].samples, 60);
+    // the field is aggregated, not an unknown-field skip
+    assert_eq!(e.stats().aggregated, 60);
+}
+
+#[test]
+fn invalid_configuration_names_the_key() {
+    let bad = |cfg: EngineConfig| Engine::new(cfg).err().unwrap();
+    assert!(bad(EngineConfig {
+        windows: vec![],
+        ..Default::default()
+    })
+    .starts_with("engine.window_s"));
+    assert!(bad(EngineConfig {
+        sample_interval_s: 0.0,
+        ..Default::default()
+    })
+    .starts_with("engine.sample_interval_s"));
+    assert!(bad(EngineConfig {
+        windows: vec![WindowSpec::hopping(60, 120)],
+        ..Default::default()
+    })
+    .contains("slide"));
+}

@@ -1,0 +1,268 @@
+//! The `Engine` Python class: batches in (GIL released, Ctrl-C checked between chunks),
+//! closed windows out as a dict of table name to `pyarrow.RecordBatch`.
+
+use crate::config::engine_config;
+use crate::errors::{ArrowExportError, ConfigError, InputError};
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
+use gpuledger_engine::{
+    custom_agg, gpu_windows, late_dead, pool_windows, window_points, Closed, Engine as Core,
+    MessageFormat, Offsets, Provenance,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3_arrow::{PyRecordBatch, PySchema};
+use std::collections::HashMap;
+
+/// Messages handed to Rust per GIL release; between chunks Ctrl-C is checked.
+const CHUNK: usize = 65_536;
+
+fn arrow_err(e: ArrowError) -> PyErr {
+    ArrowExportError::new_err(e.to_string())
+}
+
+fn parse_format(s: &str) -> PyResult<MessageFormat> {
+    match s {
+        "prom_json" => Ok(MessageFormat::PromJson),
+        _ => Err(InputError::new_err(format!(
+            "unknown message format {s:?} (expected prom_json)"
+        ))),
+    }
+}
+
+#[pyclass(module = "gpuledger._engine", name = "Engine")]
+pub struct Engine {
+    inner: Core,
+}
+
+impl Engine {
+    fn batches<'py>(&mut self, py: Python<'py>, closed: Closed) -> PyResult<Bound<'py, PyDict>> {
+        let e = &mut self.inner;
+        let late = e.take_late_events();
+        let dead = e.take_dead_letters();
+        let attribution = &e.config().attribution;
+        let mut out: Vec<(String, RecordBatch)> = vec![
+            (
+                "gpu_windows".into(),
+                gpu_windows::to_record_batch(&closed.gpu, e.series(), attribution)
+                    .map_err(arrow_err)?,
+            ),
+            (
+                "pool_windows".into(),
+                pool_windows::to_record_batch(&closed.pool).map_err(arrow_err)?,
+            ),
+            (
+                "late_events".into(),
+                late_dead::late_batch(&late).map_err(arrow_err)?,
+            ),
+            (
+                "dead_letters".into(),
+                late_dead::dead_batch(&dead).map_err(arrow_err)?,
+            ),
+        ];
+        for (agg, rows) in e.aggregations().iter().zip(&closed.custom) {
+            out.push((
+                agg.name.clone(),
+                custom_agg::to_record_batch(agg, rows).map_err(arrow_err)?,
+            ));
+        }
+        if e.config().keep_points {
+            let b =
+                window_points::to_record_batch(&closed.points, e.series(), e.fields(), attribution)
+                    .map_err(arrow_err)?;
+            out.push(("window_points".into(), b));
+        }
+        let d = PyDict::new(py);
+        for (name, batch) in out {
+            d.set_item(name, PyRecordBatch::new(batch).into_pyarrow(py)?)?;
+        }
+        Ok(d)
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Creates an engine from `gpuledger.Config.to_engine_kwargs()`.
+    #[new]
+    #[pyo3(signature = (
+        window_s = vec![60], hopping = vec![], allowed_lateness_s = 30.0, sample_interval_s = 1.0,
+        max_message_bytes = 1 << 20, max_future_s = 86_400.0, dead_letter_max_bytes = 4096,
+        units = HashMap::new(), prices = HashMap::new(), default_price = 2.0, teams = HashMap::new(),
+        aggregations = vec![], keep_points = false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        window_s: Vec<i64>,
+        hopping: Vec<(i64, i64)>,
+        allowed_lateness_s: f64,
+        sample_interval_s: f64,
+        max_message_bytes: usize,
+        max_future_s: f64,
+        dead_letter_max_bytes: usize,
+        units: HashMap<String, String>,
+        prices: HashMap<String, f64>,
+        default_price: f64,
+        teams: HashMap<String, String>,
+        aggregations: Vec<Bound<'_, PyDict>>,
+        keep_points: bool,
+    ) -> PyResult<Self> {
+        let cfg = engine_config(
+            window_s,
+            hopping,
+            allowed_lateness_s,
+            sample_interval_s,
+            max_message_bytes,
+            max_future_s,
+            dead_letter_max_bytes,
+            units,
+            prices,
+            default_price,
+            teams,
+            aggregations,
+            keep_points,
+        )?;
+        let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
+        Ok(Engine { inner })
+    }
+
+    /// Ingests a list of messages (bytes) of one format from one partition. Offsets are
+    /// `first_offset`, `first_offset + 1`, ... unless `offsets` gives one per message.
+    #[pyo3(signature = (messages, format = "prom_json", source = "", partition = 0, first_offset = 0, offsets = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyList>,
+        format: &str,
+        source: &str,
+        partition: i32,
+        first_offset: i64,
+        offsets: Option<Vec<i64>>,
+    ) -> PyResult<()> {
+        let format = parse_format(format)?;
+        if let Some(o) = &offsets {
+            if o.len() != messages.len() {
+                return Err(InputError::new_err(format!(
+                    "offsets has {} entries for {} messages",
+                    o.len(),
+                    messages.len()
+                )));
+            }
+        }
+        // Holding the Bound references keeps every bytes object alive while the GIL is
+        // released; bytes are immutable, so borrowing their buffers is sound.
+        let owned: Vec<Bound<'_, PyBytes>> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.cast_into::<PyBytes>().map_err(|e| {
+                    InputError::new_err(format!(
+                        "messages[{i}] must be bytes, not {}",
+                        e.into_inner().get_type()
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        let slices: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+        for (c, chunk) in slices.chunks(CHUNK).enumerate() {
+            let base = c * CHUNK;
+            let offs = match &offsets {
+                Some(o) => Offsets::Each(&o[base..base + chunk.len()]),
+                None => Offsets::From(first_offset + base as i64),
+            };
+            let prov = Provenance {
+                source,
+                partition,
+                offsets: offs,
+            };
+            let inner = &mut self.inner;
+            py.detach(|| inner.push_messages(format, chunk, prov));
+            py.check_signals()?;
+        }
+        Ok(())
+    }
+
+    /// Stops `partition` from holding the watermark back until it sends data again.
+    fn mark_idle(&mut self, partition: i32) {
+        self.inner.mark_idle(partition);
+    }
+
+    /// Closes the windows the watermark has passed. Returns {table name: RecordBatch}.
+    fn poll<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let closed = py.detach(|| inner.poll());
+        self.batches(py, closed)
+    }
+
+    /// Moves the watermark to at least `ts_ms` (epoch ms) and closes what that finishes.
+    fn advance_to<'py>(&mut self, py: Python<'py>, ts_ms: i64) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let closed = py.detach(|| inner.advance_to(ts_ms));
+        self.batches(py, closed)
+    }
+
+    /// End of input: closes every window holding data.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let closed = py.detach(|| inner.finish());
+        self.batches(py, closed)
+    }
+
+    /// Counters: consumed = aggregated + skipped_* + late + dead.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("consumed", s.consumed)?;
+        d.set_item("aggregated", s.aggregated)?;
+        d.set_item("skipped_unknown_field", s.skipped_unknown_field)?;
+        d.set_item("skipped_blank", s.skipped_blank)?;
+        d.set_item("skipped_duplicate", s.skipped_duplicate)?;
+        d.set_item("late", s.late)?;
+        d.set_item("dead", s.dead)?;
+        d.set_item("windows_emitted", s.windows_emitted)?;
+        Ok(d)
+    }
+
+    /// Approximate bytes of window state held.
+    fn state_bytes(&self) -> usize {
+        self.inner.state_bytes()
+    }
+
+    /// Number of open (pane, GPU series) entries.
+    fn open_series_panes(&self) -> usize {
+        self.inner.open_series_panes()
+    }
+
+    /// The current watermark in epoch milliseconds (None before any data).
+    #[getter]
+    fn watermark_ms(&self) -> Option<i64> {
+        let w = self.inner.watermark();
+        (w != i64::MIN).then_some(w)
+    }
+
+    /// Names of the custom aggregation tables, in configuration order.
+    #[getter]
+    fn aggregation_names(&self) -> Vec<String> {
+        self.inner
+            .aggregations()
+            .iter()
+            .map(|a| a.name.clone())
+            .collect()
+    }
+}
+
+/// Schemas of the built-in tables: {name: pyarrow.Schema}.
+#[pyfunction]
+pub fn schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, schema) in [
+        ("gpu_windows", gpu_windows::schema()),
+        ("pool_windows", pool_windows::schema()),
+        ("late_events", late_dead::late_schema()),
+        ("dead_letters", late_dead::dead_schema()),
+        ("window_points", window_points::schema()),
+    ] {
+        d.set_item(name, PySchema::new(schema).into_pyarrow(py)?)?;
+    }
+    Ok(d)
+}
