@@ -6,6 +6,7 @@
 
 use crate::config::EngineConfig;
 use crate::custom_agg::{CustomAggregation, CustomBuilder, CustomRow, GroupLabel};
+use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::{prom_json, DecodeContext, Reading, ReadingSink};
 use crate::fields::{FieldId, FieldRegistry, DCGM_BLANK_THRESHOLD};
 use crate::gpu_windows::{GpuWindowRow, RowContext};
@@ -16,6 +17,7 @@ use crate::series::{SeriesId, SeriesTable, MAX_EXTRA_LABELS};
 use crate::time::{EpochMs, MIN_VALID_MS};
 use crate::watermark::Watermarks;
 use crate::window::{Insert, SeriesPoints};
+use arrow_array::RecordBatch;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -280,12 +282,73 @@ impl Engine {
                     MessageFormat::PromJson => prom_json::decode(bytes, &ctx, &mut sink),
                 }
             };
-            match decoded.and_then(|_| self.check(&msg, now)) {
-                Ok(()) => self.apply(&msg, &source, prov.partition, offset),
-                Err(reason) => self.dead(&source, prov.partition, offset, now, reason, bytes),
-            }
+            self.settle(&msg, decoded, &source, prov.partition, offset, now, bytes);
         }
         self.scratch = msg;
+    }
+
+    /// Ingests an Arrow record batch in the long or wide columnar form (`None`: detect).
+    /// Each row is one message; its offset is `first_row` plus its index. `Err` when the
+    /// batch's columns cannot be read at all (nothing of it is counted then).
+    pub fn push_record_batch(
+        &mut self,
+        batch: &RecordBatch,
+        form: Option<Form>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+    ) -> Result<(), String> {
+        let now = wall_clock_ms();
+        let source = self.source(source);
+        let ctx = DecodeContext {
+            fields: &self.fields,
+            extra_labels: &self.extra_labels,
+        };
+        let cols = ColumnarBatch::new(batch, form, &ctx)?;
+        let mut msg = std::mem::take(&mut self.scratch);
+        for i in 0..cols.rows() {
+            self.stats.consumed += 1;
+            msg.readings.clear();
+            msg.unknown = 0;
+            let ctx = DecodeContext {
+                fields: &self.fields,
+                extra_labels: &self.extra_labels,
+            };
+            let mut sink = InterningSink {
+                series: &mut self.series,
+                out: &mut msg,
+            };
+            let decoded = cols.row(i, &ctx, &mut sink);
+            self.settle(
+                &msg,
+                decoded,
+                &source,
+                partition,
+                first_row + i as i64,
+                now,
+                &[],
+            );
+        }
+        self.scratch = msg;
+        Ok(())
+    }
+
+    /// Applies a decoded message, or records it as a dead letter.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &mut self,
+        msg: &MessageReadings,
+        decoded: Result<(), String>,
+        source: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        now: EpochMs,
+        raw: &[u8],
+    ) {
+        match decoded.and_then(|_| self.check(msg, now)) {
+            Ok(()) => self.apply(msg, source, partition, offset),
+            Err(reason) => self.dead(source, partition, offset, now, reason, raw),
+        }
     }
 
     fn dead(

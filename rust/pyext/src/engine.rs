@@ -5,12 +5,14 @@ use crate::config::engine_config;
 use crate::errors::{ArrowExportError, ConfigError, InputError};
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
+use gpuledger_engine::decode::columnar::Form;
 use gpuledger_engine::{
     custom_agg, gpu_windows, late_dead, pool_windows, window_points, Closed, Engine as Core,
     MessageFormat, Offsets, Provenance,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema};
 use std::collections::HashMap;
 
@@ -177,6 +179,43 @@ impl Engine {
             };
             let inner = &mut self.inner;
             py.detach(|| inner.push_messages(format, chunk, prov));
+            py.check_signals()?;
+        }
+        Ok(())
+    }
+
+    /// Ingests Arrow data in the long or wide columnar form from any producer of the Arrow
+    /// PyCapsule interface (pyarrow, Polars, DuckDB, ...), without copying. `form` is
+    /// "long", "wide" or None (detect). Row numbers, from `first_row`, are the offsets.
+    #[pyo3(signature = (data, form = None, source = "", partition = 0, first_row = 0))]
+    fn push_arrow(
+        &mut self,
+        py: Python<'_>,
+        data: AnyRecordBatch,
+        form: Option<&str>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+    ) -> PyResult<()> {
+        let form = match form {
+            None => None,
+            Some("long") => Some(Form::Long),
+            Some("wide") => Some(Form::Wide),
+            Some(other) => {
+                return Err(InputError::new_err(format!(
+                    "form must be \"long\", \"wide\" or None, not {other:?}"
+                )))
+            }
+        };
+        let reader = data.into_reader()?;
+        let mut row = first_row;
+        for batch in reader {
+            let batch =
+                batch.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?;
+            let inner = &mut self.inner;
+            py.detach(|| inner.push_record_batch(&batch, form, source, partition, row))
+                .map_err(InputError::new_err)?;
+            row += batch.num_rows() as i64;
             py.check_signals()?;
         }
         Ok(())

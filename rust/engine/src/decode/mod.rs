@@ -6,6 +6,8 @@
 //! when the message as a whole is unusable (a dead letter); the engine then discards any
 //! readings the sink already took from that message.
 
+pub mod arrow_cols;
+pub mod columnar;
 pub mod prom_json;
 
 use crate::fields::{FieldId, FieldRegistry};

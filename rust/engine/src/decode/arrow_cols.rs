@@ -1,0 +1,176 @@
+//! Typed, zero-copy accessors over Arrow columns of the kinds producers send: strings (plain,
+//! large, view, or dictionary-encoded), numbers of any width, and timestamps of any unit.
+
+use crate::time::{parse_rfc3339_ms, unix_number_to_ms, EpochMs};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_schema::{DataType, TimeUnit};
+
+/// A string column.
+pub enum StrCol<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a arrow_array::LargeStringArray),
+    View(&'a arrow_array::StringViewArray),
+    /// Dictionary-encoded: keys normalized once per batch, values a string column.
+    Dict {
+        array: &'a ArrayRef,
+        keys: Vec<usize>,
+        values: Box<StrCol<'a>>,
+    },
+}
+
+impl<'a> StrCol<'a> {
+    pub fn new(a: &'a ArrayRef) -> Option<StrCol<'a>> {
+        Some(match a.data_type() {
+            DataType::Utf8 => StrCol::Utf8(a.as_string::<i32>()),
+            DataType::LargeUtf8 => StrCol::LargeUtf8(a.as_string::<i64>()),
+            DataType::Utf8View => StrCol::View(a.as_string_view()),
+            DataType::Dictionary(_, _) => {
+                let d = a.as_any_dictionary_opt()?;
+                StrCol::Dict {
+                    array: a,
+                    keys: d.normalized_keys(),
+                    values: Box::new(StrCol::new(d.values())?),
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// The value at row `i`, or `None` when null.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            StrCol::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::LargeUtf8(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Dict {
+                array,
+                keys,
+                values,
+            } => {
+                if array.is_null(i) {
+                    None
+                } else {
+                    values.get(keys[i])
+                }
+            }
+        }
+    }
+}
+
+/// A numeric column read as f64.
+pub struct NumCol<'a> {
+    array: &'a ArrayRef,
+    at: fn(&dyn Array, usize) -> f64,
+}
+
+fn prim<T: arrow_array::ArrowPrimitiveType>(a: &dyn Array, i: usize) -> f64
+where
+    T::Native: Into<f64Conv>,
+{
+    let v: f64Conv = a.as_primitive::<T>().value(i).into();
+    v.0
+}
+
+/// Widening of Arrow natives to f64 (i64/u64 beyond 2^53 round, as f64 does).
+#[allow(non_camel_case_types)]
+pub struct f64Conv(f64);
+macro_rules! conv {
+    ($($t:ty),*) => {$(impl From<$t> for f64Conv { fn from(v: $t) -> Self { f64Conv(v as f64) } })*};
+}
+conv!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
+
+impl<'a> NumCol<'a> {
+    pub fn new(a: &'a ArrayRef) -> Option<NumCol<'a>> {
+        let at: fn(&dyn Array, usize) -> f64 = match a.data_type() {
+            DataType::Float64 => prim::<Float64Type>,
+            DataType::Float32 => prim::<Float32Type>,
+            DataType::Int64 => prim::<Int64Type>,
+            DataType::Int32 => prim::<Int32Type>,
+            DataType::Int16 => prim::<Int16Type>,
+            DataType::Int8 => prim::<Int8Type>,
+            DataType::UInt64 => prim::<UInt64Type>,
+            DataType::UInt32 => prim::<UInt32Type>,
+            DataType::UInt16 => prim::<UInt16Type>,
+            DataType::UInt8 => prim::<UInt8Type>,
+            _ => return None,
+        };
+        Some(NumCol { array: a, at })
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.array
+            .is_valid(i)
+            .then(|| (self.at)(self.array.as_ref(), i))
+    }
+}
+
+/// An event-time column: Arrow timestamps of any unit, Unix numbers (seconds, or integer
+/// milliseconds above 1e11), or RFC 3339 strings.
+pub enum TimeCol<'a> {
+    Timestamp(&'a ArrayRef, i64, bool),
+    Number(NumCol<'a>),
+    Text(StrCol<'a>),
+}
+
+impl<'a> TimeCol<'a> {
+    pub fn new(a: &'a ArrayRef) -> Option<TimeCol<'a>> {
+        if let DataType::Timestamp(unit, _) = a.data_type() {
+            // (divisor to ms, or multiplier when the unit is seconds)
+            let (f, seconds) = match unit {
+                TimeUnit::Second => (1000, true),
+                TimeUnit::Millisecond => (1, false),
+                TimeUnit::Microsecond => (1000, false),
+                TimeUnit::Nanosecond => (1_000_000, false),
+            };
+            return Some(TimeCol::Timestamp(a, f, seconds));
+        }
+        NumCol::new(a)
+            .map(TimeCol::Number)
+            .or_else(|| StrCol::new(a).map(TimeCol::Text))
+    }
+
+    /// Epoch milliseconds at row `i`; `Err` names what is wrong.
+    #[inline]
+    pub fn get(&self, i: usize) -> Result<EpochMs, String> {
+        match self {
+            TimeCol::Timestamp(a, f, seconds) => {
+                if a.is_null(i) {
+                    return Err("null timestamp".into());
+                }
+                let v = match a.data_type() {
+                    DataType::Timestamp(TimeUnit::Second, _) => {
+                        a.as_primitive::<TimestampSecondType>().value(i)
+                    }
+                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                        a.as_primitive::<TimestampMillisecondType>().value(i)
+                    }
+                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                        a.as_primitive::<TimestampMicrosecondType>().value(i)
+                    }
+                    _ => a.as_primitive::<TimestampNanosecondType>().value(i),
+                };
+                Ok(if *seconds {
+                    v.saturating_mul(*f)
+                } else {
+                    v.div_euclid(*f)
+                })
+            }
+            TimeCol::Number(n) => {
+                let v = n.get(i).ok_or("null timestamp")?;
+                unix_number_to_ms(v).ok_or_else(|| format!("timestamp {v} is not a Unix time"))
+            }
+            TimeCol::Text(s) => {
+                let v = s.get(i).ok_or("null timestamp")?;
+                parse_rfc3339_ms(v).ok_or_else(|| format!("timestamp {v:?} is not RFC 3339"))
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Columnar input (spec inputs.md 1d), read in place from Arrow record batches: the long
+//! form (`ts, gpu, field, value` plus label columns, one reading per row) or the wide form
+//! (the columns of the wide JSON form, several readings per row). Each row is one message
+//! for counting and provenance (its row number is the offset).
+
+use super::arrow_cols::{NumCol, StrCol, TimeCol};
+use super::{DecodeContext, Reading, ReadingSink};
+use crate::fields::FieldId;
+use crate::series::{GpuLabels, MAX_EXTRA_LABELS};
+use arrow_array::RecordBatch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Long,
+    Wide,
+}
+
+/// Wide-form metric columns with their unit in the name: never rescaled.
+const WIDE_METRICS: [(&str, FieldId); 6] = [
+    ("gr_engine_active", FieldId::GR_ENGINE_ACTIVE),
+    ("gpu_util", FieldId::GPU_UTIL),
+    ("sm_active", FieldId::SM_ACTIVE),
+    ("fb_used_mib", FieldId::FB_USED),
+    ("power_w", FieldId::POWER_USAGE),
+    ("energy_mj", FieldId::TOTAL_ENERGY),
+];
+
+enum IndexCol<'a> {
+    Text(StrCol<'a>),
+    Number(NumCol<'a>),
+}
+
+pub struct ColumnarBatch<'a> {
+    form: Form,
+    rows: usize,
+    ts: TimeCol<'a>,
+    gpu: StrCol<'a>,
+    gpu_index: Option<IndexCol<'a>>,
+    hostname: Option<StrCol<'a>>,
+    model: Option<StrCol<'a>>,
+    namespace: Option<StrCol<'a>>,
+    pod: Option<StrCol<'a>>,
+    container: Option<StrCol<'a>>,
+    instance: Option<StrCol<'a>>,
+    extras: Vec<(usize, StrCol<'a>)>,
+    field: Option<StrCol<'a>>,
+    value: Option<NumCol<'a>>,
+    metrics: Vec<(FieldId, f64, NumCol<'a>)>,
+    index_text: Vec<String>,
+}
+
+fn find<'a>(batch: &'a RecordBatch, names: &[&str]) -> Option<&'a arrow_array::ArrayRef> {
+    names
+        .iter()
+        .find_map(|n| batch.schema().index_of(n).ok())
+        .map(|i| batch.column(i))
+}
+
+fn text<'a>(batch: &'a RecordBatch, names: &[&str]) -> Result<Option<StrCol<'a>>, String> {
+    match find(batch, names) {
+        None => Ok(None),
+        Some(a) => StrCol::new(a).map(Some).ok_or_else(|| {
+            format!(
+                "column {:?} must be a string column, not {}",
+                names[0],
+                a.data_type()
+            )
+        }),
+    }
+}
+
+impl<'a> ColumnarBatch<'a> {
+    /// Resolves the batch's columns; `Err` when the batch as a whole cannot be read.
+    pub fn new(
+        batch: &'a RecordBatch,
+        form: Option<Form>,
+        ctx: &DecodeContext<'_>,
+    ) -> Result<Self, String> {
+        let has = |n: &str| batch.schema().index_of(n).is_ok();
+        let form = form.unwrap_or(if (has("field") || has("name")) && has("value") {
+            Form::Long
+        } else {
+            Form::Wide
+        });
+        let ts_col = find(batch, &["ts", "timestamp", "time"])
+            .ok_or("no time column (expected \"ts\", \"timestamp\" or \"time\")")?;
+        let ts = TimeCol::new(ts_col)
+            .ok_or_else(|| format!("column \"ts\" has unsupported type {}", ts_col.data_type()))?;
+        let gpu = text(batch, &["gpu", "gpu_uuid", "UUID"])?
+            .ok_or("no GPU column (expected \"gpu\", \"gpu_uuid\" or \"UUID\")")?;
+        let gpu_index = match find(batch, &["gpu_index"]) {
+            None => None,
+            Some(a) => Some(match NumCol::new(a) {
+                Some(n) => IndexCol::Number(n),
+                None => IndexCol::Text(
+                    StrCol::new(a).ok_or("column \"gpu_index\" must be numeric or string")?,
+                ),
+            }),
+        };
+        let mut extras = Vec::new();
+        for (slot, name) in ctx.extra_labels.iter().enumerate().take(MAX_EXTRA_LABELS) {
+            if let Some(c) = text(batch, &[name])? {
+                extras.push((slot, c));
+            }
+        }
+        let (mut field, mut value, mut metrics) = (None, None, Vec::new());
+        match form {
+            Form::Long => {
+                field = Some(
+                    text(batch, &["field", "name"])?.ok_or("long form needs a \"field\" column")?,
+                );
+                let v = find(batch, &["value"]).ok_or("long form needs a \"value\" column")?;
+                value = Some(NumCol::new(v).ok_or_else(|| {
+                    format!("column \"value\" must be numeric, not {}", v.data_type())
+                })?);
+            }
+            Form::Wide => {
+                for (i, f) in batch.schema().fields().iter().enumerate() {
+                    let col = batch.column(i);
+                    let known = WIDE_METRICS
+                        .iter()
+                        .find(|(n, _)| n == f.name())
+                        .map(|&(_, id)| (id, 1.0))
+                        .or_else(|| {
+                            ctx.fields
+                                .lookup(f.name())
+                                .map(|id| (id, ctx.fields.source_scale(id)))
+                        });
+                    if let Some((id, scale)) = known {
+                        let n = NumCol::new(col).ok_or_else(|| {
+                            format!(
+                                "metric column {:?} must be numeric, not {}",
+                                f.name(),
+                                col.data_type()
+                            )
+                        })?;
+                        metrics.push((id, scale, n));
+                    }
+                }
+            }
+        }
+        Ok(ColumnarBatch {
+            form,
+            rows: batch.num_rows(),
+            ts,
+            gpu,
+            gpu_index,
+            hostname: text(batch, &["hostname", "Hostname", "host"])?,
+            model: text(batch, &["model_name", "modelName", "model"])?,
+            namespace: text(batch, &["namespace"])?,
+            pod: text(batch, &["pod"])?,
+            container: text(batch, &["container"])?,
+            instance: text(batch, &["gpu_instance_id", "GPU_I_ID"])?,
+            extras,
+            field,
+            value,
+            metrics,
+            index_text: (0..256).map(|i| i.to_string()).collect(),
+        })
+    }
+
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Decodes row `i`; `Err` is that row's dead-letter reason.
+    pub fn row(
+        &self,
+        i: usize,
+        ctx: &DecodeContext<'_>,
+        sink: &mut impl ReadingSink,
+    ) -> Result<(), String> {
+        let ts_ms = self.ts.get(i)?;
+        let uuid = self
+            .gpu
+            .get(i)
+            .filter(|g| !g.is_empty())
+            .ok_or("missing GPU UUID")?;
+        let owned_index;
+        let gpu_index = match &self.gpu_index {
+            None => "",
+            Some(IndexCol::Text(t)) => t.get(i).unwrap_or(""),
+            Some(IndexCol::Number(n)) => match n.get(i) {
+                None => "",
+                Some(v) if (0.0..256.0).contains(&v) && v.fract() == 0.0 => {
+                    &self.index_text[v as usize]
+                }
+                Some(v) => {
+                    owned_index = format!("{v}");
+                    &owned_index
+                }
+            },
+        };
+        let mut extra = [""; MAX_EXTRA_LABELS];
+        for (slot, c) in &self.extras {
+            extra[*slot] = c.get(i).unwrap_or("");
+        }
+        let labels = GpuLabels {
+            uuid,
+            gpu_instance_id: opt(&self.instance, i),
+            gpu_index,
+            hostname: opt(&self.hostname, i),
+            model_name: opt(&self.model, i),
+            namespace: opt(&self.namespace, i),
+            pod: opt(&self.pod, i),
+            container: opt(&self.container, i),
+            extra,
+        };
+        match self.form {
+            Form::Long => {
+                let name = self
+                    .field
+                    .as_ref()
+                    .and_then(|f| f.get(i))
+                    .ok_or("null field name")?;
+                let Some(field) = ctx.fields.lookup(name) else {
+                    sink.unknown_field();
+                    return Ok(());
+                };
+                // A null value is no reading (like a DCGM blank); the row is a counted skip.
+                if let Some(v) = self.value.as_ref().and_then(|v| v.get(i)) {
+                    let value = v * ctx.fields.source_scale(field);
+                    sink.reading(Reading {
+                        ts_ms,
+                        field,
+                        value,
+                        labels,
+                    });
+                } else {
+                    sink.reading(Reading {
+                        ts_ms,
+                        field,
+                        value: f64::MAX,
+                        labels,
+                    });
+                }
+            }
+            Form::Wide => {
+                for (field, scale, col) in &self.metrics {
+                    if let Some(v) = col.get(i) {
+                        sink.reading(Reading {
+                            ts_ms,
+                            field: *field,
+                            value: v * scale,
+                            labels,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn opt<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> &'c str {
+    c.as_ref().and_then(|c| c.get(i)).unwrap_or("")
+}
