@@ -36,9 +36,9 @@ def plain_python(messages: list[bytes]) -> dict[tuple[int, str, str, str], tuple
 
 
 def with_gpuledger(messages: list[bytes]) -> pa.Table:
-    e = gpuledger.Engine(window_s=[60])
-    e.push_prom_json(messages)
-    return pa.Table.from_batches([e.poll(), e.finish()])
+    e = gpuledger.Engine()
+    e.push(messages)
+    return e.poll().concat(e.finish()).gpu_windows
 
 
 def agree(table: pa.Table, ref: dict[tuple[int, str, str, str], tuple[int, float]]) -> bool:

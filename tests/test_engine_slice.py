@@ -53,10 +53,10 @@ def engine_windows(table: pa.Table) -> dict:
     return out
 
 
-def run(messages: list[bytes], **kw: object) -> pa.Table:
-    e = gpuledger.Engine(**kw)  # type: ignore[arg-type]
-    e.push_prom_json(messages)
-    return pa.Table.from_batches([e.poll(), e.finish()])
+def run(messages: list[bytes], **engine: object) -> pa.Table:
+    e = gpuledger.Engine(gpuledger.Config.from_dict({"engine": engine}))
+    e.push(messages)
+    return e.poll().concat(e.finish()).gpu_windows
 
 
 def assert_same(got: dict, want: dict) -> None:
@@ -70,7 +70,7 @@ def assert_same(got: dict, want: dict) -> None:
 def test_matches_reference_on_simulated_fleet() -> None:
     msgs = list(prom_json_messages(default_fleet(), START, 600))
     table = run(msgs, window_s=[60])
-    assert table.schema == gpuledger.gpu_windows_schema()
+    assert table.schema == gpuledger.schemas()["gpu_windows"]
     assert table.num_rows == 8 * 10
     assert_same(engine_windows(table), reference_windows(msgs, 60, 1.0))
 
@@ -117,29 +117,35 @@ def test_bad_messages_become_dead_letters_with_offsets() -> None:
         b"[" * 10_000,
     ]
     e = gpuledger.Engine()
-    e.push_prom_json([good, *bad], partition=3, first_offset=100)
-    dead = e.take_dead_letters()
-    assert [(p, o) for p, o, _ in dead] == [(3, 101), (3, 102), (3, 103), (3, 104)]
-    assert all(reason for _, _, reason in dead)
+    e.push([good, *bad], source="t", partition=3, first_offset=100)
+    dead = e.poll().dead_letters.to_pydict()
+    assert list(zip(dead["partition"], dead["offset"], strict=True)) == [
+        (3, 101),
+        (3, 102),
+        (3, 103),
+        (3, 104),
+    ]
+    assert all(dead["reason"]) and dead["source"] == ["t"] * 4
+    assert dead["raw"][0] == bad[0]
     s = e.stats()
     assert s["consumed"] == 5 and s["dead"] == 4 and s["aggregated"] == 1
 
 
 def test_non_bytes_message_is_a_clear_error() -> None:
     e = gpuledger.Engine()
-    with pytest.raises(ValueError, match=r"messages\[1\] must be bytes"):
-        e.push_prom_json([b"{}", "text"])  # type: ignore[list-item]
+    with pytest.raises(gpuledger.InputError, match=r"messages\[1\] must be bytes"):
+        e.push([b"{}", "text"])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"window_s": []}, "window_s"),
-        ({"window_s": [0]}, "window_s"),
-        ({"allowed_lateness_s": -1.0}, "allowed_lateness_s"),
-        ({"sample_interval_s": float("nan")}, "sample_interval_s"),
+        ({"window_s": []}, "engine.window_s"),
+        ({"window_s": [0]}, "engine.window_s"),
+        ({"allowed_lateness_s": -1.0}, "engine.allowed_lateness_s"),
+        ({"sample_interval_s": float("nan")}, "engine.sample_interval_s"),
     ],
 )
 def test_invalid_config_names_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(gpuledger.ConfigError, match=key):
-        gpuledger.Engine(**kwargs)
+        gpuledger.Engine(gpuledger.Config.from_dict({"engine": kwargs}))

@@ -5,18 +5,25 @@ The engine is Rust (`gpuledger._engine`); this package is its Python face.
 
 from gpuledger._engine import (
     ArrowExportError,
-    ConfigError,
-    Engine,
     GpuledgerError,
-    gpu_windows_schema,
+    InputError,
+    schemas,
 )
 from gpuledger._engine import __version__ as __version__
+from gpuledger.config import Config, ConfigError, load_config
+from gpuledger.engine import Engine, WindowFunction, WindowFunctionError, Windows
 
 __all__ = [
     "ArrowExportError",
+    "Config",
     "ConfigError",
     "Engine",
     "GpuledgerError",
+    "InputError",
+    "WindowFunction",
+    "WindowFunctionError",
+    "Windows",
     "__version__",
-    "gpu_windows_schema",
+    "load_config",
+    "schemas",
 ]

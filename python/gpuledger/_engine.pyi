@@ -1,4 +1,7 @@
-"""Type stubs for the Rust extension module `gpuledger._engine`."""
+"""Type stubs for the Rust extension module `gpuledger._engine` (use `gpuledger.Engine`)."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -8,36 +11,58 @@ class GpuledgerError(Exception):
     """Base class of gpuledger errors."""
 
 class ConfigError(GpuledgerError):
-    """Invalid engine configuration; the message names the setting."""
+    """Invalid configuration; the message starts with the offending key."""
+
+class InputError(GpuledgerError):
+    """An input batch is malformed as a whole (single bad messages are dead letters)."""
 
 class ArrowExportError(GpuledgerError):
     """Building Arrow output failed."""
 
 class Engine:
-    """Event-time window engine over DCGM telemetry."""
-
     def __init__(
         self,
-        window_s: list[int] = ...,
-        allowed_lateness_s: float = 30.0,
-        sample_interval_s: float = 1.0,
+        window_s: Sequence[int] = ...,
+        hopping: Sequence[tuple[int, int]] = ...,
+        allowed_lateness_s: float = ...,
+        sample_interval_s: float = ...,
+        max_message_bytes: int = ...,
+        max_future_s: float = ...,
+        dead_letter_max_bytes: int = ...,
+        units: Mapping[str, str] = ...,
+        prices: Mapping[str, float] = ...,
+        default_price: float = ...,
+        teams: Mapping[str, str] = ...,
+        aggregations: Sequence[Mapping[str, Any]] = ...,
+        keep_points: bool = ...,
     ) -> None: ...
-    def push_prom_json(
-        self, messages: list[bytes], partition: int = 0, first_offset: int = 0
-    ) -> None:
-        """Ingests prometheus-kafka-adapter JSON messages from one partition."""
-    def mark_idle(self, partition: int) -> None:
-        """Stops `partition` from holding the watermark back until it sends data again."""
-    def poll(self) -> pa.RecordBatch:
-        """Closes the windows the watermark has passed (`gpu_windows` rows)."""
-    def finish(self) -> pa.RecordBatch:
-        """End of input: closes every open window."""
-    def take_dead_letters(self) -> list[tuple[int, int, str]]:
-        """Dead letters since the last call: (partition, offset, reason)."""
-    def stats(self) -> dict[str, int]:
-        """Counters: consumed = aggregated + skipped_* + late + dead."""
+    def push(
+        self,
+        messages: list[bytes],
+        format: str = ...,
+        source: str = ...,
+        partition: int = ...,
+        first_offset: int = ...,
+        offsets: list[int] | None = ...,
+    ) -> None: ...
+    def push_arrow(
+        self,
+        data: object,
+        form: str | None = ...,
+        source: str = ...,
+        partition: int = ...,
+        first_row: int = ...,
+    ) -> None: ...
+    def mark_idle(self, partition: int) -> None: ...
+    def poll(self) -> dict[str, pa.RecordBatch]: ...
+    def advance_to(self, ts_ms: int) -> dict[str, pa.RecordBatch]: ...
+    def finish(self) -> dict[str, pa.RecordBatch]: ...
+    def stats(self) -> dict[str, int]: ...
+    def state_bytes(self) -> int: ...
+    def open_series_panes(self) -> int: ...
     @property
     def watermark_ms(self) -> int | None: ...
+    @property
+    def aggregation_names(self) -> list[str]: ...
 
-def gpu_windows_schema() -> pa.Schema:
-    """Schema of the `gpu_windows` table."""
+def schemas() -> dict[str, pa.Schema]: ...

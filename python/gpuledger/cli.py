@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-import pyarrow as pa
 import pyarrow.compute as pc
 
 import gpuledger
@@ -30,10 +29,10 @@ def demo(minutes: int, window_s: int, rows: int) -> None:
     """Run the engine on an embedded simulated fleet (no Kafka needed)."""
     fleet = default_fleet()
     messages = list(prom_json_messages(fleet, DEMO_START_S, minutes * 60))
-    engine = gpuledger.Engine(window_s=[window_s])
+    engine = gpuledger.Engine(gpuledger.Config.from_dict({"engine": {"window_s": [window_s]}}))
     started = time.perf_counter()
-    engine.push_prom_json(messages, partition=0)
-    table = pa.Table.from_batches([engine.poll(), engine.finish()])
+    engine.push(messages, source="embedded-fleet")
+    table = engine.poll().concat(engine.finish()).gpu_windows
     elapsed = time.perf_counter() - started
     stats = engine.stats()
     click.echo(

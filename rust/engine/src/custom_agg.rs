@@ -62,6 +62,8 @@ impl Reducer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupLabel {
     GpuUuid,
+    /// MIG instance id (`GPU_I_ID`), empty for a whole GPU.
+    GpuInstanceId,
     GpuIndex,
     Hostname,
     ModelName,
@@ -78,6 +80,7 @@ impl GroupLabel {
     pub fn standard(name: &str) -> Option<GroupLabel> {
         Some(match name {
             "UUID" | "gpu_uuid" => GroupLabel::GpuUuid,
+            "GPU_I_ID" | "gpu_instance_id" => GroupLabel::GpuInstanceId,
             "gpu" | "gpu_index" => GroupLabel::GpuIndex,
             "Hostname" | "hostname" => GroupLabel::Hostname,
             "modelName" | "model_name" => GroupLabel::ModelName,
@@ -92,6 +95,10 @@ impl GroupLabel {
     fn value(self, s: &Series, attribution: &Attribution) -> String {
         match self {
             GroupLabel::GpuUuid => s.gpu_uuid.to_string(),
+            GroupLabel::GpuInstanceId => s
+                .gpu_uuid
+                .split_once('/')
+                .map_or(String::new(), |(_, i)| i.to_string()),
             GroupLabel::GpuIndex => s.gpu_index.map_or(String::new(), |i| i.to_string()),
             GroupLabel::Hostname => s.hostname.to_string(),
             GroupLabel::ModelName => s.model_name.to_string(),

@@ -1,0 +1,217 @@
+"""The library engine: a `Config` in, batches of raw messages in, Arrow tables of closed
+windows out. The same engine backs `gpuledger run` and `gpuledger replay`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gpuledger import _engine
+from gpuledger._config_validate import _AGG_NAME as AGGREGATION_NAME
+from gpuledger._config_validate import BUILTIN_TABLES
+from gpuledger.config import Config, ConfigError
+
+WindowFunction = Callable[[pa.Table], "pa.Table | pa.RecordBatch"]
+"""A vectorized Python aggregation: gets one closed window's points (the `window_points`
+schema) and returns a table of results for that window."""
+
+
+class WindowFunctionError(_engine.GpuledgerError):
+    """A user window function raised or returned something that is not a table."""
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Tables of the windows closed by one call: built-in tables, custom aggregations and
+    window-function results, by name."""
+
+    tables: Mapping[str, pa.Table]
+
+    def __getitem__(self, name: str) -> pa.Table:
+        return self.tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tables)
+
+    @property
+    def gpu_windows(self) -> pa.Table:
+        return self.tables["gpu_windows"]
+
+    @property
+    def pool_windows(self) -> pa.Table:
+        return self.tables["pool_windows"]
+
+    @property
+    def late_events(self) -> pa.Table:
+        return self.tables["late_events"]
+
+    @property
+    def dead_letters(self) -> pa.Table:
+        return self.tables["dead_letters"]
+
+    def concat(self, other: Windows) -> Windows:
+        """These windows followed by `other`'s, table by table."""
+        names = list(self.tables) + [n for n in other.tables if n not in self.tables]
+        out = {}
+        for n in names:
+            parts = [t[n] for t in (self.tables, other.tables) if n in t and t[n].num_columns]
+            out[n] = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+        return Windows(out)
+
+
+def _check_function_names(fns: Mapping[str, WindowFunction], taken: Sequence[str]) -> None:
+    """Window functions name output tables: same rule as aggregation names."""
+    for name in fns:
+        if not AGGREGATION_NAME.fullmatch(name):
+            raise ConfigError(f"window_functions.{name}", "name must match [a-z0-9_]{1,64}")
+        if name in taken or name in BUILTIN_TABLES or name == "window_points":
+            raise ConfigError(f"window_functions.{name}", "name is already a table")
+
+
+class Engine:
+    """Event-time window engine over DCGM telemetry.
+
+    >>> engine = Engine(Config())
+    >>> engine.push(messages, partition=0)        # list of prometheus-kafka-adapter JSON bytes
+    >>> engine.poll().gpu_windows                  # windows the watermark has passed
+    >>> engine.finish()                            # end of input: close everything
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        window_functions: Mapping[str, WindowFunction] | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self._functions = dict(window_functions or {})
+        taken = [a.name for a in self.config.aggregations]
+        _check_function_names(self._functions, taken)
+        try:
+            self._core = _engine.Engine(
+                **self.config.to_engine_kwargs(), keep_points=bool(self._functions)
+            )
+        except _engine.ConfigError as e:
+            key, _, problem = str(e).partition(": ")
+            raise ConfigError(key, problem) from None
+
+    def push(
+        self,
+        messages: Sequence[bytes],
+        *,
+        format: str = "prom_json",
+        source: str = "",
+        partition: int = 0,
+        first_offset: int = 0,
+        offsets: Sequence[int] | None = None,
+    ) -> None:
+        """Ingests raw messages from one partition. Bad messages become dead letters."""
+        batch = messages if isinstance(messages, list) else list(messages)
+        offs = None if offsets is None else list(offsets)
+        self._core.push(batch, format, source, partition, first_offset, offs)
+
+    def push_arrow(
+        self,
+        data: object,
+        *,
+        form: str | None = None,
+        source: str = "",
+        partition: int = 0,
+        first_row: int = 0,
+    ) -> None:
+        """Ingests columnar telemetry from any Arrow PyCapsule producer (a pyarrow Table or
+        RecordBatch, a Polars DataFrame, a DuckDB result...) without copying: the long form
+        (`ts, gpu, field, value` + labels) or the wide form (`ts, gpu, gr_engine_active,
+        ...`); `form` is "long", "wide" or None to detect. Row numbers are the offsets."""
+        self._core.push_arrow(data, form, source, partition, first_row)
+
+    def mark_idle(self, partition: int) -> None:
+        """Stops `partition` from holding the watermark back until it sends data again."""
+        self._core.mark_idle(partition)
+
+    def poll(self) -> Windows:
+        """Closes the windows the watermark has passed."""
+        return self._wrap(self._core.poll())
+
+    def advance_to(self, ts: datetime | float) -> Windows:
+        """Moves event time to at least `ts` (a datetime or Unix seconds) and closes what
+        that finishes: the explicit clock for idle sources."""
+        seconds = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+        return self._wrap(self._core.advance_to(round(seconds * 1000)))
+
+    def finish(self) -> Windows:
+        """End of input: closes every window holding data."""
+        return self._wrap(self._core.finish())
+
+    def stats(self) -> dict[str, int]:
+        """Counters: consumed = aggregated + skipped_* + late + dead."""
+        return self._core.stats()
+
+    def state_bytes(self) -> int:
+        """Approximate bytes of window state held."""
+        return self._core.state_bytes()
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return self._core.watermark_ms
+
+    def _wrap(self, batches: Mapping[str, pa.RecordBatch]) -> Windows:
+        tables = {name: pa.Table.from_batches([b]) for name, b in batches.items()}
+        points = tables.pop("window_points", None)
+        for name, fn in self._functions.items():
+            tables[name] = _apply(name, fn, points)
+        return Windows(tables)
+
+
+def _window_runs(points: pa.Table) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each closed window's rows; points come grouped by window."""
+    n = points.num_rows
+    if n == 0:
+        return
+    start = points.column("window_start").cast(pa.int64())
+    end = points.column("window_end").cast(pa.int64())
+    changed = pc.or_(
+        pc.not_equal(start.slice(1), start.slice(0, n - 1)),
+        pc.not_equal(end.slice(1), end.slice(0, n - 1)),
+    )
+    inner = [int(i) for i in pc.indices_nonzero(changed).to_pylist() if i is not None]
+    cuts = [0, *(i + 1 for i in inner), n]
+    for a, b in itertools.pairwise(cuts):
+        yield a, b - a
+
+
+def _apply(name: str, fn: WindowFunction, points: pa.Table | None) -> pa.Table:
+    if points is None:
+        return pa.table({})
+    results = []
+    for offset, length in _window_runs(points):
+        window = points.slice(offset, length)
+        try:
+            out = fn(window)
+        except Exception as e:
+            raise WindowFunctionError(
+                f"window function {name!r} failed on window starting "
+                f"{window.column('window_start')[0]}: {e!r}"
+            ) from e
+        if isinstance(out, pa.RecordBatch):
+            out = pa.Table.from_batches([out])
+        if not isinstance(out, pa.Table):
+            raise WindowFunctionError(
+                f"window function {name!r} returned {type(out).__name__}, not a pyarrow Table"
+            )
+        if "window_start" not in out.column_names:
+            rows = out.num_rows
+            out = out.add_column(0, "window_end", pa.repeat(window.column("window_end")[0], rows))
+            out = out.add_column(
+                0, "window_start", pa.repeat(window.column("window_start")[0], rows)
+            )
+        results.append(out)
+    if not results:
+        return pa.table({})
+    return pa.concat_tables(results, promote_options="default")
