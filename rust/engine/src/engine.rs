@@ -110,11 +110,16 @@ struct MessageReadings {
 struct InterningSink<'s> {
     series: &'s mut SeriesTable,
     out: &'s mut MessageReadings,
+    /// The decoder knows these readings carry the previous message's labels.
+    same_series: Option<SeriesId>,
 }
 
 impl ReadingSink for InterningSink<'_> {
     fn reading(&mut self, r: Reading<'_>) {
-        let id = self.series.intern(&r.labels);
+        let id = match self.same_series {
+            Some(id) => id,
+            None => self.series.intern(&r.labels),
+        };
         self.out.readings.push((id, r.field, r.ts_ms, r.value));
     }
     fn unknown_field(&mut self) {
@@ -277,6 +282,7 @@ impl Engine {
                 let mut sink = InterningSink {
                     series: &mut self.series,
                     out: &mut msg,
+                    same_series: None,
                 };
                 match format {
                     MessageFormat::PromJson => prom_json::decode(bytes, &ctx, &mut sink),
@@ -306,6 +312,7 @@ impl Engine {
         };
         let cols = ColumnarBatch::new(batch, form, &ctx)?;
         let mut msg = std::mem::take(&mut self.scratch);
+        let mut previous: Option<SeriesId> = None;
         for i in 0..cols.rows() {
             self.stats.consumed += 1;
             msg.readings.clear();
@@ -314,11 +321,14 @@ impl Engine {
                 fields: &self.fields,
                 extra_labels: &self.extra_labels,
             };
+            let same_series = previous.filter(|_| cols.same_labels_as_previous(i));
             let mut sink = InterningSink {
                 series: &mut self.series,
                 out: &mut msg,
+                same_series,
             };
-            let decoded = cols.row(i, &ctx, &mut sink);
+            let decoded = cols.row(i, same_series.is_some(), &ctx, &mut sink);
+            previous = msg.readings.first().map(|r| r.0).or(same_series);
             self.settle(
                 &msg,
                 decoded,
@@ -524,6 +534,10 @@ impl Engine {
             custom: vec![Vec::new(); self.aggregations.len()],
             ..Closed::default()
         };
+        if wm == EpochMs::MIN {
+            // No watermark yet (no data, or every partition idle from the start).
+            return closed;
+        }
         let mut scratch = Vec::new();
         for (end, _, start) in self.due_windows(wm) {
             self.close_window(start, end, &mut closed, &mut scratch);

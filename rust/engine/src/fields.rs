@@ -1,6 +1,7 @@
 //! DCGM fields: the six built-in ones the tables use, any others that custom aggregations
 //! ask for, their unit conversions, and the validity rules for their values.
 
+use foldhash::fast::FixedState;
 use std::collections::HashMap;
 
 /// DCGM reports "blank" (no reading) as integers near 2^63; at or above this a value is missing.
@@ -96,14 +97,14 @@ struct FieldInfo {
 /// Fields the engine aggregates: the built-ins plus those registered for custom aggregations.
 pub struct FieldRegistry {
     fields: Vec<FieldInfo>,
-    by_name: HashMap<Box<str>, FieldId>,
+    by_name: HashMap<Box<str>, FieldId, FixedState>,
 }
 
 impl Default for FieldRegistry {
     fn default() -> Self {
         let mut r = FieldRegistry {
             fields: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
         };
         for (name, unit) in BUILTIN {
             r.add(name, unit);

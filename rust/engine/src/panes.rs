@@ -1,20 +1,55 @@
 //! Pane store: every point lives once, in the pane (a slice of time as long as the greatest
 //! common divisor of all window sizes and slides) that holds it. A window is the union of
 //! its panes, so tumbling and hopping windows of several sizes share one copy of the data.
+//!
+//! Panes are few (the open windows' span), kept sorted in a vector with the last one used
+//! remembered; inside a pane, series are found through a dense index by series id. Both make
+//! the per-reading insert a couple of array lookups instead of hash or tree searches.
 
 use crate::fields::FieldId;
 use crate::series::SeriesId;
 use crate::time::{align_down, EpochMs};
 use crate::window::{Insert, SeriesPoints};
-use foldhash::fast::FixedState;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 
-type Pane = HashMap<SeriesId, SeriesPoints, FixedState>;
+const ABSENT: u32 = u32::MAX;
+
+#[derive(Default)]
+struct Pane {
+    /// Slot in `entries` by series id (`ABSENT` when the series has no point here).
+    slot_of: Vec<u32>,
+    entries: Vec<(SeriesId, SeriesPoints)>,
+}
+
+impl Pane {
+    fn points_mut(&mut self, series: SeriesId) -> &mut SeriesPoints {
+        let i = series as usize;
+        if self.slot_of.len() <= i {
+            self.slot_of.resize(i + 1, ABSENT);
+        }
+        let slot = self.slot_of[i];
+        if slot == ABSENT {
+            self.slot_of[i] = self.entries.len() as u32;
+            self.entries.push((series, SeriesPoints::default()));
+            &mut self.entries.last_mut().expect("just pushed").1
+        } else {
+            &mut self.entries[slot as usize].1
+        }
+    }
+
+    fn points(&self, series: SeriesId) -> Option<&SeriesPoints> {
+        match self.slot_of.get(series as usize) {
+            Some(&slot) if slot != ABSENT => Some(&self.entries[slot as usize].1),
+            _ => None,
+        }
+    }
+}
 
 pub struct PaneStore {
     pane_ms: i64,
-    panes: BTreeMap<EpochMs, Pane>,
+    /// Sorted by pane start.
+    panes: Vec<(EpochMs, Pane)>,
+    last: usize,
 }
 
 impl PaneStore {
@@ -22,7 +57,8 @@ impl PaneStore {
         assert!(pane_ms > 0, "pane length must be positive");
         PaneStore {
             pane_ms,
-            panes: BTreeMap::new(),
+            panes: Vec::new(),
+            last: 0,
         }
     }
 
@@ -30,36 +66,56 @@ impl PaneStore {
         self.pane_ms
     }
 
+    fn pane_mut(&mut self, start: EpochMs) -> &mut Pane {
+        if self.panes.get(self.last).map(|p| p.0) != Some(start) {
+            self.last = match self.panes.binary_search_by_key(&start, |p| p.0) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.panes.insert(i, (start, Pane::default()));
+                    i
+                }
+            };
+        }
+        &mut self.panes[self.last].1
+    }
+
     pub fn insert(&mut self, series: SeriesId, field: FieldId, ts: EpochMs, v: f64) -> Insert {
-        let pane = align_down(ts, self.pane_ms);
-        self.panes
-            .entry(pane)
-            .or_default()
-            .entry(series)
-            .or_default()
-            .insert(field, ts, v)
+        let start = align_down(ts, self.pane_ms);
+        self.pane_mut(start).points_mut(series).insert(field, ts, v)
+    }
+
+    fn first_index_from(&self, t: EpochMs) -> usize {
+        self.panes.partition_point(|p| p.0 < t)
     }
 
     /// Start of the first pane at or after `t` that holds data.
     pub fn next_pane_from(&self, t: EpochMs) -> Option<EpochMs> {
-        self.panes.range(t..).next().map(|(&k, _)| k)
+        self.panes.get(self.first_index_from(t)).map(|p| p.0)
     }
 
     /// Every series with points in `[start, end)`, its points merged across panes (borrowed
-    /// when the window is a single pane).
+    /// when the window is a single pane), in no particular order.
     pub fn window(&self, start: EpochMs, end: EpochMs) -> Vec<(SeriesId, Cow<'_, SeriesPoints>)> {
-        let mut merged: HashMap<SeriesId, Cow<'_, SeriesPoints>, FixedState> = HashMap::default();
-        for pane in self.panes.range(start..end).map(|(_, p)| p) {
-            for (&id, pts) in pane {
-                match merged.get_mut(&id) {
-                    Some(m) => m.to_mut().extend_later(pts),
-                    None => {
-                        merged.insert(id, Cow::Borrowed(pts));
+        let lo = self.first_index_from(start);
+        let hi = self.first_index_from(end);
+        let mut merged: Vec<(SeriesId, Cow<'_, SeriesPoints>)> = Vec::new();
+        let mut slot_of: Vec<u32> = Vec::new();
+        for (_, pane) in &self.panes[lo..hi] {
+            for (id, pts) in &pane.entries {
+                let i = *id as usize;
+                if slot_of.len() <= i {
+                    slot_of.resize(i + 1, ABSENT);
+                }
+                match slot_of[i] {
+                    ABSENT => {
+                        slot_of[i] = merged.len() as u32;
+                        merged.push((*id, Cow::Borrowed(pts)));
                     }
+                    s => merged[s as usize].1.to_mut().extend_later(pts),
                 }
             }
         }
-        merged.into_iter().collect()
+        merged
     }
 
     /// The last point of `field` for `series` in the pane just before `start`, if still held
@@ -70,19 +126,20 @@ impl PaneStore {
         field: FieldId,
         start: EpochMs,
     ) -> Option<(EpochMs, f64)> {
-        self.panes
-            .get(&(start - self.pane_ms))
-            .and_then(|p| p.get(&series))
+        let prev = start - self.pane_ms;
+        let i = self.panes.binary_search_by_key(&prev, |p| p.0).ok()?;
+        self.panes[i]
+            .1
+            .points(series)
             .and_then(|s| s.points(field).last().copied())
     }
 
     /// Drops the leading panes for which `done(pane_start)` holds.
     pub fn drop_while(&mut self, mut done: impl FnMut(EpochMs) -> bool) {
-        while let Some(entry) = self.panes.first_entry() {
-            if !done(*entry.key()) {
-                break;
-            }
-            entry.remove();
+        let n = self.panes.iter().take_while(|p| done(p.0)).count();
+        if n > 0 {
+            self.panes.drain(..n);
+            self.last = 0;
         }
     }
 
@@ -92,20 +149,24 @@ impl PaneStore {
 
     /// Start of the latest pane holding data.
     pub fn last_pane(&self) -> Option<EpochMs> {
-        self.panes.keys().next_back().copied()
+        self.panes.last().map(|p| p.0)
     }
 
     /// Number of (pane, series) entries held.
     pub fn open_series_panes(&self) -> usize {
-        self.panes.values().map(|p| p.len()).sum()
+        self.panes.iter().map(|p| p.1.entries.len()).sum()
     }
 
-    /// Approximate heap bytes held by points and maps.
+    /// Approximate heap bytes held by points and indexes.
     pub fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(SeriesId, SeriesPoints)>() + 8;
+        let entry = std::mem::size_of::<(SeriesId, SeriesPoints)>();
         self.panes
-            .values()
-            .map(|p| p.capacity() * entry + p.values().map(|s| s.heap_bytes()).sum::<usize>())
+            .iter()
+            .map(|(_, p)| {
+                p.slot_of.capacity() * 4
+                    + p.entries.capacity() * entry
+                    + p.entries.iter().map(|e| e.1.heap_bytes()).sum::<usize>()
+            })
             .sum()
     }
 }
@@ -135,5 +196,9 @@ mod tests {
         assert_eq!(s.next_pane_from(1), Some(60_000));
         s.drop_while(|p| p < 60_000);
         assert_eq!(s.open_series_panes(), 1);
+        // inserting into an earlier pane after a later one keeps panes sorted
+        s.insert(3, FieldId::GPU_UTIL, 5_000, 1.0);
+        assert_eq!(s.next_pane_from(i64::MIN), Some(0));
+        assert_eq!(s.last_pane(), Some(60_000));
     }
 }

@@ -48,12 +48,19 @@ struct PoolAcc<'a> {
     price: f64,
 }
 
-/// Builds the pool rows of one window from its GPU rows and their points.
+type PoolKey<'a> = (&'a str, &'a str);
+
+/// Builds the pool rows of one window from its GPU rows and their points. Rows must come
+/// grouped by GPU (the engine sorts them by `gpu_uuid` first): one GPU's readings are
+/// bucketed together, so a GPU that changes pod inside a bucket still counts once there.
 pub struct PoolBuilder<'a> {
     window_start: EpochMs,
     window_end: EpochMs,
     bucket_ms: i64,
-    pools: BTreeMap<(&'a str, &'a str), PoolAcc<'a>>,
+    pools: BTreeMap<PoolKey<'a>, PoolAcc<'a>>,
+    /// The GPU being added and its per-pool bucket sums and reading counts.
+    current_gpu: Option<&'a str>,
+    pending: Vec<(PoolKey<'a>, Vec<(f64, u32)>)>,
 }
 
 impl<'a> PoolBuilder<'a> {
@@ -63,6 +70,8 @@ impl<'a> PoolBuilder<'a> {
             window_end,
             bucket_ms: ((sample_interval_s * 1000.0).round() as i64).max(1),
             pools: BTreeMap::new(),
+            current_gpu: None,
+            pending: Vec::new(),
         }
     }
 
@@ -70,46 +79,61 @@ impl<'a> PoolBuilder<'a> {
         ((self.window_end - self.window_start + self.bucket_ms - 1) / self.bucket_ms) as usize
     }
 
+    /// Adds the pending GPU's mean utilization per bucket to its pools' demand.
+    fn flush_gpu(&mut self) {
+        for (key, buckets) in self.pending.drain(..) {
+            let acc = self.pools.get_mut(&key).expect("pool created on add");
+            for (b, &(sum, n)) in buckets.iter().enumerate() {
+                if n > 0 {
+                    acc.demand[b] += sum / n as f64;
+                    acc.provisioned[b] += 1;
+                }
+            }
+        }
+    }
+
     pub fn add(&mut self, team: &'a str, series: &'a Series, row: &GpuWindowRow, p: &SeriesPoints) {
+        if self.current_gpu != Some(&*series.gpu_uuid) {
+            self.flush_gpu();
+            self.current_gpu = Some(&series.gpu_uuid);
+        }
         let n = self.buckets();
-        let acc = self
-            .pools
-            .entry((team, &series.model_name))
-            .or_insert_with(|| PoolAcc {
-                gpus: HashSet::new(),
-                gpu_s: 0.0,
-                busy: 0.0,
-                idle: 0.0,
-                cost: 0.0,
-                idle_cost: 0.0,
-                demand: vec![0.0; n],
-                provisioned: vec![0; n],
-                price: row.price_usd_per_gpu_hour,
-            });
+        let key = (team, &*series.model_name);
+        let acc = self.pools.entry(key).or_insert_with(|| PoolAcc {
+            gpus: HashSet::new(),
+            gpu_s: 0.0,
+            busy: 0.0,
+            idle: 0.0,
+            cost: 0.0,
+            idle_cost: 0.0,
+            demand: vec![0.0; n],
+            provisioned: vec![0; n],
+            price: row.price_usd_per_gpu_hour,
+        });
         acc.gpus.insert(&series.gpu_uuid);
         acc.gpu_s += row.covered_s;
         acc.busy += row.busy_gpu_s;
         acc.idle += row.idle_gpu_s;
         acc.cost += row.cost_usd;
         acc.idle_cost += row.idle_cost_usd;
-        // Points are time-sorted, so readings of one bucket are adjacent: average them so a
-        // GPU counts once per bucket.
-        let (pts, scale) = utilization_points(p);
-        let mut i = 0;
-        while i < pts.len() {
-            let b = ((pts[i].0 - self.window_start) / self.bucket_ms) as usize;
-            let (mut sum, mut k) = (0.0, 0);
-            while i < pts.len() && ((pts[i].0 - self.window_start) / self.bucket_ms) as usize == b {
-                sum += pts[i].1 * scale;
-                k += 1;
-                i += 1;
+        let slot = match self.pending.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.pending.push((key, vec![(0.0, 0); n]));
+                self.pending.len() - 1
             }
-            acc.demand[b] += sum / k as f64;
-            acc.provisioned[b] += 1;
+        };
+        let buckets = &mut self.pending[slot].1;
+        let (pts, scale) = utilization_points(p);
+        for &(ts, u) in pts {
+            let b = &mut buckets[((ts - self.window_start) / self.bucket_ms) as usize];
+            b.0 += u * scale;
+            b.1 += 1;
         }
     }
 
-    pub fn finish(self, scratch: &mut Vec<f64>) -> Vec<PoolWindowRow> {
+    pub fn finish(mut self, scratch: &mut Vec<f64>) -> Vec<PoolWindowRow> {
+        self.flush_gpu();
         let window_s = (self.window_end - self.window_start) as f64 / 1000.0;
         let n = self.buckets() as f64;
         self.pools

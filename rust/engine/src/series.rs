@@ -5,7 +5,6 @@
 
 use foldhash::fast::FixedState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 /// How many extra labels (beyond the standard ones) a custom `group_by` can keep.
 pub const MAX_EXTRA_LABELS: usize = 8;
@@ -58,48 +57,61 @@ impl Series {
             extra: l.extra.map(Box::from),
         }
     }
-
-    fn matches(&self, l: &GpuLabels<'_>) -> bool {
-        let uuid_ok = if l.gpu_instance_id.is_empty() {
-            &*self.gpu_uuid == l.uuid
-        } else {
-            self.gpu_uuid.len() == l.uuid.len() + 1 + l.gpu_instance_id.len()
-                && self.gpu_uuid.starts_with(l.uuid)
-                && self.gpu_uuid.ends_with(l.gpu_instance_id)
-        };
-        uuid_ok
-            && self.gpu_index == l.gpu_index.parse().ok()
-            && &*self.hostname == l.hostname
-            && &*self.model_name == l.model_name
-            && &*self.namespace == l.namespace
-            && &*self.pod == l.pod
-            && &*self.container == l.container
-            && self.extra.iter().zip(l.extra).all(|(a, b)| &**a == b)
-    }
 }
 
 pub type SeriesId = u32;
 
 /// Append-only table of series; ids are dense indices into it.
+///
+/// A label set is looked up by one length-prefixed byte key: building it is a few short
+/// copies, and a lookup is one hash and one comparison. The last key is remembered, since
+/// consecutive readings usually come from the same GPU.
 #[derive(Default)]
 pub struct SeriesTable {
-    hasher: FixedState,
-    by_hash: HashMap<u64, Vec<SeriesId>, FixedState>,
+    by_key: HashMap<Box<[u8]>, SeriesId, FixedState>,
     series: Vec<Series>,
+    key: Vec<u8>,
+    last_key: Vec<u8>,
+    last_id: Option<SeriesId>,
+}
+
+fn encode_key(l: &GpuLabels<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    let standard = [
+        l.uuid,
+        l.gpu_instance_id,
+        l.gpu_index,
+        l.hostname,
+        l.model_name,
+        l.namespace,
+        l.pod,
+        l.container,
+    ];
+    for v in standard.iter().chain(l.extra.iter()) {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
 }
 
 impl SeriesTable {
     pub fn intern(&mut self, labels: &GpuLabels<'_>) -> SeriesId {
-        let hash = self.hasher.hash_one(labels);
-        let bucket = self.by_hash.entry(hash).or_default();
-        for &id in bucket.iter() {
-            if self.series[id as usize].matches(labels) {
+        encode_key(labels, &mut self.key);
+        if let Some(id) = self.last_id {
+            if self.key == self.last_key {
                 return id;
             }
         }
-        let id = self.series.len() as SeriesId;
-        self.series.push(Series::from_labels(labels));
-        bucket.push(id);
+        let id = match self.by_key.get(self.key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = self.series.len() as SeriesId;
+                self.series.push(Series::from_labels(labels));
+                self.by_key.insert(self.key.as_slice().into(), id);
+                id
+            }
+        };
+        std::mem::swap(&mut self.key, &mut self.last_key);
+        self.last_id = Some(id);
         id
     }
 
@@ -130,9 +142,9 @@ impl SeriesTable {
                     + s.extra.iter().map(|e| e.len()).sum::<usize>()
             })
             .sum();
-        labels
+        2 * labels
             + self.series.capacity() * std::mem::size_of::<Series>()
-            + self.by_hash.capacity() * (8 + std::mem::size_of::<Vec<SeriesId>>() + 4)
+            + self.by_key.capacity() * (std::mem::size_of::<(Box<[u8]>, SeriesId)>() + 1)
     }
 }
 

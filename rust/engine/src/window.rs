@@ -38,7 +38,7 @@ impl WindowSpec {
 
     /// Start of the earliest window of this family that holds `ts`.
     pub fn first_start_holding(&self, ts: EpochMs) -> EpochMs {
-        align_down(ts - self.size_ms, self.slide_ms) + self.slide_ms
+        align_down(ts.saturating_sub(self.size_ms), self.slide_ms).saturating_add(self.slide_ms)
     }
 
     /// End of the latest window of this family that holds `ts`.

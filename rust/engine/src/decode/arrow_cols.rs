@@ -9,6 +9,7 @@ use arrow_array::types::{
     UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
 
 /// A string column.
@@ -19,6 +20,7 @@ pub enum StrCol<'a> {
     /// Dictionary-encoded: keys normalized once per batch, values a string column.
     Dict {
         array: &'a ArrayRef,
+        nulls: Option<NullBuffer>,
         keys: Vec<usize>,
         values: Box<StrCol<'a>>,
     },
@@ -34,12 +36,46 @@ impl<'a> StrCol<'a> {
                 let d = a.as_any_dictionary_opt()?;
                 StrCol::Dict {
                     array: a,
+                    nulls: a.logical_nulls(),
                     keys: d.normalized_keys(),
                     values: Box::new(StrCol::new(d.values())?),
                 }
             }
             _ => return None,
         })
+    }
+
+    /// Whether rows `i` and `j` hold the same value (cheap for dictionaries: key equality).
+    #[inline]
+    pub fn same(&self, i: usize, j: usize) -> bool {
+        match self {
+            StrCol::Dict { nulls, keys, .. } => {
+                keys[i] == keys[j] && nulls.as_ref().is_none_or(|n| n.is_null(i) == n.is_null(j))
+            }
+            _ => self.get(i) == self.get(j),
+        }
+    }
+
+    /// For a dictionary column: the key at row `i` (None when null) and the values.
+    pub fn dictionary(&self) -> Option<(&[usize], &StrCol<'a>)> {
+        match self {
+            StrCol::Dict { keys, values, .. } => Some((keys, values)),
+            _ => None,
+        }
+    }
+
+    /// Number of rows (of values, for dictionaries).
+    pub fn len(&self) -> usize {
+        match self {
+            StrCol::Utf8(a) => a.len(),
+            StrCol::LargeUtf8(a) => a.len(),
+            StrCol::View(a) => a.len(),
+            StrCol::Dict { array, .. } => array.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The value at row `i`, or `None` when null.
@@ -50,11 +86,12 @@ impl<'a> StrCol<'a> {
             StrCol::LargeUtf8(a) => a.is_valid(i).then(|| a.value(i)),
             StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
             StrCol::Dict {
-                array,
+                nulls,
                 keys,
                 values,
+                ..
             } => {
-                if array.is_null(i) {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     None
                 } else {
                     values.get(keys[i])
@@ -64,25 +101,26 @@ impl<'a> StrCol<'a> {
     }
 }
 
-/// A numeric column read as f64.
+/// A numeric column read as f64 (float64 columns read straight from their buffer).
 pub struct NumCol<'a> {
     array: &'a ArrayRef,
+    nulls: Option<NullBuffer>,
+    f64s: Option<&'a [f64]>,
     at: fn(&dyn Array, usize) -> f64,
 }
 
 fn prim<T: arrow_array::ArrowPrimitiveType>(a: &dyn Array, i: usize) -> f64
 where
-    T::Native: Into<f64Conv>,
+    T::Native: Into<F64Conv>,
 {
-    let v: f64Conv = a.as_primitive::<T>().value(i).into();
+    let v: F64Conv = a.as_primitive::<T>().value(i).into();
     v.0
 }
 
 /// Widening of Arrow natives to f64 (i64/u64 beyond 2^53 round, as f64 does).
-#[allow(non_camel_case_types)]
-pub struct f64Conv(f64);
+pub struct F64Conv(f64);
 macro_rules! conv {
-    ($($t:ty),*) => {$(impl From<$t> for f64Conv { fn from(v: $t) -> Self { f64Conv(v as f64) } })*};
+    ($($t:ty),*) => {$(impl From<$t> for F64Conv { fn from(v: $t) -> Self { F64Conv(v as f64) } })*};
 }
 conv!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
 
@@ -101,21 +139,33 @@ impl<'a> NumCol<'a> {
             DataType::UInt8 => prim::<UInt8Type>,
             _ => return None,
         };
-        Some(NumCol { array: a, at })
+        let f64s = (a.data_type() == &DataType::Float64)
+            .then(|| a.as_primitive::<Float64Type>().values().as_ref());
+        Some(NumCol {
+            array: a,
+            nulls: a.logical_nulls(),
+            f64s,
+            at,
+        })
     }
 
     #[inline]
     pub fn get(&self, i: usize) -> Option<f64> {
-        self.array
-            .is_valid(i)
-            .then(|| (self.at)(self.array.as_ref(), i))
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+            return None;
+        }
+        Some(match self.f64s {
+            Some(v) => v[i],
+            None => (self.at)(self.array.as_ref(), i),
+        })
     }
 }
 
 /// An event-time column: Arrow timestamps of any unit, Unix numbers (seconds, or integer
 /// milliseconds above 1e11), or RFC 3339 strings.
 pub enum TimeCol<'a> {
-    Timestamp(&'a ArrayRef, i64, bool),
+    /// Raw values, their nulls, and (multiplier, divisor) to milliseconds.
+    Timestamp(&'a [i64], Option<NullBuffer>, i64, i64),
     Number(NumCol<'a>),
     Text(StrCol<'a>),
 }
@@ -123,14 +173,23 @@ pub enum TimeCol<'a> {
 impl<'a> TimeCol<'a> {
     pub fn new(a: &'a ArrayRef) -> Option<TimeCol<'a>> {
         if let DataType::Timestamp(unit, _) = a.data_type() {
-            // (divisor to ms, or multiplier when the unit is seconds)
-            let (f, seconds) = match unit {
-                TimeUnit::Second => (1000, true),
-                TimeUnit::Millisecond => (1, false),
-                TimeUnit::Microsecond => (1000, false),
-                TimeUnit::Nanosecond => (1_000_000, false),
+            let (values, mul, div): (&[i64], i64, i64) = match unit {
+                TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().values(), 1000, 1),
+                TimeUnit::Millisecond => {
+                    (a.as_primitive::<TimestampMillisecondType>().values(), 1, 1)
+                }
+                TimeUnit::Microsecond => (
+                    a.as_primitive::<TimestampMicrosecondType>().values(),
+                    1,
+                    1000,
+                ),
+                TimeUnit::Nanosecond => (
+                    a.as_primitive::<TimestampNanosecondType>().values(),
+                    1,
+                    1_000_000,
+                ),
             };
-            return Some(TimeCol::Timestamp(a, f, seconds));
+            return Some(TimeCol::Timestamp(values, a.logical_nulls(), mul, div));
         }
         NumCol::new(a)
             .map(TimeCol::Number)
@@ -141,27 +200,11 @@ impl<'a> TimeCol<'a> {
     #[inline]
     pub fn get(&self, i: usize) -> Result<EpochMs, String> {
         match self {
-            TimeCol::Timestamp(a, f, seconds) => {
-                if a.is_null(i) {
+            TimeCol::Timestamp(values, nulls, mul, div) => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     return Err("null timestamp".into());
                 }
-                let v = match a.data_type() {
-                    DataType::Timestamp(TimeUnit::Second, _) => {
-                        a.as_primitive::<TimestampSecondType>().value(i)
-                    }
-                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                        a.as_primitive::<TimestampMillisecondType>().value(i)
-                    }
-                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                        a.as_primitive::<TimestampMicrosecondType>().value(i)
-                    }
-                    _ => a.as_primitive::<TimestampNanosecondType>().value(i),
-                };
-                Ok(if *seconds {
-                    v.saturating_mul(*f)
-                } else {
-                    v.div_euclid(*f)
-                })
+                Ok(values[i].saturating_mul(*mul).div_euclid(*div))
             }
             TimeCol::Number(n) => {
                 let v = n.get(i).ok_or("null timestamp")?;

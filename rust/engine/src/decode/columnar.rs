@@ -46,7 +46,8 @@ pub struct ColumnarBatch<'a> {
     field: Option<StrCol<'a>>,
     value: Option<NumCol<'a>>,
     metrics: Vec<(FieldId, f64, NumCol<'a>)>,
-    index_text: Vec<String>,
+    /// Long form with a dictionary field column: the field of each dictionary value.
+    field_of_key: Option<Vec<Option<FieldId>>>,
 }
 
 fn find<'a>(batch: &'a RecordBatch, names: &[&str]) -> Option<&'a arrow_array::ArrayRef> {
@@ -139,7 +140,16 @@ impl<'a> ColumnarBatch<'a> {
                 }
             }
         }
+        let field_of_key = field
+            .as_ref()
+            .and_then(|f| f.dictionary())
+            .map(|(_, values)| {
+                (0..values.len())
+                    .map(|k| values.get(k).and_then(|n| ctx.fields.lookup(n)))
+                    .collect()
+            });
         Ok(ColumnarBatch {
+            field_of_key,
             form,
             rows: batch.num_rows(),
             ts,
@@ -155,8 +165,28 @@ impl<'a> ColumnarBatch<'a> {
             field,
             value,
             metrics,
-            index_text: (0..256).map(|i| i.to_string()).collect(),
         })
+    }
+
+    /// Whether row `i` carries the same labels as row `i - 1` (so the same series).
+    pub fn same_labels_as_previous(&self, i: usize) -> bool {
+        if i == 0 {
+            return false;
+        }
+        let same = |c: &Option<StrCol<'_>>| c.as_ref().is_none_or(|c| c.same(i, i - 1));
+        self.gpu.same(i, i - 1)
+            && same(&self.pod)
+            && same(&self.namespace)
+            && same(&self.container)
+            && same(&self.hostname)
+            && same(&self.model)
+            && same(&self.instance)
+            && self.extras.iter().all(|(_, c)| c.same(i, i - 1))
+            && match &self.gpu_index {
+                None => true,
+                Some(IndexCol::Text(t)) => t.same(i, i - 1),
+                Some(IndexCol::Number(n)) => n.get(i) == n.get(i - 1),
+            }
     }
 
     pub fn form(&self) -> Form {
@@ -167,39 +197,46 @@ impl<'a> ColumnarBatch<'a> {
         self.rows
     }
 
-    /// Decodes row `i`; `Err` is that row's dead-letter reason.
+    /// Decodes row `i`; `Err` is that row's dead-letter reason. With `labels_known`, the
+    /// sink already knows the row's series, so label strings are not read.
     pub fn row(
         &self,
         i: usize,
+        labels_known: bool,
         ctx: &DecodeContext<'_>,
         sink: &mut impl ReadingSink,
     ) -> Result<(), String> {
         let ts_ms = self.ts.get(i)?;
+        let labels = if labels_known {
+            GpuLabels::default()
+        } else {
+            self.labels(i)?
+        };
+        self.readings(i, ts_ms, labels, ctx, sink)
+    }
+
+    fn labels(&self, i: usize) -> Result<GpuLabels<'_>, String> {
         let uuid = self
             .gpu
             .get(i)
             .filter(|g| !g.is_empty())
             .ok_or("missing GPU UUID")?;
-        let owned_index;
         let gpu_index = match &self.gpu_index {
             None => "",
             Some(IndexCol::Text(t)) => t.get(i).unwrap_or(""),
             Some(IndexCol::Number(n)) => match n.get(i) {
                 None => "",
-                Some(v) if (0.0..256.0).contains(&v) && v.fract() == 0.0 => {
-                    &self.index_text[v as usize]
+                Some(v) if v >= 0.0 && v.fract() == 0.0 && (v as usize) < index_text().len() => {
+                    &index_text()[v as usize]
                 }
-                Some(v) => {
-                    owned_index = format!("{v}");
-                    &owned_index
-                }
+                Some(v) => return Err(format!("gpu_index {v} is not a GPU index")),
             },
         };
         let mut extra = [""; MAX_EXTRA_LABELS];
         for (slot, c) in &self.extras {
             extra[*slot] = c.get(i).unwrap_or("");
         }
-        let labels = GpuLabels {
+        Ok(GpuLabels {
             uuid,
             gpu_instance_id: opt(&self.instance, i),
             gpu_index,
@@ -209,15 +246,28 @@ impl<'a> ColumnarBatch<'a> {
             pod: opt(&self.pod, i),
             container: opt(&self.container, i),
             extra,
-        };
+        })
+    }
+
+    fn readings(
+        &self,
+        i: usize,
+        ts_ms: i64,
+        labels: GpuLabels<'_>,
+        ctx: &DecodeContext<'_>,
+        sink: &mut impl ReadingSink,
+    ) -> Result<(), String> {
         match self.form {
             Form::Long => {
-                let name = self
-                    .field
-                    .as_ref()
-                    .and_then(|f| f.get(i))
-                    .ok_or("null field name")?;
-                let Some(field) = ctx.fields.lookup(name) else {
+                let col = self.field.as_ref().ok_or("no field column")?;
+                let field = match (&self.field_of_key, col.dictionary()) {
+                    (Some(map), Some((keys, _))) => {
+                        col.get(i).ok_or("null field name")?;
+                        map[keys[i]]
+                    }
+                    _ => ctx.fields.lookup(col.get(i).ok_or("null field name")?),
+                };
+                let Some(field) = field else {
                     sink.unknown_field();
                     return Ok(());
                 };
@@ -254,6 +304,12 @@ impl<'a> ColumnarBatch<'a> {
         }
         Ok(())
     }
+}
+
+/// Decimal spellings of GPU indices, shared so numeric index columns need no allocation.
+fn index_text() -> &'static [String] {
+    static TEXT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| (0..1024).map(|i| i.to_string()).collect())
 }
 
 fn opt<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> &'c str {
