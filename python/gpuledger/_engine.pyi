@@ -35,6 +35,7 @@ class Engine:
         teams: Mapping[str, str] = ...,
         aggregations: Sequence[Mapping[str, Any]] = ...,
         keep_points: bool = ...,
+        extra_fields: Sequence[str] = ...,
     ) -> None: ...
     def push(
         self,

@@ -88,14 +88,20 @@ class Engine:
         config: Config | None = None,
         *,
         window_functions: Mapping[str, WindowFunction] | None = None,
+        fields: Sequence[str] = (),
     ) -> None:
+        """`window_functions` name extra output tables computed in Python per closed window;
+        `fields` lists DCGM fields to keep for them beyond the built-in ones and those
+        `[[aggregations]]` use (other fields are counted as unknown and dropped)."""
         self.config = config if config is not None else Config()
         self._functions = dict(window_functions or {})
         taken = [a.name for a in self.config.aggregations]
         _check_function_names(self._functions, taken)
         try:
             self._core = _engine.Engine(
-                **self.config.to_engine_kwargs(), keep_points=bool(self._functions)
+                **self.config.to_engine_kwargs(),
+                keep_points=bool(self._functions),
+                extra_fields=list(fields),
             )
         except _engine.ConfigError as e:
             key, _, problem = str(e).partition(": ")

@@ -32,6 +32,8 @@ pub struct EngineConfig {
     pub aggregations: Vec<AggregationConfig>,
     /// Also output every closed window's raw points (for Python window functions).
     pub keep_points: bool,
+    /// DCGM fields to keep beyond the built-in ones (for window functions).
+    pub extra_fields: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +49,7 @@ impl Default for EngineConfig {
             units: Vec::new(),
             aggregations: Vec::new(),
             keep_points: false,
+            extra_fields: Vec::new(),
         }
     }
 }

@@ -152,6 +152,9 @@ impl Engine {
         for (name, unit) in &cfg.units {
             fields.set_source_unit(name, *unit)?;
         }
+        for name in &cfg.extra_fields {
+            fields.register(name);
+        }
         let mut extra_labels: Vec<Box<str>> = Vec::new();
         let mut aggregations = Vec::new();
         for (i, a) in cfg.aggregations.iter().enumerate() {

@@ -56,6 +56,7 @@ pub fn engine_config(
     teams: HashMap<String, String>,
     aggregations: Vec<Bound<'_, PyDict>>,
     keep_points: bool,
+    extra_fields: Vec<String>,
 ) -> PyResult<EngineConfig> {
     if let Some(w) = window_s.iter().find(|&&w| w <= 0) {
         return Err(ConfigError::new_err(format!(
@@ -96,5 +97,6 @@ pub fn engine_config(
         units: unit_overrides,
         aggregations,
         keep_points,
+        extra_fields,
     })
 }

@@ -90,7 +90,7 @@ impl Engine {
         window_s = vec![60], hopping = vec![], allowed_lateness_s = 30.0, sample_interval_s = 1.0,
         max_message_bytes = 1 << 20, max_future_s = 86_400.0, dead_letter_max_bytes = 4096,
         units = HashMap::new(), prices = HashMap::new(), default_price = 2.0, teams = HashMap::new(),
-        aggregations = vec![], keep_points = false,
+        aggregations = vec![], keep_points = false, extra_fields = vec![],
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -107,6 +107,7 @@ impl Engine {
         teams: HashMap<String, String>,
         aggregations: Vec<Bound<'_, PyDict>>,
         keep_points: bool,
+        extra_fields: Vec<String>,
     ) -> PyResult<Self> {
         let cfg = engine_config(
             window_s,
@@ -122,6 +123,7 @@ impl Engine {
             teams,
             aggregations,
             keep_points,
+            extra_fields,
         )?;
         let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
         Ok(Engine { inner })
