@@ -8,7 +8,14 @@
 
 pub mod arrow_cols;
 pub mod columnar;
+pub mod exposition;
+pub mod json_scan;
 pub mod prom_json;
+pub mod units;
+pub mod wide_json;
+
+#[cfg(test)]
+mod test_support;
 
 use crate::fields::{FieldId, FieldRegistry};
 use crate::series::GpuLabels;
