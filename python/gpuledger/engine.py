@@ -117,7 +117,10 @@ class Engine:
         first_offset: int = 0,
         offsets: Sequence[int] | None = None,
     ) -> None:
-        """Ingests raw messages from one partition. Bad messages become dead letters."""
+        """Ingests raw messages from one partition: `format` is "prom_json"
+        (prometheus-kafka-adapter) or "wide_json" (gpuledger's wide form). Bad messages
+        become dead letters; `offsets` (else `first_offset`, `first_offset + 1`, ...) are
+        their provenance."""
         batch = messages if isinstance(messages, list) else list(messages)
         offs = None if offsets is None else list(offsets)
         self._core.push(batch, format, source, partition, first_offset, offs)
@@ -137,9 +140,25 @@ class Engine:
         ...`); `form` is "long", "wide" or None to detect. Row numbers are the offsets."""
         self._core.push_arrow(data, form, source, partition, first_row)
 
-    def mark_idle(self, partition: int) -> None:
-        """Stops `partition` from holding the watermark back until it sends data again."""
-        self._core.mark_idle(partition)
+    def push_exposition(
+        self,
+        text: bytes,
+        *,
+        source: str = "",
+        partition: int = 0,
+        default_ts: datetime | float | None = None,
+    ) -> None:
+        """Ingests dcgm-exporter exposition text (one scrape after another). Samples without
+        their own timestamp take the time of the last `# scrape_ts <unix seconds>` line, else
+        `default_ts`. Every sample line is a message whose offset is its line number. For
+        files in chunks, use `gpuledger.replay` (it carries the state between chunks)."""
+        state = _engine.ExpositionState(_to_ms(default_ts))
+        self._core.push_exposition(state, text, True, source, partition)
+
+    def mark_idle(self, partition: int, source: str = "") -> None:
+        """Stops (`source`, `partition`) from holding the watermark back until it sends data
+        again (the daemon calls this for partitions silent for `idle_timeout_s`)."""
+        self._core.mark_idle(partition, source)
 
     def poll(self) -> Windows:
         """Closes the windows the watermark has passed."""
@@ -148,8 +167,9 @@ class Engine:
     def advance_to(self, ts: datetime | float) -> Windows:
         """Moves event time to at least `ts` (a datetime or Unix seconds) and closes what
         that finishes: the explicit clock for idle sources."""
-        seconds = ts.timestamp() if isinstance(ts, datetime) else float(ts)
-        return self._wrap(self._core.advance_to(round(seconds * 1000)))
+        ms = _to_ms(ts)
+        assert ms is not None
+        return self._wrap(self._core.advance_to(ms))
 
     def finish(self) -> Windows:
         """End of input: closes every window holding data."""
@@ -173,6 +193,13 @@ class Engine:
         for name, fn in self._functions.items():
             tables[name] = _apply(name, fn, points)
         return Windows(tables)
+
+
+def _to_ms(ts: datetime | float | None) -> int | None:
+    if ts is None:
+        return None
+    seconds = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+    return round(seconds * 1000)
 
 
 def _window_runs(points: pa.Table) -> Iterator[tuple[int, int]]:

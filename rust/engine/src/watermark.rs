@@ -1,5 +1,6 @@
-//! Event-time watermarks: per input partition, the largest event time seen; overall, the
-//! minimum over partitions that are not idle, minus the allowed lateness. Never moves back.
+//! Event-time watermarks: per input partition (a source and partition, as one key), the
+//! largest event time seen; overall, the minimum over partitions that are not idle, minus
+//! the allowed lateness. Never moves back.
 
 use crate::time::EpochMs;
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ struct PartitionClock {
 #[derive(Debug)]
 pub struct Watermarks {
     lateness_ms: i64,
-    partitions: BTreeMap<i32, PartitionClock>,
+    partitions: BTreeMap<u64, PartitionClock>,
     /// The watermark windows were last closed at; windows ending at or before it are final.
     current: EpochMs,
 }
@@ -28,7 +29,7 @@ impl Watermarks {
     }
 
     /// Records an event time from `partition`; the partition counts as active again.
-    pub fn observe(&mut self, partition: i32, ts: EpochMs) {
+    pub fn observe(&mut self, partition: u64, ts: EpochMs) {
         let c = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: ts,
             idle: false,
@@ -38,7 +39,7 @@ impl Watermarks {
     }
 
     /// Stops `partition` from holding the watermark back until it sends data again.
-    pub fn mark_idle(&mut self, partition: i32) {
+    pub fn mark_idle(&mut self, partition: u64) {
         if let Some(c) = self.partitions.get_mut(&partition) {
             c.idle = true;
         }

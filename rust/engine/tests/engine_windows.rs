@@ -180,7 +180,7 @@ fn idle_partition_stops_holding_back() {
     push(&mut e, &[msg(0, GR, "0.1", "G1", "p")], 1, 0);
     push(&mut e, &[msg(200, GR, "0.1", "G2", "p")], 0, 0);
     assert!(e.poll().gpu.is_empty());
-    e.mark_idle(1);
+    e.mark_idle("test", 1);
     assert_eq!(e.poll().gpu.len(), 1);
 }
 

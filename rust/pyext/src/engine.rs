@@ -6,6 +6,7 @@ use crate::errors::{ArrowExportError, ConfigError, InputError};
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
 use gpuledger_engine::decode::columnar::Form;
+use gpuledger_engine::decode::exposition::Exposition;
 use gpuledger_engine::{
     custom_agg, gpu_windows, late_dead, pool_windows, window_points, Closed, Engine as Core,
     MessageFormat, Offsets, Provenance,
@@ -26,9 +27,33 @@ fn arrow_err(e: ArrowError) -> PyErr {
 fn parse_format(s: &str) -> PyResult<MessageFormat> {
     match s {
         "prom_json" => Ok(MessageFormat::PromJson),
+        "wide_json" => Ok(MessageFormat::WideJson),
         _ => Err(InputError::new_err(format!(
-            "unknown message format {s:?} (expected prom_json)"
+            "unknown message format {s:?} (expected \"prom_json\" or \"wide_json\")"
         ))),
+    }
+}
+
+/// Where an exposition text stands between chunks: the current `# scrape_ts`, lines read.
+#[pyclass(module = "gpuledger._engine", name = "ExpositionState")]
+pub struct ExpositionState {
+    inner: Exposition,
+}
+
+#[pymethods]
+impl ExpositionState {
+    /// `default_ts_ms` stamps samples with no timestamp and no `# scrape_ts` before them.
+    #[new]
+    #[pyo3(signature = (default_ts_ms = None))]
+    fn new(default_ts_ms: Option<i64>) -> Self {
+        ExpositionState {
+            inner: Exposition::new(default_ts_ms),
+        }
+    }
+
+    #[getter]
+    fn lines_read(&self) -> u64 {
+        self.inner.lines_read()
     }
 }
 
@@ -223,9 +248,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops `partition` from holding the watermark back until it sends data again.
-    fn mark_idle(&mut self, partition: i32) {
-        self.inner.mark_idle(partition);
+    /// Ingests dcgm-exporter exposition text. With `last` false, an unfinished last line
+    /// is left unread; returns the number of bytes read (carry the rest to the next call).
+    #[pyo3(signature = (state, text, last = true, source = "", partition = 0))]
+    fn push_exposition(
+        &mut self,
+        py: Python<'_>,
+        state: &mut ExpositionState,
+        text: &[u8],
+        last: bool,
+        source: &str,
+        partition: i32,
+    ) -> PyResult<usize> {
+        let inner = &mut self.inner;
+        let st = &mut state.inner;
+        let used = py.detach(|| inner.push_exposition(st, text, last, source, partition, 0));
+        py.check_signals()?;
+        Ok(used)
+    }
+
+    /// Stops (`source`, `partition`) from holding the watermark back until it sends data.
+    #[pyo3(signature = (partition, source = ""))]
+    fn mark_idle(&mut self, partition: i32, source: &str) {
+        self.inner.mark_idle(source, partition);
     }
 
     /// Closes the windows the watermark has passed. Returns {table name: RecordBatch}.

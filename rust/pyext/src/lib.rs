@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<engine::Engine>()?;
+    m.add_class::<engine::ExpositionState>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;

@@ -1,0 +1,284 @@
+//! The per-message path: readings are held until the message is known valid, then routed to
+//! panes and counted once; invalid messages become dead letters. Works on `State` (the
+//! mutable part of the engine) so decoders can borrow the configuration meanwhile.
+
+use super::types::Stats;
+use crate::config::EngineConfig;
+use crate::decode::exposition::LineSink;
+use crate::decode::{Reading, ReadingSink};
+use crate::fields::{FieldId, FieldRegistry, DCGM_BLANK_THRESHOLD};
+use crate::late_dead::{DeadLetter, LateEvent};
+use crate::panes::PaneStore;
+use crate::series::{SeriesId, SeriesTable};
+use crate::time::{EpochMs, MIN_VALID_MS};
+use crate::watermark::Watermarks;
+use crate::window::Insert;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Watermark key of a (source, partition): partitions of different topics are different.
+pub(crate) type PartitionKey = u64;
+
+/// The mutable state of an engine.
+pub(crate) struct State {
+    pub series: SeriesTable,
+    pub watermarks: Watermarks,
+    pub panes: PaneStore,
+    /// Per window family: start of the earliest window not yet emitted.
+    pub next_start: Vec<Option<EpochMs>>,
+    pub sources: HashMap<String, (Arc<str>, u32)>,
+    pub stats: Stats,
+    pub late_events: Vec<LateEvent>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Largest event time of this batch per partition, applied to the watermarks at its end.
+    pub batch_max: HashMap<PartitionKey, EpochMs>,
+}
+
+impl State {
+    /// The interned source name and its watermark key for `partition`.
+    pub fn source(&mut self, name: &str, partition: i32) -> (Arc<str>, PartitionKey) {
+        let next = self.sources.len() as u32;
+        let (arc, idx) = self
+            .sources
+            .entry(name.to_string())
+            .or_insert_with(|| (name.into(), next))
+            .clone();
+        (arc, ((idx as u64) << 32) | (partition as u32 as u64))
+    }
+
+    /// Applies the batch's largest event times to the watermarks.
+    pub fn end_batch(&mut self) {
+        for (key, ts) in self.batch_max.drain() {
+            self.watermarks.observe(key, ts);
+        }
+    }
+}
+
+/// One message's readings, held until the message is known to be valid.
+#[derive(Default)]
+pub(crate) struct MessageReadings {
+    pub readings: Vec<(SeriesId, FieldId, EpochMs, f64)>,
+    pub unknown: u32,
+}
+
+impl MessageReadings {
+    pub fn clear(&mut self) {
+        self.readings.clear();
+        self.unknown = 0;
+    }
+}
+
+/// Where one message came from.
+pub(crate) struct Origin<'a> {
+    pub source: &'a Arc<str>,
+    pub partition: i32,
+    pub key: PartitionKey,
+    pub offset: i64,
+    pub now: EpochMs,
+}
+
+#[inline]
+pub(crate) fn is_blank(v: f64) -> bool {
+    v.is_finite() && v >= DCGM_BLANK_THRESHOLD
+}
+
+/// Applies a decoded message, or records it as a dead letter.
+pub(crate) fn settle(
+    st: &mut State,
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    msg: &MessageReadings,
+    decoded: Result<(), String>,
+    at: &Origin<'_>,
+    raw: &[u8],
+) {
+    match decoded.and_then(|_| check(cfg, fields, msg, at.now)) {
+        Ok(()) => apply(st, cfg, fields, msg, at),
+        Err(reason) => dead(st, cfg, at, reason, raw),
+    }
+}
+
+pub(crate) fn dead(
+    st: &mut State,
+    cfg: &EngineConfig,
+    at: &Origin<'_>,
+    reason: String,
+    raw: &[u8],
+) {
+    st.stats.dead += 1;
+    let keep = raw.len().min(cfg.dead_letter_max_bytes);
+    st.dead_letters.push(DeadLetter {
+        source: at.source.clone(),
+        partition: at.partition,
+        offset: at.offset,
+        received_at: at.now,
+        reason,
+        raw: raw[..keep].to_vec(),
+        raw_size: raw.len() as i64,
+    });
+}
+
+/// Validates a message's readings; `Err` is the dead-letter reason.
+fn check(
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    msg: &MessageReadings,
+    now: EpochMs,
+) -> Result<(), String> {
+    let latest = now.saturating_add(cfg.max_future_ms);
+    for &(_, field, ts, v) in &msg.readings {
+        if is_blank(v) {
+            continue;
+        }
+        fields.validate(field, v)?;
+        if ts < MIN_VALID_MS {
+            return Err(format!("event time {} is before 2000-01-01", fmt_ms(ts)));
+        }
+        if ts > latest {
+            return Err(format!(
+                "event time {} is more than engine.max_future_s ahead of now",
+                fmt_ms(ts)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Routes a valid message's readings to their panes and counts the message once.
+fn apply(
+    st: &mut State,
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    msg: &MessageReadings,
+    at: &Origin<'_>,
+) {
+    let closed_until = st.watermarks.current();
+    let (mut new, mut duplicate, mut late, mut blank) = (false, false, false, false);
+    for &(id, field, ts, v) in &msg.readings {
+        if is_blank(v) {
+            blank = true;
+            continue;
+        }
+        let max = st.batch_max.entry(at.key).or_insert(ts);
+        *max = (*max).max(ts);
+        let mut on_time = false;
+        for spec in &cfg.windows {
+            let newest_end = spec.last_end_holding(ts);
+            if newest_end > closed_until {
+                on_time = true;
+                continue;
+            }
+            late = true;
+            let s = st.series.get(id);
+            st.late_events.push(LateEvent {
+                stream: "gpu_telemetry",
+                key: s.gpu_uuid.to_string(),
+                namespace: s.namespace.to_string(),
+                pod: s.pod.to_string(),
+                field: fields.name(field).to_string(),
+                event_time: ts,
+                window_start: newest_end - spec.size_ms,
+                window_end: newest_end,
+                lateness_s: (closed_until - newest_end) as f64 / 1000.0,
+                source: at.source.clone(),
+                partition: at.partition,
+                offset: at.offset,
+            });
+        }
+        if on_time {
+            match st.panes.insert(id, field, ts, v) {
+                Insert::New => new = true,
+                Insert::Duplicate => duplicate = true,
+            }
+        }
+    }
+    // A message counts once: aggregated if any reading was new; a duplicate if its
+    // readings were all seen; late if it missed every window; else a skip.
+    let s = &mut st.stats;
+    if new {
+        s.aggregated += 1;
+    } else if duplicate {
+        s.skipped_duplicate += 1;
+    } else if late {
+        s.late += 1;
+    } else if blank {
+        s.skipped_blank += 1;
+    } else {
+        s.skipped_unknown_field += 1;
+    }
+}
+
+fn fmt_ms(ms: EpochMs) -> String {
+    format!("{:.3}s since the epoch", ms as f64 / 1000.0)
+}
+
+/// Interns each reading's labels (or reuses the series the decoder says is unchanged).
+pub(crate) struct InterningSink<'s> {
+    pub series: &'s mut SeriesTable,
+    pub out: &'s mut MessageReadings,
+    /// The decoder knows these readings carry the previous message's labels.
+    pub same_series: Option<SeriesId>,
+}
+
+impl ReadingSink for InterningSink<'_> {
+    fn reading(&mut self, r: Reading<'_>) {
+        let id = match self.same_series {
+            Some(id) => id,
+            None => self.series.intern(&r.labels),
+        };
+        self.out.readings.push((id, r.field, r.ts_ms, r.value));
+    }
+    fn unknown_field(&mut self) {
+        self.out.unknown += 1;
+    }
+}
+
+/// Exposition text: every sample line is a message, settled when the line ends.
+pub(crate) struct LineIngest<'e> {
+    pub st: &'e mut State,
+    pub cfg: &'e EngineConfig,
+    pub fields: &'e FieldRegistry,
+    pub msg: MessageReadings,
+    pub source: Arc<str>,
+    pub partition: i32,
+    pub key: PartitionKey,
+    /// Added to the text's own line numbers (for texts fed in chunks by the caller).
+    pub line_base: i64,
+    pub now: EpochMs,
+}
+
+impl ReadingSink for LineIngest<'_> {
+    fn reading(&mut self, r: Reading<'_>) {
+        let id = self.st.series.intern(&r.labels);
+        self.msg.readings.push((id, r.field, r.ts_ms, r.value));
+    }
+    fn unknown_field(&mut self) {
+        self.msg.unknown += 1;
+    }
+}
+
+impl LineSink for LineIngest<'_> {
+    fn begin_line(&mut self, _line_no: u64) {
+        self.st.stats.consumed += 1;
+        self.msg.clear();
+    }
+
+    fn end_line(&mut self, line_no: u64, result: Result<(), String>, raw_line: &[u8]) {
+        let at = Origin {
+            source: &self.source,
+            partition: self.partition,
+            key: self.key,
+            offset: self.line_base + line_no as i64,
+            now: self.now,
+        };
+        settle(
+            self.st,
+            self.cfg,
+            self.fields,
+            &self.msg,
+            result,
+            &at,
+            raw_line,
+        );
+    }
+}

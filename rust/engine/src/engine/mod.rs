@@ -1,0 +1,354 @@
+//! The engine facade: batches of raw messages in, closed windows of every table out.
+//!
+//! Every message ends in exactly one counter (aggregated, skipped, late or dead), so the
+//! counts always reconcile with what was consumed. Windows close only in `poll`,
+//! `advance_to` and `finish`, never inside a batch, so order within a batch never matters.
+
+mod close;
+mod ingest;
+mod types;
+
+pub use types::{Closed, MessageFormat, Offsets, PointRow, Provenance, Stats};
+
+use crate::config::EngineConfig;
+use crate::custom_agg::{CustomAggregation, GroupLabel};
+use crate::decode::columnar::{ColumnarBatch, Form};
+use crate::decode::exposition::Exposition;
+use crate::decode::{prom_json, wide_json, DecodeContext};
+use crate::fields::FieldRegistry;
+use crate::late_dead::{DeadLetter, LateEvent};
+use crate::panes::PaneStore;
+use crate::series::{SeriesId, SeriesTable, MAX_EXTRA_LABELS};
+use crate::time::EpochMs;
+use crate::watermark::Watermarks;
+use arrow_array::RecordBatch;
+use close::{close_until, CloseContext};
+use ingest::{settle, InterningSink, LineIngest, MessageReadings, Origin, State};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct Engine {
+    cfg: EngineConfig,
+    fields: FieldRegistry,
+    extra_labels: Vec<Box<str>>,
+    aggregations: Vec<CustomAggregation>,
+    st: State,
+    scratch: MessageReadings,
+}
+
+/// Resolves the configured aggregations' labels and fields (extra labels get slots).
+fn resolve_aggregations(
+    cfg: &EngineConfig,
+    fields: &mut FieldRegistry,
+) -> Result<(Vec<CustomAggregation>, Vec<Box<str>>), String> {
+    let mut extra_labels: Vec<Box<str>> = Vec::new();
+    let mut aggregations = Vec::new();
+    for (i, a) in cfg.aggregations.iter().enumerate() {
+        let mut group_by = Vec::new();
+        for label in &a.group_by {
+            let g = match GroupLabel::standard(label) {
+                Some(g) => g,
+                None => {
+                    let slot = match extra_labels.iter().position(|l| &**l == label) {
+                        Some(s) => s,
+                        None => {
+                            extra_labels.push(label.as_str().into());
+                            extra_labels.len() - 1
+                        }
+                    };
+                    if slot >= MAX_EXTRA_LABELS {
+                        return Err(format!(
+                            "aggregations[{i}].group_by: at most {MAX_EXTRA_LABELS} labels beyond the standard ones"
+                        ));
+                    }
+                    GroupLabel::Extra(slot)
+                }
+            };
+            group_by.push((label.clone(), g));
+        }
+        aggregations.push(CustomAggregation {
+            name: a.name.clone(),
+            field: fields.register(&a.field),
+            reducer: a.reducer,
+            group_by,
+        });
+    }
+    Ok((aggregations, extra_labels))
+}
+
+impl Engine {
+    /// Builds an engine; the error names the configuration key that is wrong.
+    pub fn new(cfg: EngineConfig) -> Result<Engine, String> {
+        cfg.validate()?;
+        let mut fields = FieldRegistry::default();
+        for (name, unit) in &cfg.units {
+            fields.set_source_unit(name, *unit)?;
+        }
+        for name in &cfg.extra_fields {
+            fields.register(name);
+        }
+        let (aggregations, extra_labels) = resolve_aggregations(&cfg, &mut fields)?;
+        let st = State {
+            series: SeriesTable::default(),
+            watermarks: Watermarks::new(cfg.allowed_lateness_ms),
+            panes: PaneStore::new(cfg.pane_ms()),
+            next_start: vec![None; cfg.windows.len()],
+            sources: HashMap::new(),
+            stats: Stats::default(),
+            late_events: Vec::new(),
+            dead_letters: Vec::new(),
+            batch_max: HashMap::new(),
+        };
+        Ok(Engine {
+            cfg,
+            fields,
+            extra_labels,
+            aggregations,
+            st,
+            scratch: MessageReadings::default(),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn series(&self) -> &SeriesTable {
+        &self.st.series
+    }
+
+    pub fn fields(&self) -> &FieldRegistry {
+        &self.fields
+    }
+
+    pub fn aggregations(&self) -> &[CustomAggregation] {
+        &self.aggregations
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.st.stats
+    }
+
+    pub fn watermark(&self) -> EpochMs {
+        self.st.watermarks.current()
+    }
+
+    /// Approximate bytes of window state held (points, indexes and series labels).
+    pub fn state_bytes(&self) -> usize {
+        self.st.panes.heap_bytes() + self.st.series.heap_bytes()
+    }
+
+    /// Number of (pane, series) entries open.
+    pub fn open_series_panes(&self) -> usize {
+        self.st.panes.open_series_panes()
+    }
+
+    pub fn take_late_events(&mut self) -> Vec<LateEvent> {
+        std::mem::take(&mut self.st.late_events)
+    }
+
+    pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.st.dead_letters)
+    }
+
+    /// Ingests a batch of messages of one format from one partition.
+    pub fn push_messages<M: AsRef<[u8]>>(
+        &mut self,
+        format: MessageFormat,
+        messages: &[M],
+        prov: Provenance<'_>,
+    ) {
+        let now = wall_clock_ms();
+        let (source, key) = self.st.source(prov.source, prov.partition);
+        let mut msg = std::mem::take(&mut self.scratch);
+        for (i, m) in messages.iter().enumerate() {
+            let bytes = m.as_ref();
+            self.st.stats.consumed += 1;
+            msg.clear();
+            let decoded = if bytes.len() > self.cfg.max_message_bytes {
+                Err(format!(
+                    "message of {} bytes exceeds engine.max_message_bytes {}",
+                    bytes.len(),
+                    self.cfg.max_message_bytes
+                ))
+            } else {
+                let ctx = DecodeContext {
+                    fields: &self.fields,
+                    extra_labels: &self.extra_labels,
+                };
+                let mut sink = InterningSink {
+                    series: &mut self.st.series,
+                    out: &mut msg,
+                    same_series: None,
+                };
+                match format {
+                    MessageFormat::PromJson => prom_json::decode(bytes, &ctx, &mut sink),
+                    MessageFormat::WideJson => wide_json::decode(bytes, &ctx, &mut sink),
+                }
+            };
+            let at = Origin {
+                source: &source,
+                partition: prov.partition,
+                key,
+                offset: prov.offsets.get(i),
+                now,
+            };
+            settle(
+                &mut self.st,
+                &self.cfg,
+                &self.fields,
+                &msg,
+                decoded,
+                &at,
+                bytes,
+            );
+        }
+        self.scratch = msg;
+        self.st.end_batch();
+    }
+
+    /// Ingests an Arrow record batch in the long or wide columnar form (`None`: detect).
+    /// Each row is one message; its offset is `first_row` plus its index. `Err` when the
+    /// batch's columns cannot be read at all (nothing of it is counted then).
+    pub fn push_record_batch(
+        &mut self,
+        batch: &RecordBatch,
+        form: Option<Form>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+    ) -> Result<(), String> {
+        let now = wall_clock_ms();
+        let (source, key) = self.st.source(source, partition);
+        let ctx = DecodeContext {
+            fields: &self.fields,
+            extra_labels: &self.extra_labels,
+        };
+        let cols = ColumnarBatch::new(batch, form, &ctx)?;
+        let mut msg = std::mem::take(&mut self.scratch);
+        let mut previous: Option<SeriesId> = None;
+        for i in 0..cols.rows() {
+            self.st.stats.consumed += 1;
+            msg.clear();
+            let same_series = previous.filter(|_| cols.same_labels_as_previous(i));
+            let mut sink = InterningSink {
+                series: &mut self.st.series,
+                out: &mut msg,
+                same_series,
+            };
+            let decoded = cols.row(i, same_series.is_some(), &ctx, &mut sink);
+            previous = msg.readings.first().map(|r| r.0).or(same_series);
+            let at = Origin {
+                source: &source,
+                partition,
+                key,
+                offset: first_row + i as i64,
+                now,
+            };
+            settle(
+                &mut self.st,
+                &self.cfg,
+                &self.fields,
+                &msg,
+                decoded,
+                &at,
+                &[],
+            );
+        }
+        self.scratch = msg;
+        self.st.end_batch();
+        Ok(())
+    }
+
+    /// Ingests dcgm-exporter exposition text; every sample line is a message whose offset
+    /// is its line number (plus `line_base`). `state` carries the current `# scrape_ts`
+    /// from one chunk to the next; with `last` false, an unfinished last line is left
+    /// unread and the number of bytes read is returned, so the caller can carry the rest.
+    pub fn push_exposition(
+        &mut self,
+        state: &mut Exposition,
+        text: &[u8],
+        last: bool,
+        source: &str,
+        partition: i32,
+        line_base: i64,
+    ) -> usize {
+        let now = wall_clock_ms();
+        let (source, key) = self.st.source(source, partition);
+        let ctx = DecodeContext {
+            fields: &self.fields,
+            extra_labels: &self.extra_labels,
+        };
+        let mut sink = LineIngest {
+            st: &mut self.st,
+            cfg: &self.cfg,
+            fields: &self.fields,
+            msg: std::mem::take(&mut self.scratch),
+            source,
+            partition,
+            key,
+            line_base,
+            now,
+        };
+        let used = if last {
+            state.finish(text, &ctx, &mut sink);
+            text.len()
+        } else {
+            state.feed(text, &ctx, &mut sink)
+        };
+        self.scratch = sink.msg;
+        self.st.end_batch();
+        used
+    }
+
+    /// Stops (`source`, `partition`) from holding the watermark back until it sends data.
+    pub fn mark_idle(&mut self, source: &str, partition: i32) {
+        let (_, key) = self.st.source(source, partition);
+        self.st.watermarks.mark_idle(key);
+    }
+
+    fn close(&mut self, wm: EpochMs) -> Closed {
+        let cx = CloseContext {
+            cfg: &self.cfg,
+            fields: &self.fields,
+            aggregations: &self.aggregations,
+        };
+        close_until(&mut self.st, &cx, wm)
+    }
+
+    /// Closes every window the data's watermark has passed.
+    pub fn poll(&mut self) -> Closed {
+        let wm = self.st.watermarks.advance();
+        self.close(wm)
+    }
+
+    /// Moves the watermark to at least `ts` and closes what that finishes.
+    pub fn advance_to(&mut self, ts: EpochMs) -> Closed {
+        self.st.watermarks.advance();
+        let wm = self.st.watermarks.advance_to(ts);
+        self.close(wm)
+    }
+
+    /// End of input: closes every window that holds data.
+    pub fn finish(&mut self) -> Closed {
+        let mut closed = self.poll();
+        let pane_ms = self.st.panes.pane_ms();
+        let last_end = self.st.panes.last_pane().and_then(|p| {
+            self.cfg
+                .windows
+                .iter()
+                .map(|w| w.last_end_holding(p + pane_ms - 1))
+                .max()
+        });
+        if let Some(end) = last_end {
+            closed.extend(self.advance_to(end));
+        }
+        closed
+    }
+}
+
+fn wall_clock_ms() -> EpochMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

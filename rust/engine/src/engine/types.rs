@@ -1,0 +1,103 @@
+//! Plain types the engine takes and gives: message formats, provenance, counters, and the
+//! rows closed by one call.
+
+use crate::custom_agg::CustomRow;
+use crate::fields::FieldId;
+use crate::gpu_windows::GpuWindowRow;
+use crate::pool_windows::PoolWindowRow;
+use crate::series::SeriesId;
+use crate::time::EpochMs;
+
+/// Message formats handed over as one message per element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// prometheus-kafka-adapter JSON (spec inputs.md 1a).
+    PromJson,
+    /// gpuledger's wide JSON, one message per GPU per sample (spec inputs.md 1b).
+    WideJson,
+}
+
+/// Where a batch came from: source (topic or file), partition, and message offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct Provenance<'a> {
+    pub source: &'a str,
+    pub partition: i32,
+    pub offsets: Offsets<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Offsets<'a> {
+    /// Contiguous offsets (or line numbers) starting here.
+    From(i64),
+    /// One offset per message.
+    Each(&'a [i64]),
+}
+
+impl Offsets<'_> {
+    pub(crate) fn get(&self, i: usize) -> i64 {
+        match self {
+            Offsets::From(first) => first + i as i64,
+            Offsets::Each(v) => v[i],
+        }
+    }
+}
+
+/// Counters; `consumed == aggregated + skipped_* + late + dead` at all times.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub consumed: u64,
+    pub aggregated: u64,
+    pub skipped_unknown_field: u64,
+    pub skipped_blank: u64,
+    pub skipped_duplicate: u64,
+    pub late: u64,
+    pub dead: u64,
+    pub windows_emitted: u64,
+}
+
+impl Stats {
+    pub fn reconciles(&self) -> bool {
+        self.consumed
+            == self.aggregated
+                + self.skipped_unknown_field
+                + self.skipped_blank
+                + self.skipped_duplicate
+                + self.late
+                + self.dead
+    }
+}
+
+/// One point of a closed window, for Python window functions (`keep_points`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    pub window_start: EpochMs,
+    pub window_end: EpochMs,
+    pub series: SeriesId,
+    pub field: FieldId,
+    pub ts: EpochMs,
+    pub value: f64,
+}
+
+/// Rows of the windows closed by one call, per table.
+#[derive(Debug, Default)]
+pub struct Closed {
+    pub gpu: Vec<GpuWindowRow>,
+    pub pool: Vec<PoolWindowRow>,
+    /// One list per configured aggregation, in configuration order.
+    pub custom: Vec<Vec<CustomRow>>,
+    pub points: Vec<PointRow>,
+}
+
+impl Closed {
+    pub fn extend(&mut self, more: Closed) {
+        self.gpu.extend(more.gpu);
+        self.pool.extend(more.pool);
+        if self.custom.len() < more.custom.len() {
+            self.custom.resize_with(more.custom.len(), Vec::new);
+        }
+        for (a, b) in self.custom.iter_mut().zip(more.custom) {
+            a.extend(b);
+        }
+        self.points.extend(more.points);
+    }
+}
