@@ -52,8 +52,8 @@ fmt: setup ## Format Rust and Python sources
 	$(BIN)/ruff format python tests benches
 	$(BIN)/ruff check --fix python tests benches
 
-bench: build ## Benchmarks against peers (see benches/README.md)
-	$(BIN)/python benches/bench_prom_json.py
+bench: build ## Benchmarks against peers, all cases (see benches/README.md)
+	$(BIN)/python benches/run_all.py
 
 demo: build ## Run gpuledger on its embedded simulated fleet (no Kafka needed)
 	$(BIN)/gpuledger demo

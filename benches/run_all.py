@@ -1,0 +1,44 @@
+"""Runs every gpuledger bench and writes bench-results/latest.md and latest.json.
+
+--quick: small sizes (under a minute in all, for CI); default: the issue's full sizes
+(a few minutes). Each bench is also runnable alone: python benches/bench_<name>.py.
+Usage: python benches/run_all.py [--quick] [--only columnar,prom_json,memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+import bench_columnar
+import bench_memory
+import bench_prom_json
+
+BENCHES = {"columnar": bench_columnar, "prom_json": bench_prom_json, "memory": bench_memory}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated bench names")
+    a = ap.parse_args()
+    results: list[dict[str, Any]] = []
+    for name in a.only.split(","):
+        t0 = time.perf_counter()
+        result = BENCHES[name].run(a.quick)
+        result["params"]["bench_wall_s"] = round(time.perf_counter() - t0, 1)
+        results.append(result)
+        print(C.markdown(result), flush=True)
+    # Quick runs (CI) must not overwrite the full results the README quotes.
+    path = C.write_results(results, "quick" if a.quick else "latest")
+    failed = [t["target"] for r in results for t in r["targets"] if not t["met"]]
+    print(f"written: {path}; targets missed: {len(failed)}")
+
+
+if __name__ == "__main__":
+    main()

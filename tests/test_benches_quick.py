@@ -1,0 +1,22 @@
+"""The benchmark suite runs in its quick mode, so it cannot rot; results are not asserted
+here (machines are noisy), only that every contender ran and agreed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_suite_quick_mode_runs(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benches" / "run_all.py"), "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "disagree" not in proc.stdout.lower(), proc.stdout[-3000:]
