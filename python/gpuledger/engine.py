@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +47,14 @@ class Windows:
     @property
     def pool_windows(self) -> pa.Table:
         return self.tables["pool_windows"]
+
+    @property
+    def latency_windows(self) -> pa.Table:
+        return self.tables["latency_windows"]
+
+    @property
+    def service_cost_windows(self) -> pa.Table:
+        return self.tables["service_cost_windows"]
 
     @property
     def late_events(self) -> pa.Table:
@@ -100,6 +109,7 @@ class Engine:
         try:
             self._core = _engine.Engine(
                 **self.config.to_engine_kwargs(),
+                **_service_kwargs(self.config),
                 keep_points=bool(self._functions),
                 extra_fields=list(fields),
             )
@@ -118,7 +128,8 @@ class Engine:
         offsets: Sequence[int] | None = None,
     ) -> None:
         """Ingests raw messages from one partition: `format` is "prom_json"
-        (prometheus-kafka-adapter) or "wide_json" (gpuledger's wide form). Bad messages
+        (prometheus-kafka-adapter), "wide_json" (gpuledger's wide form) or "latency_json"
+        (request latency events, gpuledger's or vLLM's form). Bad messages
         become dead letters; `offsets` (else `first_offset`, `first_offset + 1`, ...) are
         their provenance."""
         batch = messages if isinstance(messages, list) else list(messages)
@@ -193,6 +204,15 @@ class Engine:
         for name, fn in self._functions.items():
             tables[name] = _apply(name, fn, points)
         return Windows(tables)
+
+
+def _service_kwargs(config: Config) -> dict[str, Any]:
+    s = config.services
+    return {
+        "default_slo": (s.default.slo_latency_ms, s.default.slo_target),
+        "slos": {k: (v.slo_latency_ms, v.slo_target) for k, v in s.slos.items()},
+        "pod_rules": [(r.namespace or "", r.pattern, r.service) for r in s.pods],
+    }
 
 
 def _to_ms(ts: datetime | float | None) -> int | None:

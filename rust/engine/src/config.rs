@@ -4,6 +4,7 @@
 use crate::attribution::Attribution;
 use crate::custom_agg::Reducer;
 use crate::fields::Unit;
+use crate::services::Services;
 use crate::window::WindowSpec;
 
 /// A custom aggregation as configured: by names, resolved when the engine is built.
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     pub keep_points: bool,
     /// DCGM fields to keep beyond the built-in ones (for window functions).
     pub extra_fields: Vec<String>,
+    /// SLOs and pod-to-service patterns for request latency.
+    pub services: Services,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             aggregations: Vec::new(),
             keep_points: false,
             extra_fields: Vec::new(),
+            services: Services::default(),
         }
     }
 }
@@ -92,6 +96,18 @@ impl EngineConfig {
             return Err(format!(
                 "prices.{m:?}: must be a finite number >= 0, got {p}"
             ));
+        }
+        for (name, slo) in std::iter::once(("default", &self.services.default_slo))
+            .chain(self.services.slos.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if !(slo.latency_ms.is_finite() && slo.latency_ms > 0.0) {
+                return Err(format!(
+                    "services.{name:?}.slo_latency_ms: must be a finite number > 0"
+                ));
+            }
+            if !(slo.target > 0.0 && slo.target < 1.0) {
+                return Err(format!("services.{name:?}.slo_target: must be in (0, 1)"));
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use crate::errors::ConfigError;
 use gpuledger_engine::custom_agg::Reducer;
 use gpuledger_engine::fields::Unit;
+use gpuledger_engine::services::{PodRule, Services, Slo};
 use gpuledger_engine::{AggregationConfig, Attribution, EngineConfig, WindowSpec};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -57,7 +58,23 @@ pub fn engine_config(
     aggregations: Vec<Bound<'_, PyDict>>,
     keep_points: bool,
     extra_fields: Vec<String>,
+    default_slo: (f64, f64),
+    slos: HashMap<String, (f64, f64)>,
+    pod_rules: Vec<(String, String, String)>,
 ) -> PyResult<EngineConfig> {
+    let slo = |(latency_ms, target): (f64, f64)| Slo { latency_ms, target };
+    let services = Services {
+        default_slo: slo(default_slo),
+        slos: slos.into_iter().map(|(k, v)| (k, slo(v))).collect(),
+        pod_rules: pod_rules
+            .into_iter()
+            .map(|(namespace, pattern, service)| PodRule {
+                namespace,
+                pattern,
+                service,
+            })
+            .collect(),
+    };
     if let Some(w) = window_s.iter().find(|&&w| w <= 0) {
         return Err(ConfigError::new_err(format!(
             "engine.window_s: {w} is not a positive number of seconds"
@@ -98,5 +115,6 @@ pub fn engine_config(
         aggregations,
         keep_points,
         extra_fields,
+        services,
     })
 }

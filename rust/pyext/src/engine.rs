@@ -8,8 +8,8 @@ use arrow_schema::ArrowError;
 use gpuledger_engine::decode::columnar::Form;
 use gpuledger_engine::decode::exposition::Exposition;
 use gpuledger_engine::{
-    custom_agg, gpu_windows, late_dead, pool_windows, window_points, Closed, Engine as Core,
-    MessageFormat, Offsets, Provenance,
+    custom_agg, gpu_windows, late_dead, latency_windows, pool_windows, service_cost, window_points,
+    Closed, Engine as Core, MessageFormat, Offsets, Provenance,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -28,8 +28,9 @@ fn parse_format(s: &str) -> PyResult<MessageFormat> {
     match s {
         "prom_json" => Ok(MessageFormat::PromJson),
         "wide_json" => Ok(MessageFormat::WideJson),
+        "latency_json" => Ok(MessageFormat::LatencyJson),
         _ => Err(InputError::new_err(format!(
-            "unknown message format {s:?} (expected \"prom_json\" or \"wide_json\")"
+            "unknown message format {s:?} (expected \"prom_json\", \"wide_json\" or \"latency_json\")"
         ))),
     }
 }
@@ -116,6 +117,7 @@ impl Engine {
         max_message_bytes = 1 << 20, max_future_s = 86_400.0, dead_letter_max_bytes = 4096,
         units = HashMap::new(), prices = HashMap::new(), default_price = 2.0, teams = HashMap::new(),
         aggregations = vec![], keep_points = false, extra_fields = vec![],
+        default_slo = (200.0, 0.95), slos = HashMap::new(), pod_rules = vec![],
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -133,6 +135,9 @@ impl Engine {
         aggregations: Vec<Bound<'_, PyDict>>,
         keep_points: bool,
         extra_fields: Vec<String>,
+        default_slo: (f64, f64),
+        slos: HashMap<String, (f64, f64)>,
+        pod_rules: Vec<(String, String, String)>,
     ) -> PyResult<Self> {
         let cfg = engine_config(
             window_s,
@@ -149,6 +154,9 @@ impl Engine {
             aggregations,
             keep_points,
             extra_fields,
+            default_slo,
+            slos,
+            pod_rules,
         )?;
         let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
         Ok(Engine { inner })
@@ -344,6 +352,8 @@ pub fn schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     for (name, schema) in [
         ("gpu_windows", gpu_windows::schema()),
         ("pool_windows", pool_windows::schema()),
+        ("latency_windows", latency_windows::schema()),
+        ("service_cost_windows", service_cost::schema()),
         ("late_events", late_dead::late_schema()),
         ("dead_letters", late_dead::dead_schema()),
         ("window_points", window_points::schema()),

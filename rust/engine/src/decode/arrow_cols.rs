@@ -17,13 +17,87 @@ pub enum StrCol<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    /// Dictionary-encoded: keys normalized once per batch, values a string column.
+    /// Dictionary-encoded: keys read in place, values a string column.
     Dict {
         array: &'a ArrayRef,
         nulls: Option<NullBuffer>,
-        keys: Vec<usize>,
+        keys: Keys<'a>,
         values: Box<StrCol<'a>>,
     },
+}
+
+/// Dictionary keys of any integer width, read in place (no per-batch copy).
+pub enum Keys<'a> {
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+}
+
+impl Keys<'_> {
+    /// Adds `(key + 1) << shift` to `sig[i]` for every row (0 for a null row).
+    pub fn add_to_signatures(&self, nulls: Option<&NullBuffer>, shift: u32, sig: &mut [u128]) {
+        macro_rules! each {
+            ($k:expr) => {
+                for (s, &k) in sig.iter_mut().zip($k.iter()) {
+                    *s |= ((k as u128) + 1) << shift;
+                }
+            };
+        }
+        match self {
+            Keys::I8(k) => each!(k),
+            Keys::I16(k) => each!(k),
+            Keys::I32(k) => each!(k),
+            Keys::I64(k) => each!(k),
+            Keys::U8(k) => each!(k),
+            Keys::U16(k) => each!(k),
+            Keys::U32(k) => each!(k),
+            Keys::U64(k) => each!(k),
+        }
+        if let Some(n) = nulls {
+            for (i, s) in sig.iter_mut().enumerate() {
+                if n.is_null(i) {
+                    *s &= !(0xffff_u128 << shift);
+                }
+            }
+        }
+    }
+
+    /// The key at row `i` (a negative key, which Arrow forbids, reads as 0).
+    #[inline]
+    pub fn get(&self, i: usize) -> usize {
+        match self {
+            Keys::I8(k) => k[i].max(0) as usize,
+            Keys::I16(k) => k[i].max(0) as usize,
+            Keys::I32(k) => k[i].max(0) as usize,
+            Keys::I64(k) => k[i].max(0) as usize,
+            Keys::U8(k) => k[i] as usize,
+            Keys::U16(k) => k[i] as usize,
+            Keys::U32(k) => k[i] as usize,
+            Keys::U64(k) => k[i] as usize,
+        }
+    }
+
+    fn of(a: &ArrayRef) -> Option<Keys<'_>> {
+        let DataType::Dictionary(k, _) = a.data_type() else {
+            return None;
+        };
+        Some(match **k {
+            DataType::Int8 => Keys::I8(a.as_dictionary::<Int8Type>().keys().values()),
+            DataType::Int16 => Keys::I16(a.as_dictionary::<Int16Type>().keys().values()),
+            DataType::Int32 => Keys::I32(a.as_dictionary::<Int32Type>().keys().values()),
+            DataType::Int64 => Keys::I64(a.as_dictionary::<Int64Type>().keys().values()),
+            DataType::UInt8 => Keys::U8(a.as_dictionary::<UInt8Type>().keys().values()),
+            DataType::UInt16 => Keys::U16(a.as_dictionary::<UInt16Type>().keys().values()),
+            DataType::UInt32 => Keys::U32(a.as_dictionary::<UInt32Type>().keys().values()),
+            DataType::UInt64 => Keys::U64(a.as_dictionary::<UInt64Type>().keys().values()),
+            _ => return None,
+        })
+    }
 }
 
 impl<'a> StrCol<'a> {
@@ -37,7 +111,7 @@ impl<'a> StrCol<'a> {
                 StrCol::Dict {
                     array: a,
                     nulls: a.logical_nulls(),
-                    keys: d.normalized_keys(),
+                    keys: Keys::of(a)?,
                     values: Box::new(StrCol::new(d.values())?),
                 }
             }
@@ -50,17 +124,46 @@ impl<'a> StrCol<'a> {
     pub fn same(&self, i: usize, j: usize) -> bool {
         match self {
             StrCol::Dict { nulls, keys, .. } => {
-                keys[i] == keys[j] && nulls.as_ref().is_none_or(|n| n.is_null(i) == n.is_null(j))
+                keys.get(i) == keys.get(j)
+                    && nulls.as_ref().is_none_or(|n| n.is_null(i) == n.is_null(j))
             }
             _ => self.get(i) == self.get(j),
         }
     }
 
-    /// For a dictionary column: the key at row `i` (None when null) and the values.
-    pub fn dictionary(&self) -> Option<(&[usize], &StrCol<'a>)> {
+    /// For a dictionary column of at most 65,534 values (keys that fit 16 bits with a null
+    /// marker): adds each row's key to `sig` at bit `shift`; false for other columns.
+    pub fn add_to_signatures(&self, shift: u32, sig: &mut [u128]) -> bool {
+        match self {
+            StrCol::Dict {
+                nulls,
+                keys,
+                values,
+                ..
+            } if values.len() < 0xffff => {
+                keys.add_to_signatures(nulls.as_ref(), shift, sig);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// For a dictionary column: its keys and values.
+    pub fn dictionary(&self) -> Option<(&Keys<'a>, &StrCol<'a>)> {
         match self {
             StrCol::Dict { keys, values, .. } => Some((keys, values)),
             _ => None,
+        }
+    }
+
+    /// Whether row `i` is null (without reading the value).
+    #[inline]
+    pub fn is_null(&self, i: usize) -> bool {
+        match self {
+            StrCol::Utf8(a) => a.is_null(i),
+            StrCol::LargeUtf8(a) => a.is_null(i),
+            StrCol::View(a) => a.is_null(i),
+            StrCol::Dict { nulls, .. } => nulls.as_ref().is_some_and(|n| n.is_null(i)),
         }
     }
 
@@ -94,7 +197,13 @@ impl<'a> StrCol<'a> {
                 if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     None
                 } else {
-                    values.get(keys[i])
+                    // An out-of-range key (invalid Arrow data) reads as null, never panics.
+                    let k = keys.get(i);
+                    if k < values.len() {
+                        values.get(k)
+                    } else {
+                        None
+                    }
                 }
             }
         }

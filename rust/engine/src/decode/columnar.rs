@@ -170,22 +170,61 @@ impl<'a> ColumnarBatch<'a> {
 
     /// Whether row `i` carries the same labels as row `i - 1` (so the same series).
     pub fn same_labels_as_previous(&self, i: usize) -> bool {
-        if i == 0 {
-            return false;
+        i > 0 && self.same_labels(i, i - 1)
+    }
+
+    /// One exact signature per row of all its labels, when every label column is a small
+    /// dictionary (at most 8 of them): rows with equal signatures carry the same labels. The
+    /// signature is the label columns' dictionary keys packed 16 bits each.
+    pub fn label_signatures(&self) -> Option<Vec<u128>> {
+        if matches!(self.gpu_index, Some(IndexCol::Number(_))) {
+            return None;
         }
-        let same = |c: &Option<StrCol<'_>>| c.as_ref().is_none_or(|c| c.same(i, i - 1));
-        self.gpu.same(i, i - 1)
+        let mut cols: Vec<&StrCol<'_>> = vec![&self.gpu];
+        if let Some(IndexCol::Text(t)) = &self.gpu_index {
+            cols.push(t);
+        }
+        for c in [
+            &self.hostname,
+            &self.model,
+            &self.namespace,
+            &self.pod,
+            &self.container,
+            &self.instance,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cols.push(c);
+        }
+        cols.extend(self.extras.iter().map(|(_, c)| c));
+        if cols.len() > 8 {
+            return None;
+        }
+        let mut sig = vec![0u128; self.rows];
+        for (k, c) in cols.iter().enumerate() {
+            if !c.add_to_signatures(16 * k as u32, &mut sig) {
+                return None;
+            }
+        }
+        Some(sig)
+    }
+
+    /// Whether rows `i` and `j` carry the same labels (so the same series).
+    pub fn same_labels(&self, i: usize, j: usize) -> bool {
+        let same = |c: &Option<StrCol<'_>>| c.as_ref().is_none_or(|c| c.same(i, j));
+        self.gpu.same(i, j)
             && same(&self.pod)
             && same(&self.namespace)
             && same(&self.container)
             && same(&self.hostname)
             && same(&self.model)
             && same(&self.instance)
-            && self.extras.iter().all(|(_, c)| c.same(i, i - 1))
+            && self.extras.iter().all(|(_, c)| c.same(i, j))
             && match &self.gpu_index {
                 None => true,
-                Some(IndexCol::Text(t)) => t.same(i, i - 1),
-                Some(IndexCol::Number(n)) => n.get(i) == n.get(i - 1),
+                Some(IndexCol::Text(t)) => t.same(i, j),
+                Some(IndexCol::Number(n)) => n.get(i) == n.get(j),
             }
     }
 
@@ -215,7 +254,42 @@ impl<'a> ColumnarBatch<'a> {
         self.readings(i, ts_ms, labels, ctx, sink)
     }
 
-    fn labels(&self, i: usize) -> Result<GpuLabels<'_>, String> {
+    /// The event time of row `i`.
+    #[inline]
+    pub fn time(&self, i: usize) -> Result<i64, String> {
+        self.ts.get(i)
+    }
+
+    /// Long form: the field and value of row `i` in the field's default unit; `Ok(None)` for
+    /// a field the engine does not keep; a null value is `f64::MAX` (a blank: no reading).
+    #[inline]
+    pub fn long_reading(
+        &self,
+        i: usize,
+        ctx: &DecodeContext<'_>,
+    ) -> Result<Option<(FieldId, f64)>, String> {
+        let col = self.field.as_ref().ok_or("no field column")?;
+        let field = match (&self.field_of_key, col.dictionary()) {
+            (Some(map), Some((keys, _))) => {
+                if col.is_null(i) {
+                    return Err("null field name".into());
+                }
+                map.get(keys.get(i)).copied().flatten()
+            }
+            _ => ctx.fields.lookup(col.get(i).ok_or("null field name")?),
+        };
+        let Some(field) = field else {
+            return Ok(None);
+        };
+        let v = match self.value.as_ref().and_then(|v| v.get(i)) {
+            Some(v) => v * ctx.fields.source_scale(field),
+            None => f64::MAX,
+        };
+        Ok(Some((field, v)))
+    }
+
+    /// The labels of row `i`.
+    pub fn labels(&self, i: usize) -> Result<GpuLabels<'_>, String> {
         let uuid = self
             .gpu
             .get(i)
@@ -263,7 +337,7 @@ impl<'a> ColumnarBatch<'a> {
                 let field = match (&self.field_of_key, col.dictionary()) {
                     (Some(map), Some((keys, _))) => {
                         col.get(i).ok_or("null field name")?;
-                        map[keys[i]]
+                        map.get(keys.get(i)).copied().flatten()
                     }
                     _ => ctx.fields.lookup(col.get(i).ok_or("null field name")?),
                 };

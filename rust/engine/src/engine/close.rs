@@ -7,8 +7,10 @@ use crate::config::EngineConfig;
 use crate::custom_agg::{CustomAggregation, CustomBuilder};
 use crate::fields::{FieldId, FieldRegistry};
 use crate::gpu_windows::{GpuWindowRow, RowContext};
+use crate::latency_windows::LatencyWindowRow;
 use crate::pool_windows::PoolBuilder;
 use crate::series::SeriesId;
+use crate::service_cost::join;
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 
@@ -26,7 +28,14 @@ fn due_windows(st: &mut State, cfg: &EngineConfig, wm: EpochMs) -> Vec<(EpochMs,
     for (k, spec) in cfg.windows.iter().enumerate() {
         let after_wm = spec.first_start_holding(wm);
         let mut start = st.next_start[k].unwrap_or(EpochMs::MIN);
-        while let Some(q) = st.panes.next_pane_from(start) {
+        let next_pane = |st: &State, t: EpochMs| match (
+            st.panes.next_pane_from(t),
+            st.latency.next_pane_from(t),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        while let Some(q) = next_pane(st, start) {
             start = start.max(spec.first_start_holding(q));
             let end = start + spec.size_ms;
             if end > wm {
@@ -61,13 +70,15 @@ pub(crate) fn close_until(st: &mut State, cx: &CloseContext<'_>, wm: EpochMs) ->
     // A pane is dropped once every window holding it or the pane after it (whose counter
     // increase starts from this pane's last reading) has closed.
     let (windows, pane_ms) = (&cx.cfg.windows, st.panes.pane_ms());
-    st.panes.drop_while(|p| {
+    let done = |p: EpochMs| {
         windows
             .iter()
             .map(|w| w.last_end_holding(p + pane_ms))
             .max()
             .is_some_and(|needed_until| needed_until <= wm)
-    });
+    };
+    st.panes.drop_while(done);
+    st.latency.drop_while(done);
     closed
 }
 
@@ -136,6 +147,28 @@ fn close_window(
     for (c, rows) in customs.into_iter().zip(out.custom.iter_mut()) {
         c.finish(rows);
     }
+    let first_gpu_row = out.gpu.len() - window.len();
+    drop(window);
+    let requests = st.latency.window(start, end);
+    for (sid, acc) in &requests {
+        let name = st.service_names.name(*sid);
+        let slo = cx.cfg.services.slo_of(name);
+        out.latency.push(LatencyWindowRow::compute(
+            start, end, name, acc, slo, scratch,
+        ));
+    }
+    out.latency.sort_by(|a, b| {
+        (a.window_end, a.window_start, &a.service).cmp(&(b.window_end, b.window_start, &b.service))
+    });
+    out.service_cost.extend(join(
+        start,
+        end,
+        &requests,
+        &out.gpu[first_gpu_row..],
+        &st.series,
+        &cx.cfg.services,
+        &mut st.service_names,
+    ));
     st.stats.windows_emitted += 1;
 }
 

@@ -5,9 +5,11 @@
 use super::types::Stats;
 use crate::config::EngineConfig;
 use crate::decode::exposition::LineSink;
+use crate::decode::latency_json::Request;
 use crate::decode::{Reading, ReadingSink};
 use crate::fields::{FieldId, FieldRegistry, DCGM_BLANK_THRESHOLD};
 use crate::late_dead::{DeadLetter, LateEvent};
+use crate::latency_store::{LatencyStore, RequestIn, ServiceTable};
 use crate::panes::PaneStore;
 use crate::series::{SeriesId, SeriesTable};
 use crate::time::{EpochMs, MIN_VALID_MS};
@@ -24,14 +26,17 @@ pub(crate) struct State {
     pub series: SeriesTable,
     pub watermarks: Watermarks,
     pub panes: PaneStore,
+    pub latency: LatencyStore,
+    pub service_names: ServiceTable,
     /// Per window family: start of the earliest window not yet emitted.
     pub next_start: Vec<Option<EpochMs>>,
     pub sources: HashMap<String, (Arc<str>, u32)>,
     pub stats: Stats,
     pub late_events: Vec<LateEvent>,
     pub dead_letters: Vec<DeadLetter>,
-    /// Largest event time of this batch per partition, applied to the watermarks at its end.
-    pub batch_max: HashMap<PartitionKey, EpochMs>,
+    /// Largest event time of this batch per partition, applied to the watermarks at its end
+    /// (a batch comes from one partition, so this holds one entry).
+    pub batch_max: Vec<(PartitionKey, EpochMs)>,
 }
 
 impl State {
@@ -48,8 +53,17 @@ impl State {
 
     /// Applies the batch's largest event times to the watermarks.
     pub fn end_batch(&mut self) {
-        for (key, ts) in self.batch_max.drain() {
+        for (key, ts) in self.batch_max.drain(..) {
             self.watermarks.observe(key, ts);
+        }
+    }
+
+    /// Notes an event time of the current batch.
+    #[inline]
+    pub fn saw(&mut self, key: PartitionKey, ts: EpochMs) {
+        match self.batch_max.iter_mut().find(|e| e.0 == key) {
+            Some(e) => e.1 = e.1.max(ts),
+            None => self.batch_max.push((key, ts)),
         }
     }
 }
@@ -125,23 +139,107 @@ fn check(
     msg: &MessageReadings,
     now: EpochMs,
 ) -> Result<(), String> {
-    let latest = now.saturating_add(cfg.max_future_ms);
     for &(_, field, ts, v) in &msg.readings {
-        if is_blank(v) {
-            continue;
-        }
-        fields.validate(field, v)?;
-        if ts < MIN_VALID_MS {
-            return Err(format!("event time {} is before 2000-01-01", fmt_ms(ts)));
-        }
-        if ts > latest {
-            return Err(format!(
-                "event time {} is more than engine.max_future_s ahead of now",
-                fmt_ms(ts)
-            ));
-        }
+        check_reading(cfg, fields, field, ts, v, now)?;
     }
     Ok(())
+}
+
+/// Validates one reading (blanks pass: they are skips, not errors).
+#[inline]
+pub(crate) fn check_reading(
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    field: FieldId,
+    ts: EpochMs,
+    v: f64,
+    now: EpochMs,
+) -> Result<(), String> {
+    if is_blank(v) {
+        return Ok(());
+    }
+    fields.validate(field, v)?;
+    if ts < MIN_VALID_MS {
+        return Err(format!("event time {} is before 2000-01-01", fmt_ms(ts)));
+    }
+    if ts > now.saturating_add(cfg.max_future_ms) {
+        return Err(format!(
+            "event time {} is more than engine.max_future_s ahead of now",
+            fmt_ms(ts)
+        ));
+    }
+    Ok(())
+}
+
+/// What routing one reading did.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Routed {
+    pub new: bool,
+    pub duplicate: bool,
+    pub late: bool,
+}
+
+/// Routes one valid, non-blank reading to its pane (or to `late_events` for every window
+/// family it missed).
+#[inline]
+pub(crate) fn route(
+    st: &mut State,
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    (id, field, ts, v): (SeriesId, FieldId, EpochMs, f64),
+    at: &Origin<'_>,
+) -> Routed {
+    let mut out = Routed::default();
+    let closed_until = st.watermarks.current();
+    st.saw(at.key, ts);
+    let mut on_time = false;
+    for spec in &cfg.windows {
+        let newest_end = spec.last_end_holding(ts);
+        if newest_end > closed_until {
+            on_time = true;
+            continue;
+        }
+        out.late = true;
+        let s = st.series.get(id);
+        st.late_events.push(LateEvent {
+            stream: "gpu_telemetry",
+            key: s.gpu_uuid.to_string(),
+            namespace: s.namespace.to_string(),
+            pod: s.pod.to_string(),
+            field: fields.name(field).to_string(),
+            event_time: ts,
+            window_start: newest_end - spec.size_ms,
+            window_end: newest_end,
+            lateness_s: (closed_until - newest_end) as f64 / 1000.0,
+            source: at.source.clone(),
+            partition: at.partition,
+            offset: at.offset,
+        });
+    }
+    if on_time {
+        match st.panes.insert(id, field, ts, v) {
+            Insert::New => out.new = true,
+            Insert::Duplicate => out.duplicate = true,
+        }
+    }
+    out
+}
+
+/// Counts a message once: aggregated if any reading was new; a duplicate if its readings
+/// were all seen; late if it missed every window; else a blank or unknown-field skip.
+#[inline]
+pub(crate) fn count(stats: &mut Stats, r: Routed, blank: bool) {
+    if r.new {
+        stats.aggregated += 1;
+    } else if r.duplicate {
+        stats.skipped_duplicate += 1;
+    } else if r.late {
+        stats.late += 1;
+    } else if blank {
+        stats.skipped_blank += 1;
+    } else {
+        stats.skipped_unknown_field += 1;
+    }
 }
 
 /// Routes a valid message's readings to their panes and counts the message once.
@@ -152,60 +250,112 @@ fn apply(
     msg: &MessageReadings,
     at: &Origin<'_>,
 ) {
-    let closed_until = st.watermarks.current();
-    let (mut new, mut duplicate, mut late, mut blank) = (false, false, false, false);
-    for &(id, field, ts, v) in &msg.readings {
-        if is_blank(v) {
+    let mut all = Routed::default();
+    let mut blank = false;
+    for &reading in &msg.readings {
+        if is_blank(reading.3) {
             blank = true;
             continue;
         }
-        let max = st.batch_max.entry(at.key).or_insert(ts);
-        *max = (*max).max(ts);
-        let mut on_time = false;
-        for spec in &cfg.windows {
-            let newest_end = spec.last_end_holding(ts);
-            if newest_end > closed_until {
-                on_time = true;
-                continue;
-            }
-            late = true;
-            let s = st.series.get(id);
-            st.late_events.push(LateEvent {
-                stream: "gpu_telemetry",
-                key: s.gpu_uuid.to_string(),
-                namespace: s.namespace.to_string(),
-                pod: s.pod.to_string(),
-                field: fields.name(field).to_string(),
-                event_time: ts,
-                window_start: newest_end - spec.size_ms,
-                window_end: newest_end,
-                lateness_s: (closed_until - newest_end) as f64 / 1000.0,
-                source: at.source.clone(),
-                partition: at.partition,
-                offset: at.offset,
-            });
-        }
-        if on_time {
-            match st.panes.insert(id, field, ts, v) {
-                Insert::New => new = true,
-                Insert::Duplicate => duplicate = true,
-            }
-        }
+        let r = route(st, cfg, fields, reading, at);
+        all.new |= r.new;
+        all.duplicate |= r.duplicate;
+        all.late |= r.late;
     }
-    // A message counts once: aggregated if any reading was new; a duplicate if its
-    // readings were all seen; late if it missed every window; else a skip.
-    let s = &mut st.stats;
-    if new {
-        s.aggregated += 1;
-    } else if duplicate {
-        s.skipped_duplicate += 1;
-    } else if late {
-        s.late += 1;
-    } else if blank {
-        s.skipped_blank += 1;
+    count(&mut st.stats, all, blank);
+}
+
+/// Applies a decoded request, or records it as a dead letter.
+pub(crate) fn settle_request(
+    st: &mut State,
+    cfg: &EngineConfig,
+    decoded: Result<Request<'_>, String>,
+    at: &Origin<'_>,
+    raw: &[u8],
+) {
+    let r = match decoded.and_then(|r| check_request(cfg, r, at.now)) {
+        Ok(r) => r,
+        Err(reason) => return dead(st, cfg, at, reason, raw),
+    };
+    st.saw(at.key, r.ts_ms);
+    let closed_until = st.watermarks.current();
+    let mut on_time = false;
+    for spec in &cfg.windows {
+        let newest_end = spec.last_end_holding(r.ts_ms);
+        if newest_end > closed_until {
+            on_time = true;
+            continue;
+        }
+        st.late_events.push(LateEvent {
+            stream: "request_latency",
+            key: r.service.to_string(),
+            namespace: r.namespace.to_string(),
+            pod: r.pod.to_string(),
+            field: "latency_ms".to_string(),
+            event_time: r.ts_ms,
+            window_start: newest_end - spec.size_ms,
+            window_end: newest_end,
+            lateness_s: (closed_until - newest_end) as f64 / 1000.0,
+            source: at.source.clone(),
+            partition: at.partition,
+            offset: at.offset,
+        });
+    }
+    if !on_time {
+        st.stats.late += 1;
+        return;
+    }
+    let sid = st.service_names.intern(&r.service);
+    let added = st.latency.acc_mut(sid, r.ts_ms).add(&RequestIn {
+        ts_ms: r.ts_ms,
+        namespace: &r.namespace,
+        pod: &r.pod,
+        latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
+        error: r.error,
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        request_id: &r.request_id,
+        slo_latency_ms: cfg.services.slo_of(&r.service).latency_ms,
+    });
+    if added {
+        st.stats.aggregated += 1;
     } else {
-        s.skipped_unknown_field += 1;
+        st.stats.skipped_duplicate += 1;
     }
+}
+
+/// Resolves the service (from the pod patterns when the event names none) and checks the
+/// event time; `Err` is the dead-letter reason.
+fn check_request<'a>(
+    cfg: &EngineConfig,
+    mut r: Request<'a>,
+    now: EpochMs,
+) -> Result<Request<'a>, String> {
+    if r.service.is_empty() {
+        match cfg.services.service_of_pod(&r.namespace, &r.pod) {
+            Some(s) => r.service = s.to_string().into(),
+            None => {
+                return Err(format!(
+                    "request names no service and pod {:?} in namespace {:?} matches no services.pods rule",
+                    &*r.pod, &*r.namespace
+                ))
+            }
+        }
+    }
+    if r.ts_ms < MIN_VALID_MS {
+        return Err(format!(
+            "event time {} is before 2000-01-01",
+            fmt_ms(r.ts_ms)
+        ));
+    }
+    if r.ts_ms > now.saturating_add(cfg.max_future_ms) {
+        return Err(format!(
+            "event time {} is more than engine.max_future_s ahead of now",
+            fmt_ms(r.ts_ms)
+        ));
+    }
+    Ok(r)
 }
 
 fn fmt_ms(ms: EpochMs) -> String {

@@ -14,16 +14,17 @@ use crate::config::EngineConfig;
 use crate::custom_agg::{CustomAggregation, GroupLabel};
 use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::exposition::Exposition;
-use crate::decode::{prom_json, wide_json, DecodeContext};
+use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
 use crate::fields::FieldRegistry;
 use crate::late_dead::{DeadLetter, LateEvent};
+use crate::latency_store::{LatencyStore, ServiceTable};
 use crate::panes::PaneStore;
 use crate::series::{SeriesId, SeriesTable, MAX_EXTRA_LABELS};
 use crate::time::EpochMs;
 use crate::watermark::Watermarks;
 use arrow_array::RecordBatch;
 use close::{close_until, CloseContext};
-use ingest::{settle, InterningSink, LineIngest, MessageReadings, Origin, State};
+use ingest::{settle, settle_request, InterningSink, LineIngest, MessageReadings, Origin, State};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -92,12 +93,14 @@ impl Engine {
             series: SeriesTable::default(),
             watermarks: Watermarks::new(cfg.allowed_lateness_ms),
             panes: PaneStore::new(cfg.pane_ms()),
+            latency: LatencyStore::new(cfg.pane_ms()),
+            service_names: ServiceTable::default(),
             next_start: vec![None; cfg.windows.len()],
             sources: HashMap::new(),
             stats: Stats::default(),
             late_events: Vec::new(),
             dead_letters: Vec::new(),
-            batch_max: HashMap::new(),
+            batch_max: Vec::new(),
         };
         Ok(Engine {
             cfg,
@@ -133,9 +136,9 @@ impl Engine {
         self.st.watermarks.current()
     }
 
-    /// Approximate bytes of window state held (points, indexes and series labels).
+    /// Approximate bytes of window state held (points, requests, indexes, labels).
     pub fn state_bytes(&self) -> usize {
-        self.st.panes.heap_bytes() + self.st.series.heap_bytes()
+        self.st.panes.heap_bytes() + self.st.series.heap_bytes() + self.st.latency.heap_bytes()
     }
 
     /// Number of (pane, series) entries open.
@@ -165,12 +168,30 @@ impl Engine {
             let bytes = m.as_ref();
             self.st.stats.consumed += 1;
             msg.clear();
-            let decoded = if bytes.len() > self.cfg.max_message_bytes {
-                Err(format!(
+            let at = Origin {
+                source: &source,
+                partition: prov.partition,
+                key,
+                offset: prov.offsets.get(i),
+                now,
+            };
+            let too_big = (bytes.len() > self.cfg.max_message_bytes).then(|| {
+                format!(
                     "message of {} bytes exceeds engine.max_message_bytes {}",
                     bytes.len(),
                     self.cfg.max_message_bytes
-                ))
+                )
+            });
+            if format == MessageFormat::LatencyJson {
+                let decoded = match too_big {
+                    Some(reason) => Err(reason),
+                    None => latency_json::decode(bytes),
+                };
+                settle_request(&mut self.st, &self.cfg, decoded, &at, bytes);
+                continue;
+            }
+            let decoded = if let Some(reason) = too_big {
+                Err(reason)
             } else {
                 let ctx = DecodeContext {
                     fields: &self.fields,
@@ -182,16 +203,9 @@ impl Engine {
                     same_series: None,
                 };
                 match format {
-                    MessageFormat::PromJson => prom_json::decode(bytes, &ctx, &mut sink),
                     MessageFormat::WideJson => wide_json::decode(bytes, &ctx, &mut sink),
+                    _ => prom_json::decode(bytes, &ctx, &mut sink),
                 }
-            };
-            let at = Origin {
-                source: &source,
-                partition: prov.partition,
-                key,
-                offset: prov.offsets.get(i),
-                now,
             };
             settle(
                 &mut self.st,
@@ -225,6 +239,11 @@ impl Engine {
             extra_labels: &self.extra_labels,
         };
         let cols = ColumnarBatch::new(batch, form, &ctx)?;
+        if cols.form() == Form::Long {
+            self.push_long_rows(&cols, &source, partition, key, first_row, now);
+            self.st.end_batch();
+            return Ok(());
+        }
         let mut msg = std::mem::take(&mut self.scratch);
         let mut previous: Option<SeriesId> = None;
         for i in 0..cols.rows() {
@@ -258,6 +277,88 @@ impl Engine {
         self.scratch = msg;
         self.st.end_batch();
         Ok(())
+    }
+
+    /// The long columnar form has one reading per row, so rows skip the per-message
+    /// buffering: each is checked and routed directly (same rules, same counters).
+    fn push_long_rows(
+        &mut self,
+        cols: &ColumnarBatch<'_>,
+        source: &std::sync::Arc<str>,
+        partition: i32,
+        key: ingest::PartitionKey,
+        first_row: i64,
+        now: EpochMs,
+    ) {
+        let ctx = DecodeContext {
+            fields: &self.fields,
+            extra_labels: &self.extra_labels,
+        };
+        let (st, cfg, fields) = (&mut self.st, &self.cfg, &self.fields);
+        // The last row whose series is known, to reuse it while labels repeat; with
+        // dictionary labels, every distinct label signature of the batch is looked up once.
+        let mut last: Option<(usize, SeriesId)> = None;
+        let signatures = cols.label_signatures();
+        let mut by_signature: HashMap<u128, SeriesId, foldhash::fast::FixedState> =
+            HashMap::default();
+        for i in 0..cols.rows() {
+            st.stats.consumed += 1;
+            let at = Origin {
+                source,
+                partition,
+                key,
+                offset: first_row + i as i64,
+                now,
+            };
+            let reading = cols.time(i).and_then(|ts| {
+                cols.long_reading(i, &ctx)
+                    .map(|fv| fv.map(|(f, v)| (f, ts, v)))
+            });
+            let (field, ts, v) = match reading {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    st.stats.skipped_unknown_field += 1;
+                    continue;
+                }
+                Err(reason) => {
+                    ingest::dead(st, cfg, &at, reason, &[]);
+                    continue;
+                }
+            };
+            let known = match (&signatures, last) {
+                (Some(sig), Some((row, id))) if sig[i] == sig[row] => Some(id),
+                (Some(sig), _) => by_signature.get(&sig[i]).copied(),
+                (None, Some((row, id))) if cols.same_labels(i, row) => Some(id),
+                (None, _) => None,
+            };
+            let id = match known {
+                Some(id) => id,
+                None => match cols.labels(i) {
+                    Ok(labels) => {
+                        let id = st.series.intern(&labels);
+                        if let Some(sig) = &signatures {
+                            by_signature.insert(sig[i], id);
+                        }
+                        id
+                    }
+                    Err(reason) => {
+                        ingest::dead(st, cfg, &at, reason, &[]);
+                        continue;
+                    }
+                },
+            };
+            last = Some((i, id));
+            if ingest::is_blank(v) {
+                st.stats.skipped_blank += 1;
+                continue;
+            }
+            if let Err(reason) = ingest::check_reading(cfg, fields, field, ts, v, now) {
+                ingest::dead(st, cfg, &at, reason, &[]);
+                continue;
+            }
+            let routed = ingest::route(st, cfg, fields, (id, field, ts, v), &at);
+            ingest::count(&mut st.stats, routed, false);
+        }
     }
 
     /// Ingests dcgm-exporter exposition text; every sample line is a message whose offset
@@ -333,7 +434,8 @@ impl Engine {
     pub fn finish(&mut self) -> Closed {
         let mut closed = self.poll();
         let pane_ms = self.st.panes.pane_ms();
-        let last_end = self.st.panes.last_pane().and_then(|p| {
+        let last_pane = self.st.panes.last_pane().max(self.st.latency.last_pane());
+        let last_end = last_pane.and_then(|p| {
             self.cfg
                 .windows
                 .iter()

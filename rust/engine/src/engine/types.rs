@@ -4,8 +4,10 @@
 use crate::custom_agg::CustomRow;
 use crate::fields::FieldId;
 use crate::gpu_windows::GpuWindowRow;
+use crate::latency_windows::LatencyWindowRow;
 use crate::pool_windows::PoolWindowRow;
 use crate::series::SeriesId;
+use crate::service_cost::ServiceCostRow;
 use crate::time::EpochMs;
 
 /// Message formats handed over as one message per element.
@@ -15,6 +17,8 @@ pub enum MessageFormat {
     PromJson,
     /// gpuledger's wide JSON, one message per GPU per sample (spec inputs.md 1b).
     WideJson,
+    /// Request latency events, gpuledger's or vLLM's JSON (spec inputs.md 2).
+    LatencyJson,
 }
 
 /// Where a batch came from: source (topic or file), partition, and message offsets.
@@ -86,6 +90,8 @@ pub struct Closed {
     /// One list per configured aggregation, in configuration order.
     pub custom: Vec<Vec<CustomRow>>,
     pub points: Vec<PointRow>,
+    pub latency: Vec<LatencyWindowRow>,
+    pub service_cost: Vec<ServiceCostRow>,
 }
 
 impl Closed {
@@ -99,5 +105,7 @@ impl Closed {
             a.extend(b);
         }
         self.points.extend(more.points);
+        self.latency.extend(more.latency);
+        self.service_cost.extend(more.service_cost);
     }
 }

@@ -1,0 +1,278 @@
+//! Request latency events (spec inputs.md 2): gpuledger's JSON and vLLM's per-request form.
+//!
+//! gpuledger: `{"ts":..,"service":..,"namespace":..,"pod":..,"latency_ms":..,"ttft_ms":..,
+//! "status":200,"tokens_in":..,"tokens_out":..,"request_id":..,"error":false}`.
+//! vLLM: `usage.prompt_tokens`, `usage.completion_tokens`, `metrics.time_to_first_token_ms`,
+//! `metrics.queue_time_ms`, `metrics.generation_time_ms`, and `model` as the service when
+//! there is no `service`.
+//!
+//! Rules (docs/decoders.md): `ts` as for wide JSON (Unix seconds, integer ms above 1e11, or
+//! RFC 3339). Latency is `latency_ms` when given; else `queue_time_ms + ttft_ms +
+//! generation_time_ms` from `metrics` (absent parts count 0, at least one present); else
+//! the message is invalid. An error is `status >= 500` or `"error": true`. Latencies, TTFT
+//! and token counts must be finite and >= 0. A request without a service gets one from the
+//! pod-to-service patterns (engine); without either it is invalid there.
+
+use super::json_scan::{Scanner, Tok};
+use crate::time::{parse_rfc3339_ms, unix_number_to_ms, EpochMs};
+use std::borrow::Cow;
+
+/// One finished request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request<'a> {
+    pub ts_ms: EpochMs,
+    pub service: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
+    pub pod: Cow<'a, str>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub error: bool,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub request_id: Cow<'a, str>,
+}
+
+fn number(key: &str, tok: Tok<'_>) -> Result<Option<f64>, String> {
+    let v = match tok {
+        Tok::Null => return Ok(None),
+        Tok::Num(n) => n.parse::<f64>().ok(),
+        Tok::Str(s) => s.value().trim().parse::<f64>().ok(),
+        t => return Err(format!("{key} is {}, expected a number", t.kind())),
+    };
+    match v {
+        Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        Some(v) => Err(format!("{key} {v} is not a finite number >= 0")),
+        None => Err(format!("{key} is not a number")),
+    }
+}
+
+fn text<'a>(key: &str, tok: Tok<'a>) -> Result<Cow<'a, str>, String> {
+    match tok {
+        Tok::Str(s) => Ok(s.value()),
+        Tok::Null => Ok(Cow::Borrowed("")),
+        Tok::Num(n) if key == "request_id" => Ok(Cow::Borrowed(n)),
+        t => Err(format!("{key} is {}, expected a string", t.kind())),
+    }
+}
+
+fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
+    match tok {
+        Tok::Num(n) => n
+            .parse::<f64>()
+            .ok()
+            .and_then(unix_number_to_ms)
+            .ok_or_else(|| format!("ts {n} is not a valid Unix time")),
+        Tok::Str(s) => {
+            let s = s.value();
+            parse_rfc3339_ms(&s)
+                .or_else(|| s.trim().parse::<f64>().ok().and_then(unix_number_to_ms))
+                .ok_or_else(|| format!("ts {s:?} is neither Unix time nor RFC 3339"))
+        }
+        t => Err(format!(
+            "ts is {}, expected Unix seconds or RFC 3339",
+            t.kind()
+        )),
+    }
+}
+
+/// Reads the members of a nested object (`usage`, `metrics`) into `f(key, token)`.
+fn nested<'a>(
+    s: &mut Scanner<'a>,
+    mut f: impl FnMut(&str, Tok<'a>) -> Result<(), String>,
+) -> Result<(), String> {
+    if s.peek() != Some(b'{') {
+        let t = s.token(1)?;
+        return match t {
+            Tok::Null => Ok(()),
+            t => Err(format!("expected an object, got {}", t.kind())),
+        };
+    }
+    s.open_object()?;
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        let tok = s.token(2)?;
+        f(&key, tok)?;
+    }
+    Ok(())
+}
+
+/// Decodes one request event; `Err` is the dead-letter reason.
+pub fn decode(bytes: &[u8]) -> Result<Request<'_>, String> {
+    let mut s = Scanner::new(bytes);
+    if s.peek() != Some(b'{') {
+        let kind = s.token(0)?.kind();
+        s.finish()?;
+        return Err(format!("message is {kind}, expected a JSON object"));
+    }
+    s.open_object()?;
+    let (mut ts, mut latency, mut ttft, mut status) = (None, None, None, None);
+    let (mut service, mut model) = (Cow::Borrowed(""), Cow::Borrowed(""));
+    let (mut namespace, mut pod, mut request_id) =
+        (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
+    let (mut tokens_in, mut tokens_out, mut error) = (None, None, false);
+    let (mut queue, mut generation) = (None, None);
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        match &*key {
+            "usage" => nested(&mut s, |k, t| {
+                match k {
+                    "prompt_tokens" => tokens_in = tokens_in.or(number("usage.prompt_tokens", t)?),
+                    "completion_tokens" => {
+                        tokens_out = tokens_out.or(number("usage.completion_tokens", t)?)
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("usage: {e}"))?,
+            "metrics" => nested(&mut s, |k, t| {
+                match k {
+                    "time_to_first_token_ms" => {
+                        ttft = ttft.or(number("metrics.time_to_first_token_ms", t)?)
+                    }
+                    "queue_time_ms" => queue = number("metrics.queue_time_ms", t)?,
+                    "generation_time_ms" => generation = number("metrics.generation_time_ms", t)?,
+                    _ => {}
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("metrics: {e}"))?,
+            "error" => {
+                let is_true = s.peek() == Some(b't');
+                match s.token(1)? {
+                    Tok::Bool | Tok::Null => error = is_true,
+                    t => return Err(format!("error is {}, expected true or false", t.kind())),
+                }
+            }
+            k => {
+                let tok = s.token(1)?;
+                match k {
+                    "ts" => ts = Some(timestamp(tok)?),
+                    "service" => service = text(k, tok)?,
+                    "model" => model = text(k, tok)?,
+                    "namespace" => namespace = text(k, tok)?,
+                    "pod" => pod = text(k, tok)?,
+                    "request_id" => request_id = text(k, tok)?,
+                    "latency_ms" => latency = number(k, tok)?,
+                    "ttft_ms" => ttft = number(k, tok)?.or(ttft),
+                    "tokens_in" => tokens_in = number(k, tok)?.or(tokens_in),
+                    "tokens_out" => tokens_out = number(k, tok)?.or(tokens_out),
+                    "status" => {
+                        status = match tok {
+                            Tok::Num(n) => Some(
+                                n.parse::<i64>()
+                                    .map_err(|_| format!("status {n} is not an integer"))?,
+                            ),
+                            Tok::Null => None,
+                            t => {
+                                return Err(format!("status is {}, expected an integer", t.kind()))
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    s.finish()?;
+    let ts_ms = ts.ok_or("missing ts")?;
+    let latency_ms = match latency {
+        Some(l) => l,
+        None if queue.is_some() || generation.is_some() || ttft.is_some() => {
+            queue.unwrap_or(0.0) + ttft.unwrap_or(0.0) + generation.unwrap_or(0.0)
+        }
+        None => return Err("missing latency_ms (and no vLLM metrics to derive it)".into()),
+    };
+    Ok(Request {
+        ts_ms,
+        service: if service.is_empty() { model } else { service },
+        namespace,
+        pod,
+        latency_ms,
+        ttft_ms: ttft,
+        error: error || status.is_some_and(|c| c >= 500),
+        tokens_in: tokens_in.unwrap_or(0.0),
+        tokens_out: tokens_out.unwrap_or(0.0),
+        request_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"{"ts":1764331201.532,"service":"chat-llm","namespace":"team-chat","pod":"vllm-chat-5d8c-0","latency_ms":182.4,"ttft_ms":41.0,"status":200,"tokens_in":512,"tokens_out":128,"request_id":"r-8f1c"}"#;
+
+    #[test]
+    fn decodes_the_spec_example() {
+        let r = decode(SPEC.as_bytes()).unwrap();
+        assert_eq!(r.ts_ms, 1_764_331_201_532);
+        assert_eq!(
+            (&*r.service, &*r.namespace, &*r.pod),
+            ("chat-llm", "team-chat", "vllm-chat-5d8c-0")
+        );
+        assert_eq!((r.latency_ms, r.ttft_ms), (182.4, Some(41.0)));
+        assert_eq!((r.tokens_in, r.tokens_out, r.error), (512.0, 128.0, false));
+        assert_eq!(&*r.request_id, "r-8f1c");
+    }
+
+    #[test]
+    fn vllm_form_derives_latency_and_tokens() {
+        let m = br#"{"ts":1764331201000,"model":"llama-3-70b","pod":"vllm-0","usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120},"metrics":{"queue_time_ms":5.0,"time_to_first_token_ms":40.0,"generation_time_ms":300.0,"extra":[1,2]}}"#;
+        let r = decode(m).unwrap();
+        assert_eq!(&*r.service, "llama-3-70b");
+        assert_eq!(r.latency_ms, 345.0);
+        assert_eq!(
+            (r.ttft_ms, r.tokens_in, r.tokens_out),
+            (Some(40.0), 100.0, 20.0)
+        );
+        assert_eq!(r.ts_ms, 1_764_331_201_000);
+    }
+
+    #[test]
+    fn errors_from_status_or_flag() {
+        let e1 = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":503}"#;
+        let e2 = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":200,"error":true}"#;
+        let ok = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":404,"error":false}"#;
+        assert!(decode(e1).unwrap().error);
+        assert!(decode(e2).unwrap().error);
+        assert!(!decode(ok).unwrap().error);
+    }
+
+    #[test]
+    fn bad_requests_have_reasons() {
+        let cases: &[(&[u8], &str)] = &[
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":-5}"#,
+                "not a finite number >= 0",
+            ),
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":"NaN"}"#,
+                "not a finite number >= 0",
+            ),
+            (br#"{"ts":1764331201,"service":"s"}"#, "missing latency_ms"),
+            (br#"{"service":"s","latency_ms":1}"#, "missing ts"),
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":"ok"}"#,
+                "status is a string",
+            ),
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":1,"usage":[1]}"#,
+                "usage: expected an object",
+            ),
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":1,"error":"yes"}"#,
+                "error is a string",
+            ),
+            (
+                br#"{"ts":1764331201,"service":"s","latency_ms":1"#,
+                "unexpected end of input",
+            ),
+            (b"[1]", "expected a JSON object"),
+        ];
+        for (m, want) in cases {
+            let e = decode(m).unwrap_err();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Request-latency state: per pane and service, the exact counts and sums, mergeable
+//! sketches of latency and TTFT, per-second request counts, SLO violations and the pods that
+//! served. Panes merge into windows exactly (sketch merge is bucket-wise addition).
+
+use crate::sketch::LatencySketch;
+use crate::time::{align_down, EpochMs};
+use foldhash::fast::FixedState;
+use std::collections::{HashMap, HashSet};
+
+pub type ServiceId = u32;
+
+/// Service names, interned.
+#[derive(Default)]
+pub struct ServiceTable {
+    ids: HashMap<Box<str>, ServiceId, FixedState>,
+    names: Vec<Box<str>>,
+}
+
+impl ServiceTable {
+    pub fn intern(&mut self, name: &str) -> ServiceId {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as ServiceId;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: ServiceId) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// One pane's (or, merged, one window's) requests of one service.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyAcc {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_sum: f64,
+    pub latency_max: f64,
+    pub latency: LatencySketch,
+    pub ttft: LatencySketch,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub slo_violations: u64,
+    /// Requests per second, by second since the epoch.
+    pub per_second: HashMap<i64, u32, FixedState>,
+    /// Requests served, by (namespace, pod).
+    pub pods: HashMap<(Box<str>, Box<str>), u64, FixedState>,
+    request_ids: HashSet<Box<str>, FixedState>,
+}
+
+/// One request, validated, ready to add.
+pub struct RequestIn<'a> {
+    pub ts_ms: EpochMs,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub error: bool,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub request_id: &'a str,
+    pub slo_latency_ms: f64,
+}
+
+impl LatencyAcc {
+    /// Adds a request; false when its `request_id` was already counted (a duplicate).
+    pub fn add(&mut self, r: &RequestIn<'_>) -> bool {
+        if !r.request_id.is_empty() && !self.request_ids.insert(r.request_id.into()) {
+            return false;
+        }
+        self.requests += 1;
+        self.errors += r.error as u64;
+        self.latency_sum += r.latency_ms;
+        self.latency_max = self.latency_max.max(r.latency_ms);
+        // Values were validated finite and >= 0, which is all the sketch requires.
+        let _ = self.latency.insert(r.latency_ms);
+        if let Some(t) = r.ttft_ms {
+            let _ = self.ttft.insert(t);
+        }
+        self.tokens_in += r.tokens_in;
+        self.tokens_out += r.tokens_out;
+        self.slo_violations += (r.latency_ms > r.slo_latency_ms) as u64;
+        *self.per_second.entry(r.ts_ms.div_euclid(1000)).or_default() += 1;
+        *self
+            .pods
+            .entry((r.namespace.into(), r.pod.into()))
+            .or_default() += 1;
+        true
+    }
+
+    /// Adds another pane's requests (disjoint in time from this one's).
+    pub fn merge(&mut self, o: &LatencyAcc) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.latency_sum += o.latency_sum;
+        self.latency_max = self.latency_max.max(o.latency_max);
+        let _ = self.latency.merge(&o.latency);
+        let _ = self.ttft.merge(&o.ttft);
+        self.tokens_in += o.tokens_in;
+        self.tokens_out += o.tokens_out;
+        self.slo_violations += o.slo_violations;
+        for (s, n) in &o.per_second {
+            *self.per_second.entry(*s).or_default() += n;
+        }
+        for (k, n) in &o.pods {
+            *self.pods.entry(k.clone()).or_default() += n;
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.latency.heap_bytes()
+            + self.ttft.heap_bytes()
+            + self.per_second.capacity() * 16
+            + self.pods.capacity() * 48
+            + self.request_ids.iter().map(|r| r.len() + 24).sum::<usize>()
+    }
+}
+
+/// Latency panes, sorted by start, aligned like the GPU panes.
+pub struct LatencyStore {
+    pane_ms: i64,
+    panes: Vec<(EpochMs, HashMap<ServiceId, LatencyAcc, FixedState>)>,
+}
+
+impl LatencyStore {
+    pub fn new(pane_ms: i64) -> LatencyStore {
+        LatencyStore {
+            pane_ms,
+            panes: Vec::new(),
+        }
+    }
+
+    pub fn acc_mut(&mut self, service: ServiceId, ts: EpochMs) -> &mut LatencyAcc {
+        let start = align_down(ts, self.pane_ms);
+        let i = match self.panes.binary_search_by_key(&start, |p| p.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.panes.insert(i, (start, HashMap::default()));
+                i
+            }
+        };
+        self.panes[i].1.entry(service).or_default()
+    }
+
+    pub fn next_pane_from(&self, t: EpochMs) -> Option<EpochMs> {
+        let i = self.panes.partition_point(|p| p.0 < t);
+        self.panes.get(i).map(|p| p.0)
+    }
+
+    pub fn last_pane(&self) -> Option<EpochMs> {
+        self.panes.last().map(|p| p.0)
+    }
+
+    /// Every service with requests in `[start, end)`, merged across panes, by service id.
+    pub fn window(&self, start: EpochMs, end: EpochMs) -> Vec<(ServiceId, LatencyAcc)> {
+        let lo = self.panes.partition_point(|p| p.0 < start);
+        let hi = self.panes.partition_point(|p| p.0 < end);
+        let mut merged: HashMap<ServiceId, LatencyAcc, FixedState> = HashMap::default();
+        for (_, pane) in &self.panes[lo..hi] {
+            for (id, acc) in pane {
+                merged.entry(*id).or_default().merge(acc);
+            }
+        }
+        let mut out: Vec<_> = merged.into_iter().collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    pub fn drop_while(&mut self, mut done: impl FnMut(EpochMs) -> bool) {
+        let n = self.panes.iter().take_while(|p| done(p.0)).count();
+        self.panes.drain(..n);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.panes
+            .iter()
+            .flat_map(|p| p.1.values())
+            .map(|a| a.heap_bytes() + 64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ts_ms: i64, latency_ms: f64, pod: &'static str, id: &'static str) -> RequestIn<'static> {
+        RequestIn {
+            ts_ms,
+            namespace: "ns",
+            pod,
+            latency_ms,
+            ttft_ms: Some(latency_ms / 4.0),
+            error: latency_ms > 1000.0,
+            tokens_in: 10.0,
+            tokens_out: 5.0,
+            request_id: id,
+            slo_latency_ms: 200.0,
+        }
+    }
+
+    #[test]
+    fn panes_merge_into_windows_exactly() {
+        let mut s = LatencyStore::new(60_000);
+        assert!(s.acc_mut(0, 1_000).add(&req(1_000, 100.0, "a", "r1")));
+        assert!(!s.acc_mut(0, 1_000).add(&req(1_000, 100.0, "a", "r1")));
+        assert!(s.acc_mut(0, 61_000).add(&req(61_000, 300.0, "b", "r2")));
+        assert!(s.acc_mut(0, 62_000).add(&req(62_000, 2000.0, "b", "")));
+        let w = s.window(0, 120_000);
+        assert_eq!(w.len(), 1);
+        let a = &w[0].1;
+        assert_eq!((a.requests, a.errors, a.slo_violations), (3, 1, 2));
+        assert_eq!((a.latency_sum, a.latency_max), (2400.0, 2000.0));
+        assert_eq!((a.tokens_in, a.tokens_out), (30.0, 15.0));
+        assert_eq!(a.latency.count(), 3);
+        assert_eq!(a.per_second.len(), 3);
+        assert_eq!(a.pods.len(), 2);
+        s.drop_while(|p| p < 60_000);
+        assert_eq!(s.next_pane_from(0), Some(60_000));
+    }
+}
