@@ -18,8 +18,14 @@ import _common as C
 import bench_columnar
 import bench_memory
 import bench_prom_json
+import bench_sketch
 
-BENCHES = {"columnar": bench_columnar, "prom_json": bench_prom_json, "memory": bench_memory}
+BENCHES = {
+    "columnar": bench_columnar,
+    "prom_json": bench_prom_json,
+    "memory": bench_memory,
+    "sketch": bench_sketch,
+}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from gpuledger._engine import (
 from gpuledger._engine import __version__ as __version__
 from gpuledger.config import Config, ConfigError, load_config
 from gpuledger.engine import Engine, WindowFunction, WindowFunctionError, Windows
+from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
 
 __all__ = [
     "ArrowExportError",
@@ -20,10 +21,13 @@ __all__ = [
     "Engine",
     "GpuledgerError",
     "InputError",
+    "LatencySketch",
     "WindowFunction",
     "WindowFunctionError",
     "Windows",
     "__version__",
     "load_config",
+    "merge_sketches",
+    "quantiles_of",
     "schemas",
 ]

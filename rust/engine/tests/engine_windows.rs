@@ -266,3 +266,51 @@ fn invalid_configuration_names_the_key() {
     })
     .contains("slide"));
 }
+
+/// Known label sets are skipped, not re-read: the outcome of every message must still be
+/// exactly what a fresh engine (nothing cached) decides for it alone.
+#[test]
+fn label_cache_never_changes_an_outcome() {
+    let good = msg(0, GR, "0.5", "G1", "p");
+    let labels_at = good.find("\"labels\":").unwrap() + "\"labels\":".len();
+    let labels = &good[labels_at..good.len() - 1];
+    let head = &good[..labels_at];
+    let variants = [
+        good.clone(),
+        format!("{head}{labels} }}"),
+        format!("{head}{labels},\"x\":1}}"),
+        format!("{head}{labels}}}}}"),
+        format!("{head}{labels}"),
+        format!("{head}{labels},}}"),
+        good.replace("\"value\":\"0.5\"", "\"value\":\"1.5\""),
+        good.replace("\"name\":", "\"nome\":"),
+        format!("{{\"labels\":{labels},\"timestamp\":\"2026-11-28T12:00:03Z\",\"value\":\"0.1\",\"name\":\"{GR}\"}}"),
+    ];
+    let outcome = |e: &mut Engine, m: &str| {
+        let before = e.stats();
+        push(e, &[m.to_string()], 0, 0);
+        let after = e.stats();
+        (
+            after.aggregated - before.aggregated,
+            after.dead - before.dead,
+            after.skipped_unknown_field - before.skipped_unknown_field,
+        )
+    };
+    for (i, m) in variants.iter().enumerate() {
+        let m = m.replace("12:00:00", "12:00:02");
+        let mut warm = engine(vec![WindowSpec::tumbling(60)]);
+        assert_eq!(outcome(&mut warm, &good), (1, 0, 0));
+        let mut cold = engine(vec![WindowSpec::tumbling(60)]);
+        assert_eq!(
+            outcome(&mut warm, &m),
+            outcome(&mut cold, &m),
+            "variant {i}: {m}"
+        );
+        let samples = |e: &mut Engine| e.finish().gpu.iter().map(|r| r.samples).sum::<i64>();
+        assert_eq!(
+            samples(&mut warm),
+            1 + samples(&mut cold),
+            "variant {i}: {m}"
+        );
+    }
+}

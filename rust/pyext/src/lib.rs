@@ -6,6 +6,7 @@
 mod config;
 mod engine;
 mod errors;
+mod sketch;
 
 use pyo3::prelude::*;
 
@@ -13,6 +14,8 @@ use pyo3::prelude::*;
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<engine::Engine>()?;
+    m.add_class::<sketch::LatencySketch>()?;
+    m.add_function(wrap_pyfunction!(sketch::merge_sketches, m)?)?;
     m.add_class::<engine::ExpositionState>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;

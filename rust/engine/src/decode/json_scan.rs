@@ -180,6 +180,23 @@ impl<'a> Scanner<'a> {
     }
 
     /// Byte offset of the cursor.
+    /// Moves the cursor to `pos` when the caller has validated the input up to there by
+    /// other means (a label set byte-identical to one read before).
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.b.len());
+    }
+
+    /// Moves the cursor back to `pos`, a position this scanner was at before.
+    pub fn rewind(&mut self, pos: usize) {
+        debug_assert!(pos <= self.pos);
+        self.pos = pos;
+    }
+
+    /// The input between two cursor positions.
+    pub fn slice(&self, from: usize, to: usize) -> &'a [u8] {
+        &self.b[from..to]
+    }
+
     pub fn pos(&self) -> usize {
         self.pos
     }

@@ -51,4 +51,11 @@ pub trait ReadingSink {
     fn reading(&mut self, r: Reading<'_>);
     /// A metric the engine does not aggregate (counted, not an error).
     fn unknown_field(&mut self);
+    /// Offers the raw bytes of a message's whole, valid label set. A sink that knows the
+    /// series of exactly these bytes returns true; the decoder then need not read the labels
+    /// and its readings carry empty ones. Byte-identical label sets repeat in every message
+    /// of a series, so this spares most label parsing.
+    fn known_labels(&mut self, _raw: &[u8]) -> bool {
+        false
+    }
 }

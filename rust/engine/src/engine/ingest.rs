@@ -362,24 +362,64 @@ fn fmt_ms(ms: EpochMs) -> String {
     format!("{:.3}s since the epoch", ms as f64 / 1000.0)
 }
 
+/// Series by the raw bytes of their label sets (as messages carry them); bounded.
+#[derive(Default)]
+pub(crate) struct LabelCache {
+    by_bytes: HashMap<Box<[u8]>, SeriesId, foldhash::fast::FixedState>,
+    /// Bytes offered by the current message and not known, to remember once interned.
+    pending: Vec<u8>,
+    pub has_pending: bool,
+}
+
+/// Label sets remembered at most; beyond, the cache starts over (a fleet's series fit).
+const LABEL_CACHE_MAX: usize = 1 << 17;
+
 /// Interns each reading's labels (or reuses the series the decoder says is unchanged).
 pub(crate) struct InterningSink<'s> {
     pub series: &'s mut SeriesTable,
     pub out: &'s mut MessageReadings,
     /// The decoder knows these readings carry the previous message's labels.
     pub same_series: Option<SeriesId>,
+    pub cache: Option<&'s mut LabelCache>,
 }
 
 impl ReadingSink for InterningSink<'_> {
     fn reading(&mut self, r: Reading<'_>) {
         let id = match self.same_series {
             Some(id) => id,
-            None => self.series.intern(&r.labels),
+            None => {
+                let id = self.series.intern(&r.labels);
+                if let Some(c) = self.cache.as_deref_mut().filter(|c| c.has_pending) {
+                    if c.by_bytes.len() >= LABEL_CACHE_MAX {
+                        c.by_bytes.clear();
+                    }
+                    c.by_bytes.insert(c.pending.as_slice().into(), id);
+                    c.has_pending = false;
+                }
+                id
+            }
         };
         self.out.readings.push((id, r.field, r.ts_ms, r.value));
     }
     fn unknown_field(&mut self) {
         self.out.unknown += 1;
+    }
+    fn known_labels(&mut self, raw: &[u8]) -> bool {
+        let Some(c) = self.cache.as_deref_mut() else {
+            return false;
+        };
+        match c.by_bytes.get(raw) {
+            Some(&id) => {
+                self.same_series = Some(id);
+                true
+            }
+            None => {
+                c.pending.clear();
+                c.pending.extend_from_slice(raw);
+                c.has_pending = true;
+                false
+            }
+        }
     }
 }
 

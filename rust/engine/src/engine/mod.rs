@@ -24,7 +24,9 @@ use crate::time::EpochMs;
 use crate::watermark::Watermarks;
 use arrow_array::RecordBatch;
 use close::{close_until, CloseContext};
-use ingest::{settle, settle_request, InterningSink, LineIngest, MessageReadings, Origin, State};
+use ingest::{
+    settle, settle_request, InterningSink, LabelCache, LineIngest, MessageReadings, Origin, State,
+};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +37,7 @@ pub struct Engine {
     aggregations: Vec<CustomAggregation>,
     st: State,
     scratch: MessageReadings,
+    label_cache: LabelCache,
 }
 
 /// Resolves the configured aggregations' labels and fields (extra labels get slots).
@@ -109,6 +112,7 @@ impl Engine {
             aggregations,
             st,
             scratch: MessageReadings::default(),
+            label_cache: LabelCache::default(),
         })
     }
 
@@ -197,10 +201,12 @@ impl Engine {
                     fields: &self.fields,
                     extra_labels: &self.extra_labels,
                 };
+                self.label_cache.has_pending = false;
                 let mut sink = InterningSink {
                     series: &mut self.st.series,
                     out: &mut msg,
                     same_series: None,
+                    cache: Some(&mut self.label_cache),
                 };
                 match format {
                     MessageFormat::WideJson => wide_json::decode(bytes, &ctx, &mut sink),
@@ -254,6 +260,7 @@ impl Engine {
                 series: &mut self.st.series,
                 out: &mut msg,
                 same_series,
+                cache: None,
             };
             let decoded = cols.row(i, same_series.is_some(), &ctx, &mut sink);
             previous = msg.readings.first().map(|r| r.0).or(same_series);
