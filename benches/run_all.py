@@ -16,6 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 import bench_columnar
+import bench_latency
 import bench_memory
 import bench_prom_json
 import bench_sketch
@@ -25,6 +26,7 @@ BENCHES = {
     "prom_json": bench_prom_json,
     "memory": bench_memory,
     "sketch": bench_sketch,
+    "latency_json": bench_latency,
 }
 
 

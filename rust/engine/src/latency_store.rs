@@ -47,8 +47,27 @@ pub struct LatencyAcc {
     /// Requests per second, by second since the epoch.
     pub per_second: HashMap<i64, u32, FixedState>,
     /// Requests served, by (namespace, pod).
-    pub pods: HashMap<(Box<str>, Box<str>), u64, FixedState>,
-    request_ids: HashSet<Box<str>, FixedState>,
+    pub pods: hashbrown::HashMap<(Box<str>, Box<str>), u64, FixedState>,
+    /// 128-bit hashes of the request ids seen (collisions are out of reach in practice, and
+    /// no id string is kept).
+    request_ids: HashSet<u128, FixedState>,
+}
+
+/// A borrowed (namespace, pod) that hashes and compares like the owned key.
+#[derive(Hash)]
+struct PodKey<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(Box<str>, Box<str>)> for PodKey<'_> {
+    fn equivalent(&self, key: &(Box<str>, Box<str>)) -> bool {
+        *key.0 == *self.0 && *key.1 == *self.1
+    }
+}
+
+fn id_hash(id: &str) -> u128 {
+    use std::hash::BuildHasher;
+    let a = FixedState::with_seed(0x9e37_79b9_7f4a_7c15).hash_one(id);
+    let b = FixedState::with_seed(0x2545_f491_4f6c_dd1d).hash_one(id);
+    ((a as u128) << 64) | b as u128
 }
 
 /// One request, validated, ready to add.
@@ -68,7 +87,7 @@ pub struct RequestIn<'a> {
 impl LatencyAcc {
     /// Adds a request; false when its `request_id` was already counted (a duplicate).
     pub fn add(&mut self, r: &RequestIn<'_>) -> bool {
-        if !r.request_id.is_empty() && !self.request_ids.insert(r.request_id.into()) {
+        if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(r.request_id)) {
             return false;
         }
         self.requests += 1;
@@ -84,10 +103,13 @@ impl LatencyAcc {
         self.tokens_out += r.tokens_out;
         self.slo_violations += (r.latency_ms > r.slo_latency_ms) as u64;
         *self.per_second.entry(r.ts_ms.div_euclid(1000)).or_default() += 1;
-        *self
-            .pods
-            .entry((r.namespace.into(), r.pod.into()))
-            .or_default() += 1;
+        // Look up by borrowed strings first, so a known pod costs no allocation.
+        match self.pods.get_mut(&PodKey(r.namespace, r.pod)) {
+            Some(n) => *n += 1,
+            None => {
+                self.pods.insert((r.namespace.into(), r.pod.into()), 1);
+            }
+        }
         true
     }
 
@@ -115,7 +137,7 @@ impl LatencyAcc {
             + self.ttft.heap_bytes()
             + self.per_second.capacity() * 16
             + self.pods.capacity() * 48
-            + self.request_ids.iter().map(|r| r.len() + 24).sum::<usize>()
+            + self.request_ids.capacity() * 17
     }
 }
 

@@ -80,6 +80,14 @@ impl Engine {
                 pool_windows::to_record_batch(&closed.pool).map_err(arrow_err)?,
             ),
             (
+                "latency_windows".into(),
+                latency_windows::to_record_batch(&closed.latency).map_err(arrow_err)?,
+            ),
+            (
+                "service_cost_windows".into(),
+                service_cost::to_record_batch(&closed.service_cost).map_err(arrow_err)?,
+            ),
+            (
                 "late_events".into(),
                 late_dead::late_batch(&late).map_err(arrow_err)?,
             ),

@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub panes: PaneStore,
     pub latency: LatencyStore,
     pub service_names: ServiceTable,
+    /// SLO latency threshold by service id (looked up once per service).
+    pub service_slo_ms: Vec<f64>,
     /// Per window family: start of the earliest window not yet emitted.
     pub next_start: Vec<Option<EpochMs>>,
     pub sources: HashMap<String, (Arc<str>, u32)>,
@@ -306,6 +308,11 @@ pub(crate) fn settle_request(
         return;
     }
     let sid = st.service_names.intern(&r.service);
+    // Services can also be interned by the join (pod rules), so fill every id up to this one.
+    while st.service_slo_ms.len() <= sid as usize {
+        let name = st.service_names.name(st.service_slo_ms.len() as u32);
+        st.service_slo_ms.push(cfg.services.slo_of(name).latency_ms);
+    }
     let added = st.latency.acc_mut(sid, r.ts_ms).add(&RequestIn {
         ts_ms: r.ts_ms,
         namespace: &r.namespace,
@@ -316,7 +323,7 @@ pub(crate) fn settle_request(
         tokens_in: r.tokens_in,
         tokens_out: r.tokens_out,
         request_id: &r.request_id,
-        slo_latency_ms: cfg.services.slo_of(&r.service).latency_ms,
+        slo_latency_ms: st.service_slo_ms[sid as usize],
     });
     if added {
         st.stats.aggregated += 1;

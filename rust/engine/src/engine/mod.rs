@@ -98,6 +98,7 @@ impl Engine {
             panes: PaneStore::new(cfg.pane_ms()),
             latency: LatencyStore::new(cfg.pane_ms()),
             service_names: ServiceTable::default(),
+            service_slo_ms: Vec::new(),
             next_start: vec![None; cfg.windows.len()],
             sources: HashMap::new(),
             stats: Stats::default(),
