@@ -176,8 +176,9 @@ class Engine:
         return self._wrap(self._core.poll())
 
     def advance_to(self, ts: datetime | float) -> Windows:
-        """Moves event time to at least `ts` (a datetime or Unix seconds) and closes what
-        that finishes: the explicit clock for idle sources."""
+        """Moves the watermark to at least `ts` (a datetime or Unix seconds; allowed lateness
+        is not subtracted) and closes every window ending by then: the explicit clock for
+        idle sources."""
         ms = _to_ms(ts)
         assert ms is not None
         return self._wrap(self._core.advance_to(ms))

@@ -64,7 +64,14 @@ impl EngineConfig {
         if self.windows.is_empty() {
             return Err("engine.window_s: at least one window is needed".into());
         }
-        for w in &self.windows {
+        for (i, w) in self.windows.iter().enumerate() {
+            if self.windows[..i].contains(w) {
+                return Err(format!(
+                    "engine.window_s: the window of {} s sliding by {} s is configured twice",
+                    w.size_ms / 1000,
+                    w.slide_ms / 1000
+                ));
+            }
             if w.size_ms <= 0 || w.slide_ms <= 0 || w.slide_ms > w.size_ms {
                 return Err(format!(
                     "engine.window_s: window of {} ms sliding by {} ms is invalid (need 0 < slide <= size)",
