@@ -47,6 +47,8 @@ impl Pane {
 
 pub struct PaneStore {
     pane_ms: i64,
+    /// Points a series' field usually holds per pane (room reserved up front).
+    expected_points: usize,
     /// Sorted by pane start.
     panes: Vec<(EpochMs, Pane)>,
     last: usize,
@@ -54,8 +56,14 @@ pub struct PaneStore {
 
 impl PaneStore {
     pub fn new(pane_ms: i64) -> PaneStore {
+        Self::with_interval(pane_ms, 1000)
+    }
+
+    /// A store whose series report every `interval_ms` (sizes each pane's point vectors).
+    pub fn with_interval(pane_ms: i64, interval_ms: i64) -> PaneStore {
         assert!(pane_ms > 0, "pane length must be positive");
         PaneStore {
+            expected_points: (pane_ms / interval_ms.max(1)).clamp(1, 64) as usize,
             pane_ms,
             panes: Vec::new(),
             last: 0,
@@ -81,7 +89,10 @@ impl PaneStore {
 
     pub fn insert(&mut self, series: SeriesId, field: FieldId, ts: EpochMs, v: f64) -> Insert {
         let start = align_down(ts, self.pane_ms);
-        self.pane_mut(start).points_mut(series).insert(field, ts, v)
+        let expected = self.expected_points;
+        self.pane_mut(start)
+            .points_mut(series)
+            .insert_sized(field, ts, v, expected)
     }
 
     fn first_index_from(&self, t: EpochMs) -> usize {

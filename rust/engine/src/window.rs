@@ -67,10 +67,25 @@ pub struct SeriesPoints {
 
 impl SeriesPoints {
     pub fn insert(&mut self, field: FieldId, ts: EpochMs, value: f64) -> Insert {
+        self.insert_sized(field, ts, value, 0)
+    }
+
+    /// Inserts, reserving room for `expected` points on a field's first point (the pane's
+    /// samples at the configured interval), so a pane fills without reallocating.
+    pub fn insert_sized(
+        &mut self,
+        field: FieldId,
+        ts: EpochMs,
+        value: f64,
+        expected: usize,
+    ) -> Insert {
         if self.points.len() <= field.index() {
             self.points.resize_with(field.index() + 1, Vec::new);
         }
         let v = &mut self.points[field.index()];
+        if v.capacity() == 0 {
+            v.reserve_exact(expected);
+        }
         match v.last() {
             None => v.push((ts, value)),
             Some(&(last, _)) if ts > last => v.push((ts, value)),

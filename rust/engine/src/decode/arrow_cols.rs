@@ -39,12 +39,47 @@ pub enum Keys<'a> {
 }
 
 impl Keys<'_> {
+    /// The largest key as u64 (a negative key counts as larger than any dictionary).
+    pub fn max_key(&self) -> u64 {
+        macro_rules! signed {
+            ($k:expr) => {{
+                let (mn, mx) = $k.iter().fold((0, 0), |(a, b), &k| (k.min(a), k.max(b)));
+                if mn < 0 {
+                    u64::MAX
+                } else {
+                    mx as u64
+                }
+            }};
+        }
+        macro_rules! unsigned {
+            ($k:expr) => {
+                $k.iter().copied().max().unwrap_or(0) as u64
+            };
+        }
+        match self {
+            Keys::I8(k) => signed!(k),
+            Keys::I16(k) => signed!(k),
+            Keys::I32(k) => signed!(k),
+            Keys::I64(k) => signed!(k),
+            Keys::U8(k) => unsigned!(k),
+            Keys::U16(k) => unsigned!(k),
+            Keys::U32(k) => unsigned!(k),
+            Keys::U64(k) => unsigned!(k),
+        }
+    }
+
     /// Adds `(key + 1) << shift` to `sig[i]` for every row (0 for a null row).
-    pub fn add_to_signatures(&self, nulls: Option<&NullBuffer>, shift: u32, sig: &mut [u128]) {
+    pub fn add_to_signatures(
+        &self,
+        nulls: Option<&NullBuffer>,
+        shift: u32,
+        width: u32,
+        sig: &mut [u64],
+    ) {
         macro_rules! each {
             ($k:expr) => {
                 for (s, &k) in sig.iter_mut().zip($k.iter()) {
-                    *s |= ((k as u128) + 1) << shift;
+                    *s |= ((k as u64) + 1) << shift;
                 }
             };
         }
@@ -59,9 +94,10 @@ impl Keys<'_> {
             Keys::U64(k) => each!(k),
         }
         if let Some(n) = nulls {
+            let mask = !(((1u64 << width) - 1) << shift);
             for (i, s) in sig.iter_mut().enumerate() {
                 if n.is_null(i) {
-                    *s &= !(0xffff_u128 << shift);
+                    *s &= mask;
                 }
             }
         }
@@ -131,20 +167,23 @@ impl<'a> StrCol<'a> {
         }
     }
 
-    /// For a dictionary column of at most 65,534 values (keys that fit 16 bits with a null
-    /// marker): adds each row's key to `sig` at bit `shift`; false for other columns.
-    pub fn add_to_signatures(&self, shift: u32, sig: &mut [u128]) -> bool {
+    /// Bits a dictionary column's keys take in a row signature (key + 1, 0 for null);
+    /// `None` for other columns.
+    pub fn signature_width(&self) -> Option<u32> {
         match self {
-            StrCol::Dict {
-                nulls,
-                keys,
-                values,
-                ..
-            } if values.len() < 0xffff => {
-                keys.add_to_signatures(nulls.as_ref(), shift, sig);
-                true
+            // Keys must all be in range (invalid Arrow data falls back to comparing labels).
+            StrCol::Dict { values, keys, .. } if keys.max_key() < values.len() as u64 => {
+                Some((64 - (values.len() as u64).leading_zeros()).max(1))
             }
-            _ => false,
+            _ => None,
+        }
+    }
+
+    /// For a dictionary column: adds each row's key + 1 to `sig` at bit `shift` (`width`
+    /// bits, from `signature_width`).
+    pub fn add_to_signatures(&self, shift: u32, width: u32, sig: &mut [u64]) {
+        if let StrCol::Dict { nulls, keys, .. } = self {
+            keys.add_to_signatures(nulls.as_ref(), shift, width, sig);
         }
     }
 

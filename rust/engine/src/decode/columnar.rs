@@ -173,10 +173,10 @@ impl<'a> ColumnarBatch<'a> {
         i > 0 && self.same_labels(i, i - 1)
     }
 
-    /// One exact signature per row of all its labels, when every label column is a small
-    /// dictionary (at most 8 of them): rows with equal signatures carry the same labels. The
-    /// signature is the label columns' dictionary keys packed 16 bits each.
-    pub fn label_signatures(&self) -> Option<Vec<u128>> {
+    /// One exact signature per row of all its labels, when every label column is a
+    /// dictionary and their keys pack into 64 bits: rows with equal signatures carry the same
+    /// labels. Built column by column, which the compiler vectorizes.
+    pub fn label_signatures(&self) -> Option<Vec<u64>> {
         if matches!(self.gpu_index, Some(IndexCol::Number(_))) {
             return None;
         }
@@ -198,14 +198,18 @@ impl<'a> ColumnarBatch<'a> {
             cols.push(c);
         }
         cols.extend(self.extras.iter().map(|(_, c)| c));
-        if cols.len() > 8 {
+        let widths: Vec<u32> = cols
+            .iter()
+            .map(|c| c.signature_width())
+            .collect::<Option<_>>()?;
+        if widths.iter().sum::<u32>() > 64 {
             return None;
         }
-        let mut sig = vec![0u128; self.rows];
-        for (k, c) in cols.iter().enumerate() {
-            if !c.add_to_signatures(16 * k as u32, &mut sig) {
-                return None;
-            }
+        let mut sig = vec![0u64; self.rows];
+        let mut shift = 0;
+        for (c, &w) in cols.iter().zip(&widths) {
+            c.add_to_signatures(shift, w, &mut sig);
+            shift += w;
         }
         Some(sig)
     }

@@ -95,7 +95,10 @@ impl Engine {
         let st = State {
             series: SeriesTable::default(),
             watermarks: Watermarks::new(cfg.allowed_lateness_ms),
-            panes: PaneStore::new(cfg.pane_ms()),
+            panes: PaneStore::with_interval(
+                cfg.pane_ms(),
+                (cfg.sample_interval_s * 1000.0).round() as i64,
+            ),
             latency: LatencyStore::new(cfg.pane_ms()),
             service_names: ServiceTable::default(),
             service_slo_ms: Vec::new(),
@@ -307,7 +310,7 @@ impl Engine {
         // dictionary labels, every distinct label signature of the batch is looked up once.
         let mut last: Option<(usize, SeriesId)> = None;
         let signatures = cols.label_signatures();
-        let mut by_signature: HashMap<u128, SeriesId, foldhash::fast::FixedState> =
+        let mut by_signature: HashMap<u64, SeriesId, foldhash::fast::FixedState> =
             HashMap::default();
         for i in 0..cols.rows() {
             st.stats.consumed += 1;
