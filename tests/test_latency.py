@@ -139,3 +139,42 @@ def test_sketch_column_merges_across_windows() -> None:
     for q in (0.5, 0.95, 0.99, 0.999):
         exact = float(np.quantile(lat, q, method="inverted_cdf"))
         assert merged.quantile(q) == pytest.approx(exact, rel=0.01)
+
+
+def test_columnar_requests_equal_json_requests() -> None:
+    import pyarrow as pa
+
+    rows = [
+        {
+            "ts": START + i * 0.25,
+            "service": f"s{i % 2}",
+            "namespace": "n",
+            "pod": f"p{i % 3}",
+            "latency_ms": 10.0 + i,
+            "ttft_ms": 2.0,
+            "status": 503 if i % 7 == 0 else 200,
+            "tokens_in": 5,
+            "tokens_out": 7,
+            "request_id": f"r{i}",
+        }
+        for i in range(400)
+    ]
+    a = gpuledger.Engine()
+    a.push([json.dumps(r).encode() for r in rows], format="latency_json")
+    b = gpuledger.Engine()
+    b.push_arrow(pa.Table.from_pylist(rows))
+    ta, tb = a.finish().latency_windows, b.finish().latency_windows
+    assert ta.num_rows == 4 and ta.equals(tb)
+
+
+def test_columnar_bad_request_rows_are_dead_letters() -> None:
+    import pyarrow as pa
+
+    t = pa.table(
+        {"ts": [START, START, None], "service": ["s", "s", "s"], "latency_ms": [5.0, -1.0, 3.0]}
+    )
+    e = gpuledger.Engine()
+    e.push_arrow(t, form="requests", source="requests.parquet")
+    dead = e.finish().dead_letters.to_pydict()
+    assert dead["offset"] == [1, 2]
+    assert "latency_ms -1" in dead["reason"][0] and "null timestamp" in dead["reason"][1]

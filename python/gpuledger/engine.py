@@ -145,10 +145,12 @@ class Engine:
         partition: int = 0,
         first_row: int = 0,
     ) -> None:
-        """Ingests columnar telemetry from any Arrow PyCapsule producer (a pyarrow Table or
-        RecordBatch, a Polars DataFrame, a DuckDB result...) without copying: the long form
-        (`ts, gpu, field, value` + labels) or the wide form (`ts, gpu, gr_engine_active,
-        ...`); `form` is "long", "wide" or None to detect. Row numbers are the offsets."""
+        """Ingests columnar data from any Arrow PyCapsule producer (a pyarrow Table or
+        RecordBatch, a Polars DataFrame, a DuckDB result...) without copying: GPU telemetry in
+        the long form (`ts, gpu, field, value` + labels) or the wide form (`ts, gpu,
+        gr_engine_active, ...`), or request events (`ts, service, pod, latency_ms, ...`);
+        `form` is "long", "wide", "requests" or None to detect (a `latency_ms` column means
+        requests). Row numbers are the offsets."""
         self._core.push_arrow(data, form, source, partition, first_row)
 
     def push_exposition(

@@ -244,9 +244,10 @@ impl Engine {
             None => None,
             Some("long") => Some(Form::Long),
             Some("wide") => Some(Form::Wide),
+            Some("requests") => Some(Form::Requests),
             Some(other) => {
                 return Err(InputError::new_err(format!(
-                    "form must be \"long\", \"wide\" or None, not {other:?}"
+                    "form must be \"long\", \"wide\", \"requests\" or None, not {other:?}"
                 )))
             }
         };

@@ -13,6 +13,8 @@ use arrow_array::RecordBatch;
 pub enum Form {
     Long,
     Wide,
+    /// Request latency events, one per row (see `latency_columnar`).
+    Requests,
 }
 
 /// Wide-form metric columns with their unit in the name: never rescaled.
@@ -106,6 +108,7 @@ impl<'a> ColumnarBatch<'a> {
         }
         let (mut field, mut value, mut metrics) = (None, None, Vec::new());
         match form {
+            Form::Requests => return Err("request events are not GPU telemetry".into()),
             Form::Long => {
                 field = Some(
                     text(batch, &["field", "name"])?.ok_or("long form needs a \"field\" column")?,
@@ -336,6 +339,7 @@ impl<'a> ColumnarBatch<'a> {
         sink: &mut impl ReadingSink,
     ) -> Result<(), String> {
         match self.form {
+            Form::Requests => return Err("request events are not GPU telemetry".into()),
             Form::Long => {
                 let col = self.field.as_ref().ok_or("no field column")?;
                 let field = match (&self.field_of_key, col.dictionary()) {

@@ -10,6 +10,7 @@ pub mod arrow_cols;
 pub mod columnar;
 pub mod exposition;
 pub mod json_scan;
+pub mod latency_columnar;
 pub mod latency_json;
 pub mod prom_json;
 pub mod units;

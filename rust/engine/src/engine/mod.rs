@@ -14,6 +14,7 @@ use crate::config::EngineConfig;
 use crate::custom_agg::{CustomAggregation, GroupLabel};
 use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::exposition::Exposition;
+use crate::decode::latency_columnar::{self, LatencyBatch};
 use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
 use crate::fields::FieldRegistry;
 use crate::late_dead::{DeadLetter, LateEvent};
@@ -231,7 +232,8 @@ impl Engine {
         self.st.end_batch();
     }
 
-    /// Ingests an Arrow record batch in the long or wide columnar form (`None`: detect).
+    /// Ingests an Arrow record batch: GPU telemetry in the long or wide columnar form, or
+    /// request events (`Form::Requests`); `None` detects the form from the columns.
     /// Each row is one message; its offset is `first_row` plus its index. `Err` when the
     /// batch's columns cannot be read at all (nothing of it is counted then).
     pub fn push_record_batch(
@@ -244,6 +246,23 @@ impl Engine {
     ) -> Result<(), String> {
         let now = wall_clock_ms();
         let (source, key) = self.st.source(source, partition);
+        if form == Some(Form::Requests) || (form.is_none() && latency_columnar::is_requests(batch))
+        {
+            let rows = LatencyBatch::new(batch)?;
+            for i in 0..rows.rows() {
+                self.st.stats.consumed += 1;
+                let at = Origin {
+                    source: &source,
+                    partition,
+                    key,
+                    offset: first_row + i as i64,
+                    now,
+                };
+                settle_request(&mut self.st, &self.cfg, rows.row(i), &at, &[]);
+            }
+            self.st.end_batch();
+            return Ok(());
+        }
         let ctx = DecodeContext {
             fields: &self.fields,
             extra_labels: &self.extra_labels,

@@ -1,0 +1,133 @@
+//! Columnar request latency events (spec inputs.md 2, columnar input): one request per row
+//! of an Arrow batch with the columns of gpuledger's JSON form (`ts`, `service`,
+//! `namespace`, `pod`, `latency_ms`, `ttft_ms`, `status`, `error`, `tokens_in`,
+//! `tokens_out`, `request_id`). Rows decode to the same [`Request`] as JSON events.
+
+use super::arrow_cols::{NumCol, StrCol, TimeCol};
+use super::latency_json::Request;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::DataType;
+use std::borrow::Cow;
+
+pub struct LatencyBatch<'a> {
+    rows: usize,
+    ts: TimeCol<'a>,
+    latency: NumCol<'a>,
+    service: Option<StrCol<'a>>,
+    namespace: Option<StrCol<'a>>,
+    pod: Option<StrCol<'a>>,
+    request_id: Option<StrCol<'a>>,
+    ttft: Option<NumCol<'a>>,
+    status: Option<NumCol<'a>>,
+    error: Option<&'a BooleanArray>,
+    tokens_in: Option<NumCol<'a>>,
+    tokens_out: Option<NumCol<'a>>,
+}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {
+    b.schema().index_of(name).ok().map(|i| b.column(i))
+}
+
+fn text<'a>(b: &'a RecordBatch, name: &str) -> Result<Option<StrCol<'a>>, String> {
+    col(b, name)
+        .map(|a| {
+            StrCol::new(a).ok_or_else(|| {
+                format!(
+                    "column {name:?} must be a string column, not {}",
+                    a.data_type()
+                )
+            })
+        })
+        .transpose()
+}
+
+fn num<'a>(b: &'a RecordBatch, name: &str) -> Result<Option<NumCol<'a>>, String> {
+    col(b, name)
+        .map(|a| {
+            NumCol::new(a)
+                .ok_or_else(|| format!("column {name:?} must be numeric, not {}", a.data_type()))
+        })
+        .transpose()
+}
+
+fn text_at<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> Cow<'c, str> {
+    Cow::Borrowed(c.as_ref().and_then(|c| c.get(i)).unwrap_or(""))
+}
+
+/// Whether a batch looks like request events (it has a `latency_ms` column).
+pub fn is_requests(batch: &RecordBatch) -> bool {
+    col(batch, "latency_ms").is_some()
+}
+
+impl<'a> LatencyBatch<'a> {
+    /// Resolves the columns; `Err` when the batch as a whole cannot be read.
+    pub fn new(b: &'a RecordBatch) -> Result<Self, String> {
+        let ts = col(b, "ts")
+            .or_else(|| col(b, "timestamp"))
+            .ok_or("no time column (expected \"ts\" or \"timestamp\")")?;
+        let ts = TimeCol::new(ts)
+            .ok_or_else(|| format!("column \"ts\" has unsupported type {}", ts.data_type()))?;
+        let error = match col(b, "error") {
+            None => None,
+            Some(a) if a.data_type() == &DataType::Boolean => Some(a.as_boolean()),
+            Some(a) => {
+                return Err(format!(
+                    "column \"error\" must be boolean, not {}",
+                    a.data_type()
+                ))
+            }
+        };
+        Ok(LatencyBatch {
+            rows: b.num_rows(),
+            ts,
+            latency: num(b, "latency_ms")?.ok_or("no \"latency_ms\" column")?,
+            service: text(b, "service")?,
+            namespace: text(b, "namespace")?,
+            pod: text(b, "pod")?,
+            request_id: text(b, "request_id")?,
+            ttft: num(b, "ttft_ms")?,
+            status: num(b, "status")?,
+            error,
+            tokens_in: num(b, "tokens_in")?,
+            tokens_out: num(b, "tokens_out")?,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Row `i` as a request; `Err` is its dead-letter reason.
+    pub fn row(&self, i: usize) -> Result<Request<'_>, String> {
+        let non_negative = |name: &str, v: Option<f64>| -> Result<Option<f64>, String> {
+            match v {
+                Some(x) if !(x.is_finite() && x >= 0.0) => {
+                    Err(format!("{name} {x} is not a finite number >= 0"))
+                }
+                other => Ok(other),
+            }
+        };
+        let latency_ms =
+            non_negative("latency_ms", self.latency.get(i))?.ok_or("null latency_ms")?;
+        let status = self.status.as_ref().and_then(|c| c.get(i));
+        let flagged = self.error.is_some_and(|e| e.is_valid(i) && e.value(i));
+        Ok(Request {
+            ts_ms: self.ts.get(i)?,
+            service: text_at(&self.service, i),
+            namespace: text_at(&self.namespace, i),
+            pod: text_at(&self.pod, i),
+            latency_ms,
+            ttft_ms: non_negative("ttft_ms", self.ttft.as_ref().and_then(|c| c.get(i)))?,
+            error: flagged || status.is_some_and(|c| c >= 500.0),
+            tokens_in: non_negative("tokens_in", self.tokens_in.as_ref().and_then(|c| c.get(i)))?
+                .unwrap_or(0.0),
+            tokens_out: non_negative(
+                "tokens_out",
+                self.tokens_out.as_ref().and_then(|c| c.get(i)),
+            )?
+            .unwrap_or(0.0),
+            request_id: text_at(&self.request_id, i),
+        })
+    }
+}
