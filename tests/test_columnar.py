@@ -157,3 +157,32 @@ def test_columnar_timestamp_units_agree() -> None:
         t = pa.table({"ts": ts, "gpu": ["G"], "field": ["DCGM_FI_DEV_GPU_UTIL"], "value": [1.0]})
         starts.append(windows_from_arrow(t).column("window_start")[0].as_py())
     assert starts == [base] * 4
+
+
+def test_duckdb_result_goes_in_through_the_pycapsule(messages: list[bytes]) -> None:
+    import duckdb
+
+    table = long_table(messages)
+    con = duckdb.connect()
+    con.register("samples", table)
+    relation = con.sql("select * from samples order by ts, gpu, field")
+    assert hasattr(relation, "__arrow_c_stream__")  # the relation itself, no pyarrow step
+    assert windows_from_arrow(relation).equals(windows_from_json(messages))
+
+
+def test_unit_overrides_from_configuration() -> None:
+    # newer dcgm-exporter: GPU_UTIL as a ratio, framebuffer in bytes
+    t = pa.table(
+        {
+            "ts": [START, START],
+            "gpu": ["G", "G"],
+            "field": ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"],
+            "value": [0.25, 2.0 * 1024 * 1024 * 1024],
+        }
+    )
+    units = {"DCGM_FI_DEV_GPU_UTIL": "ratio", "DCGM_FI_DEV_FB_USED": "bytes"}
+    e = gpuledger.Engine(gpuledger.Config.from_dict({"units": units}))
+    e.push_arrow(t)
+    (row,) = e.finish().gpu_windows.to_pylist()
+    assert row["util_mean"] == pytest.approx(0.25)
+    assert row["fb_used_max_mib"] == pytest.approx(2048.0)

@@ -165,3 +165,47 @@ fn a_request_without_service_uses_the_pod_rules_or_is_dead() {
     let svc: Vec<&str> = closed.latency.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(svc, ["chat", "s"]);
 }
+
+#[test]
+fn a_pod_that_moves_to_another_service_is_charged_to_each_in_its_own_window() {
+    let mut attribution = Attribution::default();
+    attribution.prices.insert("H100".into(), 3.6);
+    let mut e = Engine::new(EngineConfig {
+        attribution,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    // G1 in pod p1 at u = 0.5 for two minutes; p1 serves A in the first minute, B in the second.
+    let gpus: Vec<String> = (0..120).map(|s| gpu(s, "G1", "p1", 0.5)).collect();
+    push(&mut e, MessageFormat::PromJson, &gpus, "gpu-telemetry");
+    let reqs: Vec<String> = (0..120)
+        .map(|i| {
+            let service = if i < 60 { "A" } else { "B" };
+            format!(
+                r#"{{"ts":{},"service":"{service}","namespace":"n","pod":"p1","latency_ms":10}}"#,
+                T0 + i
+            )
+        })
+        .collect();
+    push(&mut e, MessageFormat::LatencyJson, &reqs, "request-latency");
+    let rows = e.finish().service_cost;
+    let got: Vec<(i64, &str, i64, f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                (r.window_start / 1000 - T0) / 60,
+                r.service.as_str(),
+                r.requests,
+                r.gpu_s,
+                r.cost_usd,
+            )
+        })
+        .collect();
+    // each minute: 60 GPU-seconds at 0.001 $/s, wholly to that minute's service
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].0, got[0].1, got[0].2), (0, "A", 60));
+    assert_eq!((got[1].0, got[1].1, got[1].2), (1, "B", 60));
+    for r in &got {
+        assert!((r.3 - 60.0).abs() < 1e-9 && (r.4 - 0.06).abs() < 1e-12);
+    }
+}
