@@ -1,12 +1,12 @@
 //! Table `latency_windows`: one row per (window, service), from the window's merged
 //! requests. Quantiles come from the mergeable sketch (relative error well under 1 %).
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, int_col, ts_col};
 use crate::latency_store::LatencyAcc;
 use crate::services::Slo;
 use crate::stats::{quantile_sorted, sort_values};
 use crate::time::EpochMs;
-use arrow_array::builder::{BinaryBuilder, Int64Builder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, OnceLock};
@@ -137,13 +137,7 @@ pub fn to_record_batch(rows: &[LatencyWindowRow]) -> Result<RecordBatch, ArrowEr
     let n = rows.len();
     let mut service = StringBuilder::with_capacity(n, n * 12);
     let mut sketch = BinaryBuilder::with_capacity(n, n * 256);
-    let ints = |get: fn(&LatencyWindowRow) -> i64| -> ArrayRef {
-        let mut b = Int64Builder::with_capacity(n);
-        for r in rows {
-            b.append_value(get(r));
-        }
-        Arc::new(b.finish())
-    };
+    let ints = |get: fn(&LatencyWindowRow) -> i64| int_col(rows.iter().map(get));
     for r in rows {
         service.append_value(&r.service);
         sketch.append_value(&r.latency_sketch);

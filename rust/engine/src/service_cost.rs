@@ -6,13 +6,13 @@
 //! requests it served for each (costs add up, none is counted twice). A pod without requests
 //! in the window is joined through the pod-to-service patterns, wholly.
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, int_col, ts_col};
 use crate::gpu_windows::GpuWindowRow;
 use crate::latency_store::{LatencyAcc, ServiceId, ServiceTable};
 use crate::series::SeriesTable;
 use crate::services::Services;
 use crate::time::EpochMs;
-use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder};
+use arrow_array::builder::{BooleanBuilder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -185,13 +185,7 @@ pub fn to_record_batch(rows: &[ServiceCostRow]) -> Result<RecordBatch, ArrowErro
         service.append_value(&r.service);
         slo_met.append_option(r.slo_met);
     }
-    let ints = |get: fn(&ServiceCostRow) -> i64| -> ArrayRef {
-        let mut b = Int64Builder::with_capacity(n);
-        for r in rows {
-            b.append_value(get(r));
-        }
-        Arc::new(b.finish())
-    };
+    let ints = |get: fn(&ServiceCostRow) -> i64| int_col(rows.iter().map(get));
     let f = |get: fn(&ServiceCostRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
     let fo = |get: fn(&ServiceCostRow) -> Option<f64>| float_col(rows.iter().map(get));
     let columns: Vec<ArrayRef> = vec![

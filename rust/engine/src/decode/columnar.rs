@@ -4,6 +4,7 @@
 //! for counting and provenance (its row number is the offset).
 
 use super::arrow_cols::{NumCol, StrCol, TimeCol};
+use super::wide_json::NAMED_METRICS;
 use super::{DecodeContext, Reading, ReadingSink};
 use crate::fields::FieldId;
 use crate::series::{GpuLabels, MAX_EXTRA_LABELS};
@@ -16,16 +17,6 @@ pub enum Form {
     /// Request latency events, one per row (see `latency_columnar`).
     Requests,
 }
-
-/// Wide-form metric columns with their unit in the name: never rescaled.
-const WIDE_METRICS: [(&str, FieldId); 6] = [
-    ("gr_engine_active", FieldId::GR_ENGINE_ACTIVE),
-    ("gpu_util", FieldId::GPU_UTIL),
-    ("sm_active", FieldId::SM_ACTIVE),
-    ("fb_used_mib", FieldId::FB_USED),
-    ("power_w", FieldId::POWER_USAGE),
-    ("energy_mj", FieldId::TOTAL_ENERGY),
-];
 
 enum IndexCol<'a> {
     Text(StrCol<'a>),
@@ -121,7 +112,7 @@ impl<'a> ColumnarBatch<'a> {
             Form::Wide => {
                 for (i, f) in batch.schema().fields().iter().enumerate() {
                     let col = batch.column(i);
-                    let known = WIDE_METRICS
+                    let known = NAMED_METRICS
                         .iter()
                         .find(|(n, _)| n == f.name())
                         .map(|&(_, id)| (id, 1.0))

@@ -14,7 +14,8 @@
 //! pod-to-service patterns (engine); without either it is invalid there.
 
 use super::json_scan::{Scanner, Tok};
-use crate::time::{parse_rfc3339_ms, unix_number_to_ms, EpochMs};
+use super::wide_json::timestamp;
+use crate::time::EpochMs;
 use std::borrow::Cow;
 
 /// One finished request.
@@ -52,26 +53,6 @@ fn text<'a>(key: &str, tok: Tok<'a>) -> Result<Cow<'a, str>, String> {
         Tok::Null => Ok(Cow::Borrowed("")),
         Tok::Num(n) if key == "request_id" => Ok(Cow::Borrowed(n)),
         t => Err(format!("{key} is {}, expected a string", t.kind())),
-    }
-}
-
-fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
-    match tok {
-        Tok::Num(n) => n
-            .parse::<f64>()
-            .ok()
-            .and_then(unix_number_to_ms)
-            .ok_or_else(|| format!("ts {n} is not a valid Unix time")),
-        Tok::Str(s) => {
-            let s = s.value();
-            parse_rfc3339_ms(&s)
-                .or_else(|| s.trim().parse::<f64>().ok().and_then(unix_number_to_ms))
-                .ok_or_else(|| format!("ts {s:?} is neither Unix time nor RFC 3339"))
-        }
-        t => Err(format!(
-            "ts is {}, expected Unix seconds or RFC 3339",
-            t.kind()
-        )),
     }
 }
 

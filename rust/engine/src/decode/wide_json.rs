@@ -117,8 +117,9 @@ fn number_or_string_label<'a>(key: &str, tok: Tok<'a>) -> Result<Tok<'a>, String
     }
 }
 
-/// The timestamp: Unix seconds / milliseconds as a number or numeric string, or RFC 3339.
-fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
+/// The timestamp: Unix seconds / milliseconds as a number or numeric string, or RFC 3339
+/// (shared by the request-event decoder).
+pub(crate) fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
     match tok {
         Tok::Num(n) => n
             .parse::<f64>()
