@@ -1,18 +1,22 @@
-"""Bench: prometheus-kafka-adapter JSON to per-GPU 60 s windows, gpuledger vs plain Python.
+"""Bench: prometheus-kafka-adapter JSON to per-GPU 60 s windows, gpuledger vs its peers.
 
-Issue target: >= 2M messages/s and >= 10x plain Python. All contenders get the same list of
-message bytes (16 GPU series, GR_ENGINE_ACTIVE + POWER_USAGE each second); plain Python is
-`json.loads` + dicts, the way a team would write it without gpuledger, and the same with
-orjson.loads when orjson is installed. Outputs (per window and GPU: samples, busy_gpu_s)
-are checked to agree before any time counts. Ratios come from medians of the same run.
+Issue targets: >= 2M messages/s and >= 10x plain Python. Contenders get the same list of
+message bytes (16 GPU series, GR_ENGINE_ACTIVE + POWER_USAGE each second): plain Python
+(`json.loads` + dicts, the way a team would write it without gpuledger), the same with
+orjson, Polars (`read_ndjson` + `group_by_dynamic`) and DuckDB (`read_json` +
+`time_bucket`), one thread each (issue 7, case 1). Outputs (per window and GPU: samples,
+busy_gpu_s) are checked to agree before any time counts; ratios are medians of one run.
 Usage: python benches/bench_prom_json.py [--messages N] [--repeat R] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +30,9 @@ from gpuledger.fleet import Gpu, default_fleet, prom_json_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+
+# Peers get one thread, like gpuledger; Polars reads this when first imported.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 START = 1_795_867_200
 Windows = dict[tuple[int, str, str, str], tuple[int, float]]
@@ -68,6 +75,54 @@ def agree(got: Windows, ref: Windows) -> bool:
     )
 
 
+def polars_windows(msgs: list[bytes]) -> Windows:
+    """Polars: `read_ndjson` + `group_by_dynamic` (one thread when the bench sets it)."""
+    import polars as pl
+
+    df = pl.read_ndjson(io.BytesIO(b"\n".join(msgs)))
+    lab = pl.col("labels").struct
+    out = (
+        df.filter(pl.col("name") == "DCGM_FI_PROF_GR_ENGINE_ACTIVE")
+        .select(
+            pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC").alias("ts"),
+            lab.field("UUID").alias("gpu"),
+            lab.field("namespace").alias("namespace"),
+            lab.field("pod").alias("pod"),
+            pl.col("value").cast(pl.Float64).alias("u"),
+        )
+        .sort("ts")
+        .group_by_dynamic("ts", every="60s", group_by=["gpu", "namespace", "pod"])
+        .agg(pl.len().alias("n"), pl.col("u").sum().alias("busy"))
+    )
+    return {
+        (int(t.timestamp()), g, ns, p): (n, b)
+        for t, g, ns, p, n, b in out.select("ts", "gpu", "namespace", "pod", "n", "busy").rows()
+    }
+
+
+def duckdb_windows(msgs: list[bytes]) -> Windows:
+    """DuckDB: `read_json` (from a file: its reader needs one) + `time_bucket`, 1 thread."""
+    import duckdb
+
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as f:
+        f.write(b"\n".join(msgs))
+        f.flush()
+        con = duckdb.connect(config={"threads": 1})
+        rows = con.sql(
+            f"""
+            select epoch(time_bucket(interval '60 seconds', ts))::bigint as w,
+                   gpu, namespace, pod, count(*) as n, sum(u) as busy
+            from (select timestamp::timestamptz as ts,
+                         labels.UUID as gpu, labels.namespace as namespace,
+                         labels.pod as pod, value::double as u
+                  from read_json('{f.name}', format = 'newline_delimited')
+                  where name = 'DCGM_FI_PROF_GR_ENGINE_ACTIVE')
+            group by all
+            """
+        ).fetchall()
+    return {(w, g, ns, p): (n, b) for w, g, ns, p, n, b in rows}
+
+
 def contenders() -> dict[str, Callable[[list[bytes]], object]]:
     out: dict[str, Callable[[list[bytes]], object]] = {
         "gpuledger": with_gpuledger,
@@ -79,6 +134,8 @@ def contenders() -> dict[str, Callable[[list[bytes]], object]]:
         out["orjson + dicts"] = python_windows(orjson.loads)
     except ImportError:
         pass
+    out["polars (read_ndjson + group_by_dynamic)"] = polars_windows
+    out["duckdb (read_json + time_bucket)"] = duckdb_windows
     return out
 
 
