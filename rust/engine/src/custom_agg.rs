@@ -1,7 +1,7 @@
 //! Custom per-window aggregations without Rust: any DCGM field, a built-in reducer, grouped
 //! by any label set. Each aggregation is its own output table (see docs/custom-aggregations.md).
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;
 use crate::fields::FieldId;
 use crate::series::{Series, SeriesId};
@@ -10,7 +10,7 @@ use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -230,7 +230,7 @@ impl<'a> CustomBuilder<'a> {
 }
 
 pub fn schema(agg: &CustomAggregation) -> Arc<Schema> {
-    let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let ts = ts_type();
     let mut fields = vec![
         Field::new("window_start", ts.clone(), false),
         Field::new("window_end", ts, false),

@@ -1,7 +1,7 @@
 //! Table `gpu_windows`: the row of one (window, GPU, pod), how it is computed from the
 //! window's points, and its Arrow schema. Column names and units are the spec's contract.
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;
 use crate::fields::FieldId;
 use crate::series::{Series, SeriesId, SeriesTable};
@@ -10,7 +10,7 @@ use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 use arrow_array::builder::{BooleanBuilder, Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +125,7 @@ pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+            let ts = ts_type();
             let f = Field::new;
             let float = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
             Arc::new(Schema::new(vec![

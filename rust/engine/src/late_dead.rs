@@ -1,11 +1,11 @@
 //! Tables `late_events` and `dead_letters`: data that could not change an aggregate is
 //! output, not a log line.
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, str_col, ts_col, ts_type};
 use crate::time::EpochMs;
-use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::sync::{Arc, OnceLock};
 
 /// An event that arrived after a window it belongs to was emitted: one row per window
@@ -42,10 +42,6 @@ pub struct DeadLetter {
     pub raw_size: i64,
 }
 
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
 pub fn late_schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
@@ -55,9 +51,9 @@ pub fn late_schema() -> SchemaRef {
             Field::new("namespace", DataType::Utf8, false),
             Field::new("pod", DataType::Utf8, false),
             Field::new("field", DataType::Utf8, false),
-            Field::new("event_time", ts(), false),
-            Field::new("window_start", ts(), false),
-            Field::new("window_end", ts(), false),
+            Field::new("event_time", ts_type(), false),
+            Field::new("window_start", ts_type(), false),
+            Field::new("window_end", ts_type(), false),
             Field::new("lateness_s", DataType::Float64, false),
             Field::new("source", DataType::Utf8, false),
             Field::new("partition", DataType::Int32, false),
@@ -74,21 +70,13 @@ pub fn dead_schema() -> SchemaRef {
             Field::new("source", DataType::Utf8, false),
             Field::new("partition", DataType::Int32, false),
             Field::new("offset", DataType::Int64, false),
-            Field::new("received_at", ts(), false),
+            Field::new("received_at", ts_type(), false),
             Field::new("reason", DataType::Utf8, false),
             Field::new("raw", DataType::Binary, false),
             Field::new("raw_size", DataType::Int64, false),
         ]))
     })
     .clone()
-}
-
-fn strings<'a>(n: usize, values: impl Iterator<Item = &'a str>) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(n, n * 16);
-    for v in values {
-        b.append_value(v);
-    }
-    Arc::new(b.finish())
 }
 
 pub fn late_batch(rows: &[LateEvent]) -> Result<RecordBatch, ArrowError> {
@@ -100,16 +88,16 @@ pub fn late_batch(rows: &[LateEvent]) -> Result<RecordBatch, ArrowError> {
         offset.append_value(r.offset);
     }
     let columns: Vec<ArrayRef> = vec![
-        strings(n, rows.iter().map(|r| r.stream)),
-        strings(n, rows.iter().map(|r| r.key.as_str())),
-        strings(n, rows.iter().map(|r| r.namespace.as_str())),
-        strings(n, rows.iter().map(|r| r.pod.as_str())),
-        strings(n, rows.iter().map(|r| r.field.as_str())),
+        str_col(rows.iter().map(|r| r.stream)),
+        str_col(rows.iter().map(|r| r.key.as_str())),
+        str_col(rows.iter().map(|r| r.namespace.as_str())),
+        str_col(rows.iter().map(|r| r.pod.as_str())),
+        str_col(rows.iter().map(|r| r.field.as_str())),
         ts_col(rows.iter().map(|r| r.event_time)),
         ts_col(rows.iter().map(|r| r.window_start)),
         ts_col(rows.iter().map(|r| r.window_end)),
         float_col(rows.iter().map(|r| Some(r.lateness_s))),
-        strings(n, rows.iter().map(|r| &*r.source)),
+        str_col(rows.iter().map(|r| &*r.source)),
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),
     ];
@@ -129,11 +117,11 @@ pub fn dead_batch(rows: &[DeadLetter]) -> Result<RecordBatch, ArrowError> {
         raw_size.append_value(r.raw_size);
     }
     let columns: Vec<ArrayRef> = vec![
-        strings(n, rows.iter().map(|r| &*r.source)),
+        str_col(rows.iter().map(|r| &*r.source)),
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),
         ts_col(rows.iter().map(|r| r.received_at)),
-        strings(n, rows.iter().map(|r| r.reason.as_str())),
+        str_col(rows.iter().map(|r| r.reason.as_str())),
         Arc::new(raw.finish()),
         Arc::new(raw_size.finish()),
     ];

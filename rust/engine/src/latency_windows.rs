@@ -1,14 +1,14 @@
 //! Table `latency_windows`: one row per (window, service), from the window's merged
 //! requests. Quantiles come from the mergeable sketch (relative error well under 1 %).
 
-use crate::arrow_util::{float_col, int_col, ts_col};
+use crate::arrow_util::{float_col, int_col, str_col, ts_col, ts_type};
 use crate::latency_store::LatencyAcc;
 use crate::services::Slo;
 use crate::stats::{quantile_sorted, sort_values};
 use crate::time::EpochMs;
-use arrow_array::builder::{BinaryBuilder, StringBuilder};
+use arrow_array::builder::BinaryBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ impl LatencyWindowRow {
 pub fn schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let ts = ts_type();
         let float = |n: &str, nullable: bool| Field::new(n, DataType::Float64, nullable);
         let int = |n: &str| Field::new(n, DataType::Int64, false);
         Arc::new(Schema::new(vec![
@@ -135,11 +135,9 @@ pub fn schema() -> SchemaRef {
 
 pub fn to_record_batch(rows: &[LatencyWindowRow]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let mut service = StringBuilder::with_capacity(n, n * 12);
     let mut sketch = BinaryBuilder::with_capacity(n, n * 256);
     let ints = |get: fn(&LatencyWindowRow) -> i64| int_col(rows.iter().map(get));
     for r in rows {
-        service.append_value(&r.service);
         sketch.append_value(&r.latency_sketch);
     }
     let f = |get: fn(&LatencyWindowRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
@@ -147,7 +145,7 @@ pub fn to_record_batch(rows: &[LatencyWindowRow]) -> Result<RecordBatch, ArrowEr
     let columns: Vec<ArrayRef> = vec![
         ts_col(rows.iter().map(|r| r.window_start)),
         ts_col(rows.iter().map(|r| r.window_end)),
-        Arc::new(service.finish()),
+        str_col(rows.iter().map(|r| r.service.as_str())),
         ints(|r| r.requests),
         ints(|r| r.errors),
         fo(|r| r.error_ratio),

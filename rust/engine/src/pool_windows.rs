@@ -2,15 +2,15 @@
 //! utilization over the pool's GPUs in each `sample_interval_s` bucket, provisioned `P(t)`
 //! the number of the pool's GPUs reporting in it; buckets with no report count as zero.
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, str_col, ts_col, ts_type};
 use crate::gpu_windows::{utilization_points, GpuWindowRow};
 use crate::series::Series;
 use crate::stats::{quantile_sorted, sort_values};
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
-use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::builder::Int64Builder;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
@@ -181,7 +181,7 @@ pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+            let ts = ts_type();
             let float = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
             Arc::new(Schema::new(vec![
                 Field::new("window_start", ts.clone(), false),
@@ -208,20 +208,16 @@ pub fn schema() -> SchemaRef {
 
 pub fn to_record_batch(rows: &[PoolWindowRow]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let mut team = StringBuilder::with_capacity(n, n * 8);
-    let mut model = StringBuilder::with_capacity(n, n * 16);
     let mut gpus = Int64Builder::with_capacity(n);
     for r in rows {
-        team.append_value(&r.team);
-        model.append_value(&r.model_name);
         gpus.append_value(r.gpus);
     }
     let f = |get: fn(&PoolWindowRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
     let columns: Vec<ArrayRef> = vec![
         ts_col(rows.iter().map(|r| r.window_start)),
         ts_col(rows.iter().map(|r| r.window_end)),
-        Arc::new(team.finish()),
-        Arc::new(model.finish()),
+        str_col(rows.iter().map(|r| r.team.as_str())),
+        str_col(rows.iter().map(|r| r.model_name.as_str())),
         Arc::new(gpus.finish()),
         f(|r| r.gpu_s),
         f(|r| r.busy_gpu_s),

@@ -6,15 +6,15 @@
 //! requests it served for each (costs add up, none is counted twice). A pod without requests
 //! in the window is joined through the pod-to-service patterns, wholly.
 
-use crate::arrow_util::{float_col, int_col, ts_col};
+use crate::arrow_util::{float_col, int_col, str_col, ts_col, ts_type};
 use crate::gpu_windows::GpuWindowRow;
 use crate::latency_store::{LatencyAcc, ServiceId, ServiceTable};
 use crate::series::SeriesTable;
 use crate::services::Services;
 use crate::time::EpochMs;
-use arrow_array::builder::{BooleanBuilder, StringBuilder};
+use arrow_array::builder::BooleanBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
@@ -152,7 +152,7 @@ pub fn join(
 pub fn schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let ts = ts_type();
         let float = |n: &str, nullable: bool| Field::new(n, DataType::Float64, nullable);
         let int = |n: &str| Field::new(n, DataType::Int64, false);
         Arc::new(Schema::new(vec![
@@ -179,10 +179,8 @@ pub fn schema() -> SchemaRef {
 
 pub fn to_record_batch(rows: &[ServiceCostRow]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let mut service = StringBuilder::with_capacity(n, n * 12);
     let mut slo_met = BooleanBuilder::with_capacity(n);
     for r in rows {
-        service.append_value(&r.service);
         slo_met.append_option(r.slo_met);
     }
     let ints = |get: fn(&ServiceCostRow) -> i64| int_col(rows.iter().map(get));
@@ -191,7 +189,7 @@ pub fn to_record_batch(rows: &[ServiceCostRow]) -> Result<RecordBatch, ArrowErro
     let columns: Vec<ArrayRef> = vec![
         ts_col(rows.iter().map(|r| r.window_start)),
         ts_col(rows.iter().map(|r| r.window_end)),
-        Arc::new(service.finish()),
+        str_col(rows.iter().map(|r| r.service.as_str())),
         ints(|r| r.requests),
         ints(|r| r.pods),
         ints(|r| r.gpus),

@@ -1,20 +1,20 @@
 //! The raw points of closed windows as an Arrow table, for Python window functions
 //! (enabled by `keep_points`): one row per (window, series, field, timestamp).
 
-use crate::arrow_util::{float_col, ts_col};
+use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;
 use crate::engine::PointRow;
 use crate::fields::FieldRegistry;
 use crate::series::{Series, SeriesTable};
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::sync::{Arc, OnceLock};
 
 pub fn schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let ts = ts_type();
         let text = |n: &str| Field::new(n, DataType::Utf8, false);
         Arc::new(Schema::new(vec![
             Field::new("window_start", ts.clone(), false),

@@ -8,9 +8,53 @@ use arrow_array::types::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
-use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
+
+/// The first of `names` the batch has as a column.
+pub fn find_column<'a>(batch: &'a RecordBatch, names: &[&str]) -> Option<&'a ArrayRef> {
+    names
+        .iter()
+        .find_map(|n| batch.schema().index_of(n).ok())
+        .map(|i| batch.column(i))
+}
+
+/// The first of `names` as a string column; `Err` when it exists with another type.
+pub fn str_column<'a>(
+    batch: &'a RecordBatch,
+    names: &[&str],
+) -> Result<Option<StrCol<'a>>, String> {
+    find_column(batch, names)
+        .map(|a| {
+            StrCol::new(a).ok_or_else(|| {
+                format!(
+                    "column {:?} must be a string column, not {}",
+                    names[0],
+                    a.data_type()
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The first of `names` as a numeric column; `Err` when it exists with another type.
+pub fn num_column<'a>(
+    batch: &'a RecordBatch,
+    names: &[&str],
+) -> Result<Option<NumCol<'a>>, String> {
+    find_column(batch, names)
+        .map(|a| {
+            NumCol::new(a).ok_or_else(|| {
+                format!(
+                    "column {:?} must be numeric, not {}",
+                    names[0],
+                    a.data_type()
+                )
+            })
+        })
+        .transpose()
+}
 
 /// A string column.
 pub enum StrCol<'a> {

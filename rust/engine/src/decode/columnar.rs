@@ -3,7 +3,7 @@
 //! (the columns of the wide JSON form, several readings per row). Each row is one message
 //! for counting and provenance (its row number is the offset).
 
-use super::arrow_cols::{NumCol, StrCol, TimeCol};
+use super::arrow_cols::{find_column, num_column, str_column, NumCol, StrCol, TimeCol};
 use super::wide_json::NAMED_METRICS;
 use super::{DecodeContext, Reading, ReadingSink};
 use crate::fields::FieldId;
@@ -43,26 +43,6 @@ pub struct ColumnarBatch<'a> {
     field_of_key: Option<Vec<Option<FieldId>>>,
 }
 
-fn find<'a>(batch: &'a RecordBatch, names: &[&str]) -> Option<&'a arrow_array::ArrayRef> {
-    names
-        .iter()
-        .find_map(|n| batch.schema().index_of(n).ok())
-        .map(|i| batch.column(i))
-}
-
-fn text<'a>(batch: &'a RecordBatch, names: &[&str]) -> Result<Option<StrCol<'a>>, String> {
-    match find(batch, names) {
-        None => Ok(None),
-        Some(a) => StrCol::new(a).map(Some).ok_or_else(|| {
-            format!(
-                "column {:?} must be a string column, not {}",
-                names[0],
-                a.data_type()
-            )
-        }),
-    }
-}
-
 impl<'a> ColumnarBatch<'a> {
     /// Resolves the batch's columns; `Err` when the batch as a whole cannot be read.
     pub fn new(
@@ -76,13 +56,13 @@ impl<'a> ColumnarBatch<'a> {
         } else {
             Form::Wide
         });
-        let ts_col = find(batch, &["ts", "timestamp", "time"])
+        let ts_col = find_column(batch, &["ts", "timestamp", "time"])
             .ok_or("no time column (expected \"ts\", \"timestamp\" or \"time\")")?;
         let ts = TimeCol::new(ts_col)
             .ok_or_else(|| format!("column \"ts\" has unsupported type {}", ts_col.data_type()))?;
-        let gpu = text(batch, &["gpu", "gpu_uuid", "UUID"])?
+        let gpu = str_column(batch, &["gpu", "gpu_uuid", "UUID"])?
             .ok_or("no GPU column (expected \"gpu\", \"gpu_uuid\" or \"UUID\")")?;
-        let gpu_index = match find(batch, &["gpu_index"]) {
+        let gpu_index = match find_column(batch, &["gpu_index"]) {
             None => None,
             Some(a) => Some(match NumCol::new(a) {
                 Some(n) => IndexCol::Number(n),
@@ -93,7 +73,7 @@ impl<'a> ColumnarBatch<'a> {
         };
         let mut extras = Vec::new();
         for (slot, name) in ctx.extra_labels.iter().enumerate().take(MAX_EXTRA_LABELS) {
-            if let Some(c) = text(batch, &[name])? {
+            if let Some(c) = str_column(batch, &[name])? {
                 extras.push((slot, c));
             }
         }
@@ -102,12 +82,12 @@ impl<'a> ColumnarBatch<'a> {
             Form::Requests => return Err("request events are not GPU telemetry".into()),
             Form::Long => {
                 field = Some(
-                    text(batch, &["field", "name"])?.ok_or("long form needs a \"field\" column")?,
+                    str_column(batch, &["field", "name"])?
+                        .ok_or("long form needs a \"field\" column")?,
                 );
-                let v = find(batch, &["value"]).ok_or("long form needs a \"value\" column")?;
-                value = Some(NumCol::new(v).ok_or_else(|| {
-                    format!("column \"value\" must be numeric, not {}", v.data_type())
-                })?);
+                value = Some(
+                    num_column(batch, &["value"])?.ok_or("long form needs a \"value\" column")?,
+                );
             }
             Form::Wide => {
                 for (i, f) in batch.schema().fields().iter().enumerate() {
@@ -149,12 +129,12 @@ impl<'a> ColumnarBatch<'a> {
             ts,
             gpu,
             gpu_index,
-            hostname: text(batch, &["hostname", "Hostname", "host"])?,
-            model: text(batch, &["model_name", "modelName", "model"])?,
-            namespace: text(batch, &["namespace"])?,
-            pod: text(batch, &["pod"])?,
-            container: text(batch, &["container"])?,
-            instance: text(batch, &["gpu_instance_id", "GPU_I_ID"])?,
+            hostname: str_column(batch, &["hostname", "Hostname", "host"])?,
+            model: str_column(batch, &["model_name", "modelName", "model"])?,
+            namespace: str_column(batch, &["namespace"])?,
+            pod: str_column(batch, &["pod"])?,
+            container: str_column(batch, &["container"])?,
+            instance: str_column(batch, &["gpu_instance_id", "GPU_I_ID"])?,
             extras,
             field,
             value,

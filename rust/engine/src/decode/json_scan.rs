@@ -232,6 +232,17 @@ impl<'a> Scanner<'a> {
         self.b.get(self.pos).copied()
     }
 
+    /// Opens a message that must be a JSON object: an `Err` (the dead-letter reason) names
+    /// what it is instead.
+    pub fn open_message(&mut self) -> Result<(), String> {
+        if self.peek() != Some(b'{') {
+            let kind = self.token(0)?.kind();
+            self.finish()?;
+            return Err(format!("message is {kind}, expected a JSON object"));
+        }
+        Ok(self.open_object()?)
+    }
+
     /// Consumes the `{` of an object.
     #[inline]
     pub fn open_object(&mut self) -> Result<(), SyntaxError> {

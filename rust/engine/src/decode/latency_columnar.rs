@@ -3,10 +3,10 @@
 //! `namespace`, `pod`, `latency_ms`, `ttft_ms`, `status`, `error`, `tokens_in`,
 //! `tokens_out`, `request_id`). Rows decode to the same [`Request`] as JSON events.
 
-use super::arrow_cols::{NumCol, StrCol, TimeCol};
+use super::arrow_cols::{find_column, num_column, str_column, NumCol, StrCol, TimeCol};
 use super::latency_json::Request;
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::DataType;
 use std::borrow::Cow;
 
@@ -25,50 +25,23 @@ pub struct LatencyBatch<'a> {
     tokens_out: Option<NumCol<'a>>,
 }
 
-fn col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {
-    b.schema().index_of(name).ok().map(|i| b.column(i))
-}
-
-fn text<'a>(b: &'a RecordBatch, name: &str) -> Result<Option<StrCol<'a>>, String> {
-    col(b, name)
-        .map(|a| {
-            StrCol::new(a).ok_or_else(|| {
-                format!(
-                    "column {name:?} must be a string column, not {}",
-                    a.data_type()
-                )
-            })
-        })
-        .transpose()
-}
-
-fn num<'a>(b: &'a RecordBatch, name: &str) -> Result<Option<NumCol<'a>>, String> {
-    col(b, name)
-        .map(|a| {
-            NumCol::new(a)
-                .ok_or_else(|| format!("column {name:?} must be numeric, not {}", a.data_type()))
-        })
-        .transpose()
-}
-
 fn text_at<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> Cow<'c, str> {
     Cow::Borrowed(c.as_ref().and_then(|c| c.get(i)).unwrap_or(""))
 }
 
 /// Whether a batch looks like request events (it has a `latency_ms` column).
 pub fn is_requests(batch: &RecordBatch) -> bool {
-    col(batch, "latency_ms").is_some()
+    find_column(batch, &["latency_ms"]).is_some()
 }
 
 impl<'a> LatencyBatch<'a> {
     /// Resolves the columns; `Err` when the batch as a whole cannot be read.
     pub fn new(b: &'a RecordBatch) -> Result<Self, String> {
-        let ts = col(b, "ts")
-            .or_else(|| col(b, "timestamp"))
+        let ts = find_column(b, &["ts", "timestamp"])
             .ok_or("no time column (expected \"ts\" or \"timestamp\")")?;
         let ts = TimeCol::new(ts)
             .ok_or_else(|| format!("column \"ts\" has unsupported type {}", ts.data_type()))?;
-        let error = match col(b, "error") {
+        let error = match find_column(b, &["error"]) {
             None => None,
             Some(a) if a.data_type() == &DataType::Boolean => Some(a.as_boolean()),
             Some(a) => {
@@ -81,16 +54,16 @@ impl<'a> LatencyBatch<'a> {
         Ok(LatencyBatch {
             rows: b.num_rows(),
             ts,
-            latency: num(b, "latency_ms")?.ok_or("no \"latency_ms\" column")?,
-            service: text(b, "service")?,
-            namespace: text(b, "namespace")?,
-            pod: text(b, "pod")?,
-            request_id: text(b, "request_id")?,
-            ttft: num(b, "ttft_ms")?,
-            status: num(b, "status")?,
+            latency: num_column(b, &["latency_ms"])?.ok_or("no \"latency_ms\" column")?,
+            service: str_column(b, &["service"])?,
+            namespace: str_column(b, &["namespace"])?,
+            pod: str_column(b, &["pod"])?,
+            request_id: str_column(b, &["request_id"])?,
+            ttft: num_column(b, &["ttft_ms"])?,
+            status: num_column(b, &["status"])?,
             error,
-            tokens_in: num(b, "tokens_in")?,
-            tokens_out: num(b, "tokens_out")?,
+            tokens_in: num_column(b, &["tokens_in"])?,
+            tokens_out: num_column(b, &["tokens_out"])?,
         })
     }
 

@@ -80,12 +80,7 @@ fn nested<'a>(
 /// Decodes one request event; `Err` is the dead-letter reason.
 pub fn decode(bytes: &[u8]) -> Result<Request<'_>, String> {
     let mut s = Scanner::new(bytes);
-    if s.peek() != Some(b'{') {
-        let kind = s.token(0)?.kind();
-        s.finish()?;
-        return Err(format!("message is {kind}, expected a JSON object"));
-    }
-    s.open_object()?;
+    s.open_message()?;
     let (mut ts, mut latency, mut ttft, mut status) = (None, None, None, None);
     let (mut service, mut model) = (Cow::Borrowed(""), Cow::Borrowed(""));
     let (mut namespace, mut pod, mut request_id) =

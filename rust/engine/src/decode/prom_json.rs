@@ -144,12 +144,7 @@ pub fn decode(
     sink: &mut impl ReadingSink,
 ) -> Result<(), String> {
     let mut s = Scanner::new(bytes);
-    if s.peek() != Some(b'{') {
-        let kind = s.token(0)?.kind();
-        s.finish()?;
-        return Err(format!("message is {kind}, expected a JSON object"));
-    }
-    s.open_object()?;
+    s.open_message()?;
     let (mut timestamp, mut value, mut name) = (None, None, None);
     let mut l = Labels::default();
     // The kind of `labels` when it is not an object.

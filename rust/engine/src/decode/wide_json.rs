@@ -161,12 +161,7 @@ pub fn decode(
     sink: &mut impl ReadingSink,
 ) -> Result<(), String> {
     let mut s = Scanner::new(bytes);
-    if s.peek() != Some(b'{') {
-        let kind = s.token(0)?.kind();
-        s.finish()?;
-        return Err(format!("message is {kind}, expected a JSON object"));
-    }
-    s.open_object()?;
+    s.open_message()?;
     let mut ts_ms = None;
     let mut l = Labels::default();
     let mut values = Values::new();
