@@ -149,3 +149,12 @@ def test_non_bytes_message_is_a_clear_error() -> None:
 def test_invalid_config_names_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(gpuledger.ConfigError, match=key):
         gpuledger.Engine(gpuledger.Config.from_dict({"engine": kwargs}))
+
+
+def test_core_engine_refuses_unknown_or_mistyped_settings() -> None:
+    from gpuledger import _engine
+
+    with pytest.raises(_engine.ConfigError, match="bogus: not an engine setting"):
+        _engine.Engine(bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(_engine.ConfigError, match="window_s"):
+        _engine.Engine(window_s="sixty")  # type: ignore[arg-type]

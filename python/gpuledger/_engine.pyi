@@ -27,6 +27,7 @@ class ExpositionState:
 class Engine:
     def __init__(
         self,
+        *,
         window_s: Sequence[int] = ...,
         hopping: Sequence[tuple[int, int]] = ...,
         allowed_lateness_s: float = ...,

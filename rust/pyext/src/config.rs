@@ -42,26 +42,70 @@ fn aggregation(i: usize, d: &Bound<'_, PyDict>) -> PyResult<AggregationConfig> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn engine_config(
-    window_s: Vec<i64>,
-    hopping: Vec<(i64, i64)>,
-    allowed_lateness_s: f64,
-    sample_interval_s: f64,
-    max_message_bytes: usize,
-    max_future_s: f64,
-    dead_letter_max_bytes: usize,
-    units: HashMap<String, String>,
-    prices: HashMap<String, f64>,
-    default_price: f64,
-    teams: HashMap<String, String>,
-    aggregations: Vec<Bound<'_, PyDict>>,
-    keep_points: bool,
-    extra_fields: Vec<String>,
-    default_slo: (f64, f64),
-    slos: HashMap<String, (f64, f64)>,
-    pod_rules: Vec<(String, String, String)>,
-) -> PyResult<EngineConfig> {
+/// Keyword arguments the constructor takes; any other key is a configuration error.
+const KEYS: [&str; 17] = [
+    "window_s",
+    "hopping",
+    "allowed_lateness_s",
+    "sample_interval_s",
+    "max_message_bytes",
+    "max_future_s",
+    "dead_letter_max_bytes",
+    "units",
+    "prices",
+    "default_price",
+    "teams",
+    "aggregations",
+    "keep_points",
+    "extra_fields",
+    "default_slo",
+    "slos",
+    "pod_rules",
+];
+
+/// Reads `key` from the keyword arguments, or `default` when absent; a value of the wrong
+/// type is a ConfigError naming the key.
+fn arg<'py, T>(kwargs: Option<&Bound<'py, PyDict>>, key: &str, default: T) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+    for<'a> <T as FromPyObject<'a, 'py>>::Error: Into<PyErr>,
+{
+    match kwargs.map(|d| d.get_item(key)).transpose()?.flatten() {
+        None => Ok(default),
+        Some(v) => v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            ConfigError::new_err(format!("{key}: {e}"))
+        }),
+    }
+}
+
+/// Builds the engine configuration from `Engine(**kwargs)`.
+pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
+    if let Some(d) = kwargs {
+        for k in d.keys() {
+            let k: String = k.extract()?;
+            if !KEYS.contains(&k.as_str()) {
+                return Err(ConfigError::new_err(format!("{k}: not an engine setting")));
+            }
+        }
+    }
+    let window_s: Vec<i64> = arg(kwargs, "window_s", vec![60])?;
+    let hopping: Vec<(i64, i64)> = arg(kwargs, "hopping", vec![])?;
+    let allowed_lateness_s: f64 = arg(kwargs, "allowed_lateness_s", 30.0)?;
+    let sample_interval_s: f64 = arg(kwargs, "sample_interval_s", 1.0)?;
+    let max_message_bytes: usize = arg(kwargs, "max_message_bytes", 1 << 20)?;
+    let max_future_s: f64 = arg(kwargs, "max_future_s", 86_400.0)?;
+    let dead_letter_max_bytes: usize = arg(kwargs, "dead_letter_max_bytes", 4096)?;
+    let units: HashMap<String, String> = arg(kwargs, "units", HashMap::new())?;
+    let prices: HashMap<String, f64> = arg(kwargs, "prices", HashMap::new())?;
+    let default_price: f64 = arg(kwargs, "default_price", 2.0)?;
+    let teams: HashMap<String, String> = arg(kwargs, "teams", HashMap::new())?;
+    let aggregations: Vec<Bound<'_, PyDict>> = arg(kwargs, "aggregations", vec![])?;
+    let keep_points: bool = arg(kwargs, "keep_points", false)?;
+    let extra_fields: Vec<String> = arg(kwargs, "extra_fields", vec![])?;
+    let default_slo: (f64, f64) = arg(kwargs, "default_slo", (200.0, 0.95))?;
+    let slos: HashMap<String, (f64, f64)> = arg(kwargs, "slos", HashMap::new())?;
+    let pod_rules: Vec<(String, String, String)> = arg(kwargs, "pod_rules", vec![])?;
     let slo = |(latency_ms, target): (f64, f64)| Slo { latency_ms, target };
     let services = Services {
         default_slo: slo(default_slo),

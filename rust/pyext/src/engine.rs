@@ -15,7 +15,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema};
-use std::collections::HashMap;
 
 /// Messages handed to Rust per GIL release; between chunks Ctrl-C is checked.
 const CHUNK: usize = 65_536;
@@ -120,52 +119,9 @@ impl Engine {
 impl Engine {
     /// Creates an engine from `gpuledger.Config.to_engine_kwargs()`.
     #[new]
-    #[pyo3(signature = (
-        window_s = vec![60], hopping = vec![], allowed_lateness_s = 30.0, sample_interval_s = 1.0,
-        max_message_bytes = 1 << 20, max_future_s = 86_400.0, dead_letter_max_bytes = 4096,
-        units = HashMap::new(), prices = HashMap::new(), default_price = 2.0, teams = HashMap::new(),
-        aggregations = vec![], keep_points = false, extra_fields = vec![],
-        default_slo = (200.0, 0.95), slos = HashMap::new(), pod_rules = vec![],
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        window_s: Vec<i64>,
-        hopping: Vec<(i64, i64)>,
-        allowed_lateness_s: f64,
-        sample_interval_s: f64,
-        max_message_bytes: usize,
-        max_future_s: f64,
-        dead_letter_max_bytes: usize,
-        units: HashMap<String, String>,
-        prices: HashMap<String, f64>,
-        default_price: f64,
-        teams: HashMap<String, String>,
-        aggregations: Vec<Bound<'_, PyDict>>,
-        keep_points: bool,
-        extra_fields: Vec<String>,
-        default_slo: (f64, f64),
-        slos: HashMap<String, (f64, f64)>,
-        pod_rules: Vec<(String, String, String)>,
-    ) -> PyResult<Self> {
-        let cfg = engine_config(
-            window_s,
-            hopping,
-            allowed_lateness_s,
-            sample_interval_s,
-            max_message_bytes,
-            max_future_s,
-            dead_letter_max_bytes,
-            units,
-            prices,
-            default_price,
-            teams,
-            aggregations,
-            keep_points,
-            extra_fields,
-            default_slo,
-            slos,
-            pod_rules,
-        )?;
+    #[pyo3(signature = (**kwargs))]
+    fn new(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let cfg = engine_config(kwargs)?;
         let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
         Ok(Engine { inner })
     }
