@@ -106,6 +106,7 @@ class Counters:
     skipped_unknown_field: int = 0
     skipped_blank: int = 0
     skipped_duplicate: int = 0
+    skipped_replayed: int = 0  # restarts only (Engine.resume); the reference never resumes
     late: int = 0
     dead: int = 0
     windows_emitted: int = 0

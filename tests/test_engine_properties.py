@@ -508,6 +508,7 @@ def replay(sc: Scenario, eng: gpuledger.Engine, ref: ReferenceEngine | None = No
             + s["skipped_unknown_field"]
             + s["skipped_blank"]
             + s["skipped_duplicate"]
+            + s["skipped_replayed"]
             + s["late"]
             + s["dead"]
         ), f"{where}: counters do not reconcile: {s}"

@@ -126,15 +126,19 @@ class Engine:
         partition: int = 0,
         first_offset: int = 0,
         offsets: Sequence[int] | None = None,
+        timestamps: Sequence[int] | None = None,
     ) -> None:
         """Ingests raw messages from one partition: `format` is "prom_json"
         (prometheus-kafka-adapter), "wide_json" (gpuledger's wide form) or "latency_json"
         (request latency events, gpuledger's or vLLM's form). Bad messages
         become dead letters; `offsets` (else `first_offset`, `first_offset + 1`, ...) are
-        their provenance."""
+        their provenance. `timestamps` (epoch ms, one per message, e.g. Kafka message
+        timestamps) say when each was received: the dead letters' `received_at` and the "now"
+        of the future-timestamp check; without them, the wall clock."""
         batch = messages if isinstance(messages, list) else list(messages)
         offs = None if offsets is None else list(offsets)
-        self._core.push(batch, format, source, partition, first_offset, offs)
+        stamps = None if timestamps is None else list(timestamps)
+        self._core.push(batch, format, source, partition, first_offset, offs, stamps)
 
     def push_arrow(
         self,
@@ -172,6 +176,26 @@ class Engine:
         """Stops (`source`, `partition`) from holding the watermark back until it sends data
         again (the daemon calls this for partitions silent for `idle_timeout_s`)."""
         self._core.mark_idle(partition, source)
+
+    def expect_partition(self, partition: int, source: str = "") -> None:
+        """Makes (`source`, `partition`) hold the watermark back before its first event (a
+        partition just assigned), until it sends data or is marked idle."""
+        self._core.expect_partition(partition, source)
+
+    def resume(
+        self, watermark_ms: int | None, partitions: Sequence[tuple[str, int, int]]
+    ) -> None:
+        """Restarts from a checkpoint, before any data: windows ending at or before
+        `watermark_ms` were written already and are not emitted again. `partitions` lists
+        (source, partition, replay_until): events below offset `replay_until` are re-reads
+        whose late and dead rows were written already (counted as `skipped_replayed`)."""
+        self._core.resume(watermark_ms, [(s, p, o) for s, p, o in partitions])
+
+    def positions(self) -> list[tuple[str, int, int, int]]:
+        """(source, partition, commit_offset, next_offset) per partition seen or resumed: a
+        restart re-reads from `commit_offset`, the oldest event that a window not yet emitted
+        still needs; `next_offset` is one past the last offset consumed."""
+        return self._core.positions()
 
     def poll(self) -> Windows:
         """Closes the windows the watermark has passed."""

@@ -27,6 +27,7 @@ fn bench(c: &mut Criterion) {
                 source: "bench",
                 partition: 0,
                 offsets: Offsets::From(0),
+                received_at: None,
             };
             e.push_messages(MessageFormat::PromJson, &msgs, prov);
             e.finish().gpu.len()

@@ -38,6 +38,16 @@ impl Watermarks {
         c.idle = false;
     }
 
+    /// Registers `partition` before its first event: it holds the watermark where it is
+    /// until it sends data or is marked idle.
+    pub fn expect(&mut self, partition: u64) {
+        let c = self.partitions.entry(partition).or_insert(PartitionClock {
+            max_ts: EpochMs::MIN,
+            idle: false,
+        });
+        c.idle = false;
+    }
+
     /// Stops `partition` from holding the watermark back until it sends data again.
     pub fn mark_idle(&mut self, partition: u64) {
         if let Some(c) = self.partitions.get_mut(&partition) {
@@ -53,7 +63,7 @@ impl Watermarks {
             .filter(|c| !c.idle)
             .map(|c| c.max_ts)
             .min()
-            .map(|m| m - self.lateness_ms)
+            .map(|m| m.saturating_sub(self.lateness_ms))
     }
 
     /// Moves the watermark forward to what the data supports; returns the new value.

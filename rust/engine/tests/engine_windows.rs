@@ -23,6 +23,7 @@ fn push(e: &mut Engine, msgs: &[String], partition: i32, first: i64) {
         source: "test",
         partition,
         offsets: Offsets::From(first),
+        received_at: None,
     };
     e.push_messages(MessageFormat::PromJson, msgs, prov);
 }

@@ -28,6 +28,7 @@ fn push(e: &mut Engine, format: MessageFormat, msgs: &[String], source: &str) {
         source,
         partition: 0,
         offsets: Offsets::From(0),
+        received_at: None,
     };
     e.push_messages(format, msgs, prov);
 }

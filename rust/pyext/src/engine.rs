@@ -128,7 +128,9 @@ impl Engine {
 
     /// Ingests a list of messages (bytes) of one format from one partition. Offsets are
     /// `first_offset`, `first_offset + 1`, ... unless `offsets` gives one per message.
-    #[pyo3(signature = (messages, format = "prom_json", source = "", partition = 0, first_offset = 0, offsets = None))]
+    /// `timestamps` (epoch ms, one per message, e.g. Kafka timestamps) are when messages
+    /// were received: dead letters' `received_at` and the "now" of the future-time check.
+    #[pyo3(signature = (messages, format = "prom_json", source = "", partition = 0, first_offset = 0, offsets = None, timestamps = None))]
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -139,15 +141,18 @@ impl Engine {
         partition: i32,
         first_offset: i64,
         offsets: Option<Vec<i64>>,
+        timestamps: Option<Vec<i64>>,
     ) -> PyResult<()> {
         let format = parse_format(format)?;
-        if let Some(o) = &offsets {
-            if o.len() != messages.len() {
-                return Err(InputError::new_err(format!(
-                    "offsets has {} entries for {} messages",
-                    o.len(),
-                    messages.len()
-                )));
+        for (name, v) in [("offsets", &offsets), ("timestamps", &timestamps)] {
+            if let Some(o) = v {
+                if o.len() != messages.len() {
+                    return Err(InputError::new_err(format!(
+                        "{name} has {} entries for {} messages",
+                        o.len(),
+                        messages.len()
+                    )));
+                }
             }
         }
         // Holding the Bound references keeps every bytes object alive while the GIL is
@@ -175,6 +180,7 @@ impl Engine {
                 source,
                 partition,
                 offsets: offs,
+                received_at: timestamps.as_ref().map(|t| &t[base..base + chunk.len()]),
             };
             let inner = &mut self.inner;
             py.detach(|| inner.push_messages(format, chunk, prov));
@@ -246,6 +252,36 @@ impl Engine {
         self.inner.mark_idle(source, partition);
     }
 
+    /// Makes a partition hold the watermark back before its first event (just assigned).
+    #[pyo3(signature = (partition, source = ""))]
+    fn expect_partition(&mut self, partition: i32, source: &str) {
+        self.inner.expect_partition(source, partition);
+    }
+
+    /// Restarts from a checkpoint (before any data): windows ending at or before
+    /// `watermark_ms` are not emitted again; `partitions` is a list of
+    /// (source, partition, replay_until): offsets below `replay_until` are re-reads whose late
+    /// and dead rows were written already.
+    #[pyo3(signature = (watermark_ms, partitions))]
+    fn resume(&mut self, watermark_ms: Option<i64>, partitions: Vec<(String, i32, i64)>) {
+        let parts: Vec<(&str, i32, i64)> = partitions
+            .iter()
+            .map(|(s, p, o)| (s.as_str(), *p, *o))
+            .collect();
+        self.inner.resume(watermark_ms, &parts);
+    }
+
+    /// [(source, partition, commit_offset, next_offset)] for every partition seen or resumed:
+    /// a restart re-reads from `commit_offset` (the oldest event a window not yet emitted
+    /// still needs); `next_offset` is one past the last offset consumed.
+    fn positions(&self) -> Vec<(String, i32, i64, i64)> {
+        self.inner
+            .positions()
+            .into_iter()
+            .map(|(s, p, pos)| (s.to_string(), p, pos.commit_offset, pos.next_offset))
+            .collect()
+    }
+
     /// Closes the windows the watermark has passed. Returns {table name: RecordBatch}.
     fn poll<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;
@@ -276,6 +312,7 @@ impl Engine {
         d.set_item("skipped_unknown_field", s.skipped_unknown_field)?;
         d.set_item("skipped_blank", s.skipped_blank)?;
         d.set_item("skipped_duplicate", s.skipped_duplicate)?;
+        d.set_item("skipped_replayed", s.skipped_replayed)?;
         d.set_item("late", s.late)?;
         d.set_item("dead", s.dead)?;
         d.set_item("windows_emitted", s.windows_emitted)?;

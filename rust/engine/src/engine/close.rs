@@ -79,6 +79,7 @@ pub(crate) fn close_until(st: &mut State, cx: &CloseContext<'_>, wm: EpochMs) ->
     };
     st.panes.drop_while(done);
     st.latency.drop_while(done);
+    st.positions.drop_while(done);
     closed
 }
 

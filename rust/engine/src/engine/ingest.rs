@@ -2,6 +2,7 @@
 //! panes and counted once; invalid messages become dead letters. Works on `State` (the
 //! mutable part of the engine) so decoders can borrow the configuration meanwhile.
 
+use super::positions::Positions;
 use super::types::Stats;
 use crate::config::EngineConfig;
 use crate::decode::exposition::LineSink;
@@ -39,6 +40,7 @@ pub(crate) struct State {
     /// Largest event time of this batch per partition, applied to the watermarks at its end
     /// (a batch comes from one partition, so this holds one entry).
     pub batch_max: Vec<(PartitionKey, EpochMs)>,
+    pub positions: Positions,
 }
 
 impl State {
@@ -53,11 +55,17 @@ impl State {
         (arc, ((idx as u64) << 32) | (partition as u32 as u64))
     }
 
+    /// Starts a batch from one partition.
+    pub fn begin_batch(&mut self, key: PartitionKey) {
+        self.positions.begin_batch(key);
+    }
+
     /// Applies the batch's largest event times to the watermarks.
     pub fn end_batch(&mut self) {
         for (key, ts) in self.batch_max.drain(..) {
             self.watermarks.observe(key, ts);
         }
+        self.positions.end_batch();
     }
 
     /// Notes an event time of the current batch.
@@ -121,6 +129,11 @@ pub(crate) fn dead(
     reason: String,
     raw: &[u8],
 ) {
+    if st.positions.is_replay(at.offset) {
+        // Its dead-letter row was written before the restart.
+        st.stats.skipped_replayed += 1;
+        return;
+    }
     st.stats.dead += 1;
     let keep = raw.len().min(cfg.dead_letter_max_bytes);
     st.dead_letters.push(DeadLetter {
@@ -179,6 +192,8 @@ pub(crate) struct Routed {
     pub new: bool,
     pub duplicate: bool,
     pub late: bool,
+    /// A re-read (after a restart) of a reading whose windows were all written.
+    pub replayed: bool,
 }
 
 /// Routes one valid, non-blank reading to its pane (or to `late_events` for every window
@@ -194,11 +209,16 @@ pub(crate) fn route(
     let mut out = Routed::default();
     let closed_until = st.watermarks.current();
     st.saw(at.key, ts);
+    let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {
         let newest_end = spec.last_end_holding(ts);
         if newest_end > closed_until {
             on_time = true;
+            continue;
+        }
+        if replay {
+            out.replayed = true;
             continue;
         }
         out.late = true;
@@ -220,11 +240,29 @@ pub(crate) fn route(
     }
     if on_time {
         match st.panes.insert(id, field, ts, v) {
-            Insert::New => out.new = true,
+            Insert::New => {
+                out.new = true;
+                st.positions.hold(ts, at.offset);
+            }
             Insert::Duplicate => out.duplicate = true,
         }
+    } else if replay && still_held(cfg, st.panes.pane_ms(), ts, closed_until) {
+        // Its windows were written before the restart, but its pane is still kept as the
+        // starting point of the next window's energy increase: restore it there.
+        st.panes.insert(id, field, ts, v);
+        st.positions.hold(ts, at.offset);
     }
     out
+}
+
+/// True while the pane holding `ts` is kept (the rule of `close_until`'s pane dropping).
+fn still_held(cfg: &EngineConfig, pane_ms: i64, ts: EpochMs, wm: EpochMs) -> bool {
+    let pane = crate::time::align_down(ts, pane_ms);
+    cfg.windows
+        .iter()
+        .map(|w| w.last_end_holding(pane + pane_ms))
+        .max()
+        .is_some_and(|needed_until| needed_until > wm)
 }
 
 /// Counts a message once: aggregated if any reading was new; a duplicate if its readings
@@ -235,6 +273,8 @@ pub(crate) fn count(stats: &mut Stats, r: Routed, blank: bool) {
         stats.aggregated += 1;
     } else if r.duplicate {
         stats.skipped_duplicate += 1;
+    } else if r.replayed {
+        stats.skipped_replayed += 1;
     } else if r.late {
         stats.late += 1;
     } else if blank {
@@ -263,6 +303,7 @@ fn apply(
         all.new |= r.new;
         all.duplicate |= r.duplicate;
         all.late |= r.late;
+        all.replayed |= r.replayed;
     }
     count(&mut st.stats, all, blank);
 }
@@ -281,11 +322,15 @@ pub(crate) fn settle_request(
     };
     st.saw(at.key, r.ts_ms);
     let closed_until = st.watermarks.current();
+    let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {
         let newest_end = spec.last_end_holding(r.ts_ms);
         if newest_end > closed_until {
             on_time = true;
+            continue;
+        }
+        if replay {
             continue;
         }
         st.late_events.push(LateEvent {
@@ -304,7 +349,11 @@ pub(crate) fn settle_request(
         });
     }
     if !on_time {
-        st.stats.late += 1;
+        if replay {
+            st.stats.skipped_replayed += 1;
+        } else {
+            st.stats.late += 1;
+        }
         return;
     }
     let sid = st.service_names.intern(&r.service);
@@ -326,6 +375,7 @@ pub(crate) fn settle_request(
         slo_latency_ms: st.service_slo_ms[sid as usize],
     });
     if added {
+        st.positions.hold(r.ts_ms, at.offset);
         st.stats.aggregated += 1;
     } else {
         st.stats.skipped_duplicate += 1;

@@ -6,8 +6,10 @@
 
 mod close;
 mod ingest;
+mod positions;
 mod types;
 
+pub use positions::Position;
 pub use types::{Closed, MessageFormat, Offsets, PointRow, Provenance, Stats};
 
 use crate::config::EngineConfig;
@@ -29,6 +31,7 @@ use ingest::{
     settle, settle_request, InterningSink, LabelCache, LineIngest, MessageReadings, Origin, State,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Engine {
@@ -109,6 +112,7 @@ impl Engine {
             late_events: Vec::new(),
             dead_letters: Vec::new(),
             batch_max: Vec::new(),
+            positions: positions::Positions::new(cfg.pane_ms()),
         };
         Ok(Engine {
             cfg,
@@ -170,8 +174,9 @@ impl Engine {
         messages: &[M],
         prov: Provenance<'_>,
     ) {
-        let now = wall_clock_ms();
+        let wall = wall_clock_ms();
         let (source, key) = self.st.source(prov.source, prov.partition);
+        self.st.begin_batch(key);
         let mut msg = std::mem::take(&mut self.scratch);
         for (i, m) in messages.iter().enumerate() {
             let bytes = m.as_ref();
@@ -182,8 +187,9 @@ impl Engine {
                 partition: prov.partition,
                 key,
                 offset: prov.offsets.get(i),
-                now,
+                now: prov.received_at.map_or(wall, |t| t[i]),
             };
+            self.st.positions.consumed_through(at.offset);
             let too_big = (bytes.len() > self.cfg.max_message_bytes).then(|| {
                 format!(
                     "message of {} bytes exceeds engine.max_message_bytes {}",
@@ -246,6 +252,12 @@ impl Engine {
     ) -> Result<(), String> {
         let now = wall_clock_ms();
         let (source, key) = self.st.source(source, partition);
+        self.st.begin_batch(key);
+        if batch.num_rows() > 0 {
+            self.st
+                .positions
+                .consumed_through(first_row + batch.num_rows() as i64 - 1);
+        }
         if form == Some(Form::Requests) || (form.is_none() && latency_columnar::is_requests(batch))
         {
             let rows = LatencyBatch::new(batch)?;
@@ -406,6 +418,7 @@ impl Engine {
     ) -> usize {
         let now = wall_clock_ms();
         let (source, key) = self.st.source(source, partition);
+        self.st.begin_batch(key);
         let ctx = DecodeContext {
             fields: &self.fields,
             extra_labels: &self.extra_labels,
@@ -430,6 +443,46 @@ impl Engine {
         self.scratch = sink.msg;
         self.st.end_batch();
         used
+    }
+
+    /// Makes (`source`, `partition`) hold the watermark back from now on, before it sends
+    /// data (a partition just assigned), until it sends data or is marked idle.
+    pub fn expect_partition(&mut self, source: &str, partition: i32) {
+        let (_, key) = self.st.source(source, partition);
+        self.st.watermarks.expect(key);
+    }
+
+    /// Restarts from a checkpoint, before any data: windows ending at or before `watermark`
+    /// were written already and are not emitted again; per partition, events at offsets
+    /// below `replay_until` are re-reads whose late and dead rows were written already.
+    /// Every listed partition holds the watermark back until it sends data or goes idle.
+    pub fn resume(&mut self, watermark: Option<EpochMs>, partitions: &[(&str, i32, i64)]) {
+        if let Some(wm) = watermark {
+            // On an engine without data this only moves the watermark and window cursors.
+            let closed = self.advance_to(wm);
+            debug_assert!(closed.gpu.is_empty() && closed.latency.is_empty());
+        }
+        for &(source, partition, until) in partitions {
+            let (_, key) = self.st.source(source, partition);
+            self.st.positions.set_replay_until(key, until);
+            self.st.watermarks.expect(key);
+        }
+    }
+
+    /// Per partition seen or resumed: where a restart must re-read from so that nothing
+    /// not yet written is lost (`commit_offset`), and one past the last offset consumed.
+    pub fn positions(&self) -> Vec<(Arc<str>, i32, Position)> {
+        self.st
+            .positions
+            .all()
+            .into_iter()
+            .filter_map(|(key, pos)| {
+                let idx = (key >> 32) as u32;
+                let partition = key as u32 as i32;
+                let (name, _) = self.st.sources.values().find(|(_, i)| *i == idx)?;
+                Some((name.clone(), partition, pos))
+            })
+            .collect()
     }
 
     /// Stops (`source`, `partition`) from holding the watermark back until it sends data.
@@ -475,6 +528,9 @@ impl Engine {
         if let Some(end) = last_end {
             closed.extend(self.advance_to(end));
         }
+        // End of input: every window is written, so a restart resumes after the last event
+        // (the panes kept for the next window's energy increase are not needed any more).
+        self.st.positions.drop_while(|_| true);
         closed
     }
 }

@@ -27,6 +27,10 @@ pub struct Provenance<'a> {
     pub source: &'a str,
     pub partition: i32,
     pub offsets: Offsets<'a>,
+    /// When each message was received (e.g. its Kafka timestamp), in ms since the epoch:
+    /// the dead letters' `received_at` and the "now" of the future-timestamp check, so a
+    /// re-read gives the same rows. `None`: the wall clock.
+    pub received_at: Option<&'a [i64]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +58,8 @@ pub struct Stats {
     pub skipped_unknown_field: u64,
     pub skipped_blank: u64,
     pub skipped_duplicate: u64,
+    /// Re-reads after a restart of input whose output was already written.
+    pub skipped_replayed: u64,
     pub late: u64,
     pub dead: u64,
     pub windows_emitted: u64,
@@ -66,6 +72,7 @@ impl Stats {
                 + self.skipped_unknown_field
                 + self.skipped_blank
                 + self.skipped_duplicate
+                + self.skipped_replayed
                 + self.late
                 + self.dead
     }
