@@ -154,7 +154,7 @@ def test_restart_from_a_checkpoint_equals_one_run(seed: int) -> None:
 
     # The restart: from the checkpoint alone, other batch sizes.
     resumed = gpuledger.Engine(config())
-    resumed.resume(watermark, [(s, p, nxt) for s, p, _, nxt in positions])
+    resumed.resume([(s, p, nxt, watermark) for s, p, _, nxt in positions])
     start = dict(zero)
     for s, p, commit, _ in positions:
         start[(s, p)] = commit

@@ -31,6 +31,7 @@ from gpuledger.config import (
     ObservabilityConfig,
     OutputConfig,
     PodRule,
+    RunConfig,
     ServicesConfig,
     Slo,
     TopicsConfig,
@@ -263,6 +264,11 @@ _READERS: dict[str, dict[str, Reader]] = {
         "log_format": partial(choice, choices=("human", "json")),
         "status_interval_s": partial(number, gt=0),
     },
+    "run": {
+        "batch_messages": partial(integer, ge=1, le=1_000_000),
+        "flush_interval_s": partial(number, gt=0),
+        "stop_timeout_s": partial(number, gt=0),
+    },
 }
 # Sections that are one flat record; their keys can be set from the environment.
 _FLAT: dict[str, type] = {
@@ -272,6 +278,7 @@ _FLAT: dict[str, type] = {
     "topics": TopicsConfig,
     "output": OutputConfig,
     "observability": ObservabilityConfig,
+    "run": RunConfig,
 }
 SECTIONS = (*_FLAT, "units", "prices", "teams", "services", "aggregations")
 
@@ -437,6 +444,7 @@ def build(data: Mapping[str, Any], client_env: Mapping[str, str] | None = None) 
         topics=TopicsConfig(**flat["topics"]),
         output=OutputConfig(**flat["output"]),
         observability=ObservabilityConfig(**flat["observability"]),
+        run=RunConfig(**flat["run"]),
     )
 
 

@@ -51,5 +51,31 @@ def demo(minutes: int, window_s: int, rows: int) -> None:
     )
 
 
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration (settings also from GPULEDGER_* environment variables).",
+)
+@click.option(
+    "--until-eof",
+    is_flag=True,
+    help="Treat the end of every assigned partition as end of input: close every window, "
+    "write, commit and exit 0 (drains a topic; used by tests and benchmarks).",
+)
+def run(config_path: str | None, until_eof: bool) -> None:
+    """Run the streaming daemon: Kafka in, Arrow files out, exactly once."""
+    from gpuledger.config import ConfigError, load_config
+    from gpuledger.daemon import Daemon
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    raise SystemExit(Daemon(cfg, until_eof=until_eof).run())
+
+
 if __name__ == "__main__":
     main()

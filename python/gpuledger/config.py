@@ -27,6 +27,7 @@ __all__ = [
     "ObservabilityConfig",
     "OutputConfig",
     "PodRule",
+    "RunConfig",
     "ServicesConfig",
     "Slo",
     "TopicsConfig",
@@ -180,6 +181,15 @@ class ObservabilityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """The daemon's loop (`gpuledger run`)."""
+
+    batch_messages: int = 20_000
+    flush_interval_s: float = 2.0
+    stop_timeout_s: float = 8.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """Validated gpuledger configuration. Build it with `load_config` or `Config.from_dict`
     (the constructors themselves check nothing); `Config()` is all defaults."""
@@ -195,6 +205,7 @@ class Config:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:

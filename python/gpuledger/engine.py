@@ -182,14 +182,19 @@ class Engine:
         partition just assigned), until it sends data or is marked idle."""
         self._core.expect_partition(partition, source)
 
-    def resume(
-        self, watermark_ms: int | None, partitions: Sequence[tuple[str, int, int]]
-    ) -> None:
-        """Restarts from a checkpoint, before any data: windows ending at or before
-        `watermark_ms` were written already and are not emitted again. `partitions` lists
-        (source, partition, replay_until): events below offset `replay_until` are re-reads
-        whose late and dead rows were written already (counted as `skipped_replayed`)."""
-        self._core.resume(watermark_ms, [(s, p, o) for s, p, o in partitions])
+    def resume(self, partitions: Sequence[tuple[str, int, int, int | None]]) -> None:
+        """Restarts from a checkpoint, before any data. `partitions` lists (source,
+        partition, replay_until, written_through_ms): events below offset `replay_until` are
+        re-reads whose late and dead rows were written already (counted as
+        `skipped_replayed`); windows ending at or before `written_through_ms` (None: none)
+        were written already with this partition's events, which are not aggregated into
+        them again. The watermark starts at the lowest `written_through_ms`."""
+        self._core.resume([(s, p, o, w) for s, p, o, w in partitions])
+
+    @property
+    def max_event_ms(self) -> int | None:
+        """The largest event time seen in any partition (epoch ms), None before any data."""
+        return self._core.max_event_ms
 
     def positions(self) -> list[tuple[str, int, int, int]]:
         """(source, partition, commit_offset, next_offset) per partition seen or resumed: a

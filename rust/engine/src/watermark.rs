@@ -80,6 +80,14 @@ impl Watermarks {
         self.current
     }
 
+    pub fn max_seen(&self) -> Option<EpochMs> {
+        self.partitions
+            .values()
+            .map(|c| c.max_ts)
+            .filter(|&t| t != EpochMs::MIN)
+            .max()
+    }
+
     pub fn current(&self) -> EpochMs {
         self.current
     }

@@ -258,17 +258,22 @@ impl Engine {
         self.inner.expect_partition(source, partition);
     }
 
-    /// Restarts from a checkpoint (before any data): windows ending at or before
-    /// `watermark_ms` are not emitted again; `partitions` is a list of
-    /// (source, partition, replay_until): offsets below `replay_until` are re-reads whose late
-    /// and dead rows were written already.
-    #[pyo3(signature = (watermark_ms, partitions))]
-    fn resume(&mut self, watermark_ms: Option<i64>, partitions: Vec<(String, i32, i64)>) {
-        let parts: Vec<(&str, i32, i64)> = partitions
+    /// Restarts from a checkpoint (before any data). `partitions`: a list of (source,
+    /// partition, replay_until, written_through_ms): offsets below `replay_until` are
+    /// re-reads whose late and dead rows were written already; windows ending at or before
+    /// `written_through_ms` (None: none) were written with this partition's events.
+    fn resume(&mut self, partitions: Vec<(String, i32, i64, Option<i64>)>) {
+        let parts: Vec<(&str, i32, i64, Option<i64>)> = partitions
             .iter()
-            .map(|(s, p, o)| (s.as_str(), *p, *o))
+            .map(|(s, p, o, f)| (s.as_str(), *p, *o, *f))
             .collect();
-        self.inner.resume(watermark_ms, &parts);
+        self.inner.resume(&parts);
+    }
+
+    /// The largest event time seen in any partition, epoch ms (None before any data).
+    #[getter]
+    fn max_event_ms(&self) -> Option<i64> {
+        self.inner.max_event_time()
     }
 
     /// [(source, partition, commit_offset, next_offset)] for every partition seen or resumed:

@@ -207,7 +207,7 @@ pub(crate) fn route(
     at: &Origin<'_>,
 ) -> Routed {
     let mut out = Routed::default();
-    let closed_until = st.watermarks.current();
+    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
     st.saw(at.key, ts);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
@@ -321,7 +321,7 @@ pub(crate) fn settle_request(
         Err(reason) => return dead(st, cfg, at, reason, raw),
     };
     st.saw(at.key, r.ts_ms);
-    let closed_until = st.watermarks.current();
+    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {

@@ -452,21 +452,38 @@ impl Engine {
         self.st.watermarks.expect(key);
     }
 
-    /// Restarts from a checkpoint, before any data: windows ending at or before `watermark`
-    /// were written already and are not emitted again; per partition, events at offsets
-    /// below `replay_until` are re-reads whose late and dead rows were written already.
-    /// Every listed partition holds the watermark back until it sends data or goes idle.
-    pub fn resume(&mut self, watermark: Option<EpochMs>, partitions: &[(&str, i32, i64)]) {
-        if let Some(wm) = watermark {
+    /// Restarts from a checkpoint, before any data. Per partition (source, partition,
+    /// replay_until, written_through): events at offsets below `replay_until` are re-reads
+    /// whose late and dead rows were written already; windows ending at or before
+    /// `written_through` were written already with this partition's events, which are
+    /// therefore not aggregated again. The watermark starts at the lowest `written_through`
+    /// (`None`: nothing written yet). Every listed partition holds the watermark back until
+    /// it sends data or goes idle.
+    pub fn resume(&mut self, partitions: &[(&str, i32, i64, Option<EpochMs>)]) {
+        let floors: Vec<Option<EpochMs>> = partitions.iter().map(|p| p.3).collect();
+        let start = if floors.iter().all(|f| f.is_some()) {
+            floors.iter().flatten().min().copied()
+        } else {
+            None
+        };
+        if let Some(wm) = start {
             // On an engine without data this only moves the watermark and window cursors.
             let closed = self.advance_to(wm);
             debug_assert!(closed.gpu.is_empty() && closed.latency.is_empty());
         }
-        for &(source, partition, until) in partitions {
+        for &(source, partition, until, floor) in partitions {
             let (_, key) = self.st.source(source, partition);
             self.st.positions.set_replay_until(key, until);
+            if let Some(f) = floor {
+                self.st.positions.set_floor(key, f);
+            }
             self.st.watermarks.expect(key);
         }
+    }
+
+    /// The largest event time seen in any partition (`None` before any data).
+    pub fn max_event_time(&self) -> Option<EpochMs> {
+        self.st.watermarks.max_seen()
     }
 
     /// Per partition seen or resumed: where a restart must re-read from so that nothing

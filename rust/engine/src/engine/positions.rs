@@ -24,10 +24,14 @@ pub(crate) struct Positions {
     held: BTreeMap<EpochMs, Vec<(PartitionKey, i64)>>,
     next: HashMap<PartitionKey, i64>,
     replay_until: HashMap<PartitionKey, i64>,
+    /// Per partition resumed: the watermark its windows were written through (by whichever
+    /// process last committed it); its events for windows ending by then are not new.
+    floor: HashMap<PartitionKey, EpochMs>,
     // The current batch (one partition): its key, replay bound, largest offset, and the
     // panes it already noted (events mostly arrive in time order, so this stays tiny).
     batch_key: PartitionKey,
     batch_replay_until: i64,
+    pub batch_floor: EpochMs,
     batch_next: i64,
     batch_panes: Vec<EpochMs>,
 }
@@ -39,8 +43,10 @@ impl Positions {
             held: BTreeMap::new(),
             next: HashMap::new(),
             replay_until: HashMap::new(),
+            floor: HashMap::new(),
             batch_key: 0,
             batch_replay_until: i64::MIN,
+            batch_floor: EpochMs::MIN,
             batch_next: i64::MIN,
             batch_panes: Vec::new(),
         }
@@ -49,6 +55,7 @@ impl Positions {
     pub fn begin_batch(&mut self, key: PartitionKey) {
         self.batch_key = key;
         self.batch_replay_until = self.replay_until.get(&key).copied().unwrap_or(i64::MIN);
+        self.batch_floor = self.floor.get(&key).copied().unwrap_or(EpochMs::MIN);
         self.batch_next = i64::MIN;
         self.batch_panes.clear();
     }
@@ -105,6 +112,10 @@ impl Positions {
 
     pub fn set_replay_until(&mut self, key: PartitionKey, offset: i64) {
         self.replay_until.insert(key, offset);
+    }
+
+    pub fn set_floor(&mut self, key: PartitionKey, watermark: EpochMs) {
+        self.floor.insert(key, watermark);
     }
 
     /// Every partition seen or resumed, with where a restart resumes it.

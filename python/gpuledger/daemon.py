@@ -1,0 +1,449 @@
+"""`gpuledger run`: the streaming daemon. A confluent-kafka consumer-group member on the
+telemetry and latency topics hands raw message batches to the Rust engine, writes closed
+windows atomically, and commits offsets only for what is written or provably not needed.
+
+Exactly-once output (docs/daemon.md): the committed offset of a partition is the oldest
+event a window not yet written still needs; its commit metadata says through which watermark
+windows were written and below which offset late and dead rows were written
+(`gpuledger.checkpoint`). File names depend only on the input (`gpuledger.daemon_output`), so
+whatever a crash interrupts is written again identically.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+from gpuledger.checkpoint import PartitionCheckpoint, decode, encode
+from gpuledger.config import Config, masked
+from gpuledger.daemon_log import EventLog
+from gpuledger.daemon_metrics import DaemonMetrics
+from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, partition_set_id, rows_in
+from gpuledger.dead_letter_topic import DeadLetterTopic
+from gpuledger.engine import Engine, Windows
+from gpuledger.sink import OutputConflictError
+
+TP = tuple[str, int]
+MAX_BACKOFF_S = 30.0
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, until_eof: bool = False, log: EventLog | None = None):
+        self.cfg = cfg
+        self.until_eof = until_eof
+        self.log = log or EventLog(cfg.observability.log_format)
+        t = cfg.topics
+        self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
+        self.tags = {t.telemetry: "t", t.latency: "r"}
+        self.output = OutputWriter(Path(cfg.output.dir), cfg.output.format)
+        self.metrics = DaemonMetrics(cfg.observability.metrics_port)
+        self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
+        self.consumer: Any = None
+        self.engine: Engine | None = None
+        self._reset_assignment()
+        self.totals_base: dict[str, int] = {}
+        self.files_written = 0
+        self.stop_signal: str | None = None
+        self.blocked = False
+        self.retry_at = 0.0
+        self.backoff = 1.0
+        self.last_kafka_error = 0.0
+
+    # --- assignment ---------------------------------------------------------------------
+
+    def _reset_assignment(self) -> None:
+        self.assigned: list[TP] = []
+        self.floors: dict[TP, int | None] = {}
+        self.rows_through: dict[TP, int | None] = {}
+        self.adopted: dict[TP, list[tuple[int, int]]] = {}
+        self.pending: Windows | None = None
+        self.last_data: dict[TP, float] = {}
+        self.idle: set[TP] = set()
+        self.eof: set[TP] = set()
+        self.all_idle_advanced: int | None = None
+
+    def _retire_engine(self) -> None:
+        if self.engine is not None:
+            for k, v in self.engine.stats().items():
+                self.totals_base[k] = self.totals_base.get(k, 0) + v
+        self.engine = None
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._retire_engine()
+        self._reset_assignment()
+        committed = consumer.committed(partitions, timeout=30) if partitions else []
+        engine = Engine(self.cfg)
+        resume: list[tuple[str, int, int, int | None]] = []
+        now = time.monotonic()
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            self.assigned.append(key)
+            self.last_data[key] = now
+            cp = decode(tp.metadata) if tp.offset != OFFSET_INVALID else None
+            if cp is None:
+                self.floors[key] = None
+                self.rows_through[key] = None  # set from the first offset consumed
+                resume.append((tp.topic, tp.partition, -(2**63), None))
+            else:
+                self.floors[key] = cp.written_through_ms
+                self.rows_through[key] = cp.rows_through
+                self.adopted[key] = self.output.markers.chain(
+                    tp.topic, tp.partition, cp.rows_through
+                )
+                resume.append((tp.topic, tp.partition, cp.rows_through, cp.written_through_ms))
+        engine.resume(resume)
+        self.engine = engine
+        consumer.assign(committed)
+        self.log.info(
+            "assigned",
+            partitions=[f"{t}:{p}" for t, p in self.assigned],
+            resumed={f"{tp.topic}:{tp.partition}": tp.offset for tp in committed},
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self.engine is not None and not self.blocked:
+            self._flush(final=False)
+        self.log.info("revoked", partitions=[f"{p.topic}:{p.partition}" for p in partitions])
+        self._retire_engine()
+        self._reset_assignment()
+        self.blocked = False
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.log.warning(
+            "partitions_lost", partitions=[f"{p.topic}:{p.partition}" for p in partitions]
+        )
+        self._retire_engine()
+        self._reset_assignment()
+        self.blocked = False
+
+    # --- ingest -------------------------------------------------------------------------
+
+    def _ingest(self, msgs: Sequence[Any]) -> None:
+        engine = self.engine
+        groups: dict[TP, tuple[list[bytes], list[int], list[int]]] = {}
+        eof_at: dict[TP, int] = {}
+        for i, m in enumerate(msgs):
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    eof_at[(m.topic(), m.partition())] = i
+                else:
+                    self._kafka_error(err)
+                continue
+            key = (m.topic(), m.partition())
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = ([], [], [])
+            g[0].append(m.value() or b"")
+            g[1].append(m.offset())
+            g[2].append(m.timestamp()[1])
+            eof_at.pop(key, None)  # data after an end-of-partition: not at the end any more
+        if engine is None:
+            return
+        now = time.monotonic()
+        for key, (values, offsets, stamps) in groups.items():
+            if key not in self.last_data:
+                continue  # a partition no longer assigned
+            topic, partition = key
+            if self.rows_through.get(key) is None:
+                self.rows_through[key] = offsets[0]
+                self.adopted[key] = self.output.markers.chain(topic, partition, offsets[0])
+            engine.push(
+                values,
+                format=self.formats[topic],
+                source=topic,
+                partition=partition,
+                offsets=offsets,
+                timestamps=stamps,
+            )
+            self.last_data[key] = now
+            self.idle.discard(key)
+            self.eof.discard(key)
+        self.eof.update(k for k in eof_at if k in self.last_data)
+
+    def _kafka_error(self, err: Any) -> None:
+        now = time.monotonic()
+        if now - self.last_kafka_error > 5 or err.fatal():
+            self.last_kafka_error = now
+            self.log.warning("kafka_error", error=str(err), fatal=err.fatal())
+        if err.fatal():
+            raise KafkaException(err)
+
+    def _check_idle(self) -> None:
+        engine = self.engine
+        if engine is None or not self.assigned:
+            return
+        now = time.monotonic()
+        timeout = self.cfg.engine.idle_timeout_s
+        for key in self.assigned:
+            if key not in self.idle and now - self.last_data[key] >= timeout:
+                engine.mark_idle(key[1], source=key[0])
+                self.idle.add(key)
+        # Every partition quiet for idle_timeout_s plus the lateness: nothing more is coming
+        # for the windows up to the newest event, so they close (delivery.md 3).
+        quiet = now - max(self.last_data.values())
+        newest = engine.max_event_ms
+        if (
+            len(self.idle) == len(self.assigned)
+            and quiet >= timeout + self.cfg.engine.allowed_lateness_s
+            and newest is not None
+            and newest != self.all_idle_advanced
+        ):
+            self.all_idle_advanced = newest
+            self._add_pending(engine.advance_to(newest / 1000.0))
+
+    # --- output and commits -------------------------------------------------------------
+
+    def _add_pending(self, closed: Windows) -> None:
+        self.pending = closed if self.pending is None else self.pending.concat(closed)
+
+    def _writer_for_end(self, end_ms: int) -> str:
+        contributing = [k for k in self.assigned if (f := self.floors.get(k)) is None or f < end_ms]
+        return partition_set_id(contributing)
+
+    def _flush(self, *, final: bool) -> bool:
+        """Closes what is final, writes it, commits. False when output is blocked."""
+        engine = self.engine
+        if engine is None:
+            return True
+        self._add_pending(engine.finish() if final else engine.poll())
+        positions = {(s, p): (c, n) for s, p, c, n in engine.positions()}
+        watermark = engine.watermark_ms
+        try:
+            self._write_pending(positions)
+        except OutputConflictError as e:
+            # Only input that breaks the ordering assumption gets here (docs/daemon.md):
+            # the first version stays; say so loudly rather than stop.
+            self.log.error("output_conflict", error=str(e))
+        except OSError as e:
+            self._block(e)
+            return False
+        if self.dlq is not None and not self.dlq.flush():
+            self.log.warning("dead_letter_topic_unflushed")
+            return False
+        if self.blocked:
+            self.blocked = False
+            self.backoff = 1.0
+            self.metrics.blocked.set(0)
+            self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+            self.log.info("output_resumed")
+        return self._commit(positions, watermark)
+
+    def _write_pending(self, positions: dict[TP, tuple[int, int]]) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        windows = {n: t for n, t in pending.tables.items() if n not in EVENT_TABLES}
+        files = self.output.write_windows(windows, self._writer_for_end)
+        events = {n: pending.tables[n] for n in EVENT_TABLES if n in pending.tables}
+        for key, (_, next_offset) in positions.items():
+            start = self.rows_through.get(key)
+            if start is None or key not in self.last_data:
+                continue
+            topic, partition = key
+            for span in self._row_spans(key, start, next_offset):
+                rows = {n: rows_in(t, topic, partition, *span) for n, t in events.items()}
+                files += self.output.write_rows(topic, self.tags[topic], partition, span, rows)
+                if self.dlq is not None and "dead_letters" in rows:
+                    self.dlq.produce(rows["dead_letters"])
+                self.rows_through[key] = span[1]
+        self.files_written += files
+        self.metrics.files.inc(files)
+        self.pending = None
+        if files:
+            self.log.info("flushed", files=files)
+
+    def _row_spans(self, key: TP, start: int, next_offset: int) -> list[tuple[int, int]]:
+        """Offset ranges whose late/dead rows can be written now: first the ranges a crashed
+        run recorded (same boundaries, so same files), then one new range."""
+        spans = []
+        adopted = self.adopted.get(key, [])
+        while adopted and adopted[0][0] == start and adopted[0][1] <= next_offset:
+            spans.append(adopted.pop(0))
+            start = spans[-1][1]
+        if not adopted and next_offset > start:
+            spans.append((start, next_offset))
+        return spans
+
+    def _commit(self, positions: dict[TP, tuple[int, int]], watermark: int | None) -> bool:
+        offsets = []
+        for key in self.assigned:
+            pos = positions.get(key)
+            rows = self.rows_through.get(key)
+            if pos is None or pos[1] < 0 or rows is None:
+                continue  # nothing consumed yet: the committed position stands
+            floor = self.floors.get(key)
+            through = max((w for w in (watermark, floor) if w is not None), default=None)
+            md = encode(PartitionCheckpoint(through, rows))
+            offsets.append(TopicPartition(key[0], key[1], pos[0], metadata=md))
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            self.log.warning("commit_failed", error=str(e))
+            return False
+        for tp in offsets:
+            d = decode(tp.metadata)
+            if d is not None:
+                self.output.markers.forget_before(tp.topic, tp.partition, d.rows_through)
+        return True
+
+    def _block(self, e: OSError) -> None:
+        if not self.blocked:
+            self.blocked = True
+            self.metrics.blocked.set(1)
+            self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+            self.log.error("output_blocked", error=str(e), retry_in_s=self.backoff)
+        self.retry_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def totals(self) -> dict[str, int]:
+        out = dict(self.totals_base)
+        if self.engine is not None:
+            for k, v in self.engine.stats().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_signal is not None:
+            os._exit(130)  # second signal: at once; files are only ever renamed into place
+        self.stop_signal = signal.Signals(signum).name
+
+    def consumer_settings(self) -> dict[str, Any]:
+        return {
+            **self.cfg.kafka.client_settings(),
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": self.until_eof,
+            # Eager rebalancing: every member flushes and commits, then starts afresh.
+            "partition.assignment.strategy": "range",
+            # Bounded memory when the producer outruns us: librdkafka's prefetch is capped.
+            "queued.max.messages.kbytes": 65536,
+            "fetch.max.bytes": 52428800,
+        }
+
+    def run(self) -> int:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._signal)
+        self.consumer = Consumer(self.consumer_settings())
+        topics = list(self.formats)
+        self.consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self.log.info(
+            "started",
+            group_id=self.cfg.kafka.group_id,
+            topics=topics,
+            output_dir=str(self.cfg.output.dir),
+            kafka=masked(self.cfg.kafka.client),
+        )
+        batch = self.cfg.run.batch_messages
+        last_flush = last_status = time.monotonic()
+        status_base = (last_status, 0)
+        while self.stop_signal is None:
+            msgs = self.consumer.consume(batch, timeout=0.2)
+            started = time.perf_counter()
+            self._ingest(msgs)
+            if msgs:
+                self.metrics.batch.observe(time.perf_counter() - started)
+            now = time.monotonic()
+            if self.blocked:
+                if now >= self.retry_at:
+                    self._flush(final=False)
+                continue
+            self._check_idle()
+            if self.until_eof and self.assigned and len(self.eof) == len(self.assigned):
+                self.log.info("eof", partitions=len(self.assigned))
+                if self._finish_at_eof():
+                    break
+                continue
+            if now - last_flush >= self.cfg.run.flush_interval_s:
+                last_flush = now
+                self._flush(final=False)
+                self.metrics.count(self.totals())
+            if now - last_status >= self.cfg.observability.status_interval_s:
+                status_base = self._status(status_base)
+                last_status = now
+        return self._stop()
+
+    def _finish_at_eof(self) -> bool:
+        return self._flush(final=True)
+
+    def _stop(self) -> int:
+        code = 0
+        if self.stop_signal is not None:
+            self.log.info("stopping", signal=self.stop_signal)
+            deadline = time.monotonic() + self.cfg.run.stop_timeout_s
+            while not self._flush(final=False):
+                if time.monotonic() >= deadline:
+                    self.log.error("stop_unflushed", reason="output not writable; nothing lost")
+                    code = 1
+                    break
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        self.metrics.count(self.totals())
+        try:
+            self.consumer.close()
+        except KafkaException as e:
+            self.log.warning("close_failed", error=str(e))
+        if self.dlq is not None:
+            self.dlq.flush()
+        t = self.totals()
+        self.log.info("stopped", exit_code=code, **_counters(t), files_written=self.files_written)
+        return code
+
+    def _status(self, base: tuple[float, int]) -> tuple[float, int]:
+        t = self.totals()
+        now = time.monotonic()
+        consumed = t.get("consumed", 0)
+        rate = (consumed - base[1]) / max(now - base[0], 1e-9)
+        lag = 0
+        for topic, partition in self.assigned:
+            tp = TopicPartition(topic, partition)
+            try:
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                [pos] = self.consumer.position([tp])
+            except KafkaException:
+                continue
+            if high >= 0 and pos.offset >= 0:
+                part_lag = max(high - pos.offset, 0)
+                lag += part_lag
+                self.metrics.lag.labels(topic, str(partition)).set(part_lag)
+        wm = self.engine.watermark_ms if self.engine is not None else None
+        delay = None if wm is None else round(time.time() - wm / 1000.0, 3)
+        if delay is not None:
+            self.metrics.watermark_delay.set(delay)
+        self.log.status_line(
+            {
+                **_counters(t),
+                "rate_per_s": rate,
+                "files_written": self.files_written,
+                "lag": lag,
+                "watermark_delay_s": delay,
+                "output_blocked": self.blocked,
+            }
+        )
+        return (now, consumed)
+
+
+def _counters(t: dict[str, int]) -> dict[str, int]:
+    skipped = sum(v for k, v in t.items() if k.startswith("skipped_"))
+    return {
+        "consumed": t.get("consumed", 0),
+        "aggregated": t.get("aggregated", 0),
+        "skipped": skipped,
+        "late": t.get("late", 0),
+        "dead": t.get("dead", 0),
+        "windows_emitted": t.get("windows_emitted", 0),
+        **{k: v for k, v in t.items() if k.startswith("skipped_")},
+    }
