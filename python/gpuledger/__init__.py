@@ -10,6 +10,7 @@ from gpuledger._engine import (
     schemas,
 )
 from gpuledger._engine import __version__ as __version__
+from gpuledger.combine import combine_dirs, combine_tables
 from gpuledger.config import Config, ConfigError, load_config
 from gpuledger.engine import Engine, WindowFunction, WindowFunctionError, Windows
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
@@ -26,6 +27,8 @@ __all__ = [
     "WindowFunctionError",
     "Windows",
     "__version__",
+    "combine_dirs",
+    "combine_tables",
     "load_config",
     "merge_sketches",
     "quantiles_of",

@@ -8,6 +8,7 @@ import click
 import pyarrow.compute as pc
 
 import gpuledger
+from gpuledger.cli_combine import combine_command
 from gpuledger.fleet import default_fleet, prom_json_messages
 from gpuledger.table_text import render
 
@@ -75,6 +76,9 @@ def run(config_path: str | None, until_eof: bool) -> None:
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     raise SystemExit(Daemon(cfg, until_eof=until_eof).run())
+
+
+main.add_command(combine_command)
 
 
 if __name__ == "__main__":
