@@ -177,6 +177,21 @@ class Engine:
         again (the daemon calls this for partitions silent for `idle_timeout_s`)."""
         self._core.mark_idle(partition, source)
 
+    def push_kafka(
+        self,
+        messages: list[Any],
+        formats: Mapping[str, str],
+        assigned: Sequence[tuple[str, int]] | None = None,
+    ) -> tuple[list[tuple[str, int, int, int]], list[tuple[int, Any]]]:
+        """Ingests confluent-kafka `Message` objects as `Consumer.consume()` returns them,
+        grouped by partition in Rust; `formats` maps each topic to its message format. Kafka
+        timestamps are the receive times. Returns the partitions fed, as (topic, partition,
+        first offset, index of its last message in the batch), and the (index, message) of
+        every error message (end of partition, broker errors) for the caller to handle.
+        With `assigned`, messages of other partitions are skipped (not read)."""
+        parts = None if assigned is None else list(assigned)
+        return self._core.push_kafka(messages, list(formats.items()), parts)
+
     def expect_partition(self, partition: int, source: str = "") -> None:
         """Makes (`source`, `partition`) hold the watermark back before its first event (a
         partition just assigned), until it sends data or is marked idle."""

@@ -252,6 +252,25 @@ impl Engine {
         self.inner.mark_idle(source, partition);
     }
 
+    /// Ingests a list of confluent-kafka `Message` objects as they come from
+    /// `Consumer.consume()`: grouped by partition in Rust, formats by topic (`formats`:
+    /// {topic: format}); Kafka timestamps are the receive times. Returns ([(topic, partition,
+    /// first offset, index of its last message)], [(index, error message)]). With `assigned`
+    /// [(topic, partition)], messages of other partitions are skipped.
+    fn push_kafka<'py>(
+        &mut self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        formats: Vec<(String, String)>,
+        assigned: Option<Vec<(String, i32)>>,
+    ) -> PyResult<crate::kafka_batch::PushedKafka<'py>> {
+        let formats = formats
+            .into_iter()
+            .map(|(t, f)| Ok((t, parse_format(&f)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        crate::kafka_batch::push_kafka(&mut self.inner, py, messages, &formats, assigned.as_deref())
+    }
+
     /// Makes a partition hold the watermark back before its first event (just assigned).
     #[pyo3(signature = (partition, source = ""))]
     fn expect_partition(&mut self, partition: i32, source: &str) {

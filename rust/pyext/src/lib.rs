@@ -6,6 +6,7 @@
 mod config;
 mod engine;
 mod errors;
+mod kafka_batch;
 mod sketch;
 
 use pyo3::prelude::*;

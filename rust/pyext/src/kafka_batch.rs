@@ -1,0 +1,116 @@
+//! A batch of confluent-kafka `Message` objects straight into the engine: grouped by topic
+//! and partition in Rust (no Python loop per message), the GIL released while the engine
+//! works. Error messages (end of partition, broker errors) are handed back to Python.
+
+use crate::errors::InputError;
+use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+/// One run of consecutive messages from one partition.
+struct Run<'py> {
+    topic: Bound<'py, PyString>,
+    partition: i32,
+    format: MessageFormat,
+    values: Vec<Bound<'py, PyBytes>>,
+    offsets: Vec<i64>,
+    stamps: Vec<i64>,
+    /// Index in the batch of its last message.
+    last: usize,
+}
+
+/// What Python needs back: per partition fed (topic, partition, first offset, index of its
+/// last message in the batch), and the (index, message) of every error message.
+pub type PushedKafka<'py> = (
+    Vec<(String, i32, i64, usize)>,
+    Vec<(usize, Bound<'py, PyAny>)>,
+);
+
+pub fn push_kafka<'py>(
+    core: &mut Core,
+    py: Python<'py>,
+    messages: &Bound<'py, PyList>,
+    formats: &[(String, MessageFormat)],
+    assigned: Option<&[(String, i32)]>,
+) -> PyResult<PushedKafka<'py>> {
+    let empty = PyBytes::new(py, b"");
+    let mut runs: Vec<Run<'py>> = Vec::new();
+    let mut errors = Vec::new();
+    let mut fed: Vec<(String, i32, i64, usize)> = Vec::new();
+    let mut skipping: Option<(Bound<'py, PyString>, i32)> = None;
+    for (i, m) in messages.iter().enumerate() {
+        if !m.call_method0(intern!(py, "error"))?.is_none() {
+            errors.push((i, m));
+            continue;
+        }
+        let topic = m
+            .call_method0(intern!(py, "topic"))?
+            .cast_into::<PyString>()?;
+        let partition: i32 = m.call_method0(intern!(py, "partition"))?.extract()?;
+        let is_of = |t: &Bound<'py, PyString>, p: i32| {
+            p == partition && t.as_any().eq(&topic).unwrap_or(false)
+        };
+        if skipping.as_ref().is_some_and(|(t, p)| is_of(t, *p)) {
+            continue;
+        }
+        if !runs.last().is_some_and(|r| is_of(&r.topic, r.partition)) {
+            let name = topic.to_str()?;
+            // A partition no longer assigned (right around a rebalance): not ours to read.
+            if assigned.is_some_and(|a| !a.iter().any(|(t, p)| *p == partition && t == name)) {
+                skipping = Some((topic, partition));
+                continue;
+            }
+            skipping = None;
+            let Some(format) = formats.iter().find(|f| f.0 == name).map(|f| f.1) else {
+                return Err(InputError::new_err(format!(
+                    "no message format for topic {name:?}"
+                )));
+            };
+            runs.push(Run {
+                topic,
+                partition,
+                format,
+                values: Vec::new(),
+                offsets: Vec::new(),
+                stamps: Vec::new(),
+                last: i,
+            });
+        }
+        let run = runs.last_mut().expect("a run was just pushed");
+        let value = m.call_method0(intern!(py, "value"))?;
+        // A null value (tombstone) is an empty message: a dead letter, not a crash.
+        run.values.push(
+            value
+                .cast_into::<PyBytes>()
+                .unwrap_or_else(|_| empty.clone()),
+        );
+        run.offsets
+            .push(m.call_method0(intern!(py, "offset"))?.extract()?);
+        let (_, ts): (i32, i64) = m.call_method0(intern!(py, "timestamp"))?.extract()?;
+        run.stamps.push(ts);
+        run.last = i;
+    }
+    for run in &runs {
+        let name = run.topic.to_str()?;
+        match fed.iter_mut().find(|f| f.1 == run.partition && f.0 == name) {
+            Some(f) => f.3 = run.last,
+            None => fed.push((name.to_string(), run.partition, run.offsets[0], run.last)),
+        }
+    }
+    for run in &runs {
+        let slices: Vec<&[u8]> = run.values.iter().map(|b| b.as_bytes()).collect();
+        let source = run.topic.to_str()?;
+        let prov = Provenance {
+            source,
+            partition: run.partition,
+            offsets: Offsets::Each(&run.offsets),
+            received_at: Some(&run.stamps),
+        };
+        let format = run.format;
+        // The bytes objects stay alive (held in `run`) and are immutable while detached.
+        py.detach(|| core.push_messages(format, &slices, prov));
+        py.check_signals()?;
+    }
+    Ok((fed, errors))
+}
