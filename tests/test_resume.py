@@ -29,10 +29,13 @@ KEYS = {
 Message = tuple[str, int, int, bytes]  # source, partition, offset, value
 
 
+WINDOWS = [10, 30]
+
+
 def config() -> gpuledger.Config:
     return gpuledger.Config.from_dict(
         {
-            "engine": {"window_s": [10, 30], "allowed_lateness_s": 2, "max_future_s": 10**9},
+            "engine": {"window_s": WINDOWS, "allowed_lateness_s": 2, "max_future_s": 10**9},
             "services": {
                 "chat": {"slo_latency_ms": 200.0, "slo_target": 0.95},
                 "pods": [{"namespace": "team-chat", "pattern": "vllm-chat-*", "service": "chat"}],
@@ -223,3 +226,65 @@ def test_timestamps_are_received_at_and_the_future_check_reference() -> None:
     dead = engine.poll().dead_letters
     assert dead.num_rows == 1  # the 2100 event is not in the future of its own receive time
     assert dead.column("received_at").cast(pa.int64()).to_pylist() == [1_000_000]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_partition_moving_between_instances_is_counted_once(seed: int) -> None:
+    """Two instances split the partitions; at a rebalance both write what is final and
+    checkpoint, then each resumes the partitions it now owns from their checkpoints, one
+    engine per distinct written-through watermark. Every GPU lives in one partition, so the
+    union of the instances' gpu_windows rows is exactly one run's."""
+    rng = random.Random(seed)
+    parts = partitions(seconds=240, seed=seed)
+    zero = dict.fromkeys(parts, 0)
+    one = gpuledger.Engine(config())
+    want: list[gpuledger.Windows] = []
+    for key, first, chunk in interleave(parts, zero, 50):
+        push(one, key, first, chunk)
+        want.append(one.poll())
+    want.append(one.finish())
+
+    owners = {"a": [("tel", 0), ("tel", 1), ("req", 0)], "b": [("tel", 2)]}
+    engines = {name: gpuledger.Engine(config()) for name in owners}
+    for name, keys in owners.items():
+        for s, p in keys:
+            engines[name].expect_partition(p, source=s)
+    got: list[gpuledger.Windows] = []
+    checkpoints: dict[tuple[str, int], tuple[int, int, int | None]] = {}
+    batches = list(interleave(parts, zero, 40))
+    cut = rng.randrange(len(batches) // 4, 3 * len(batches) // 4)
+    for key, first, chunk in batches[:cut]:
+        owner = next(n for n, ks in owners.items() if key in ks)
+        push(engines[owner], key, first, chunk)
+        got.append(engines[owner].poll())
+    for e in engines.values():  # the revoke: write what is final, checkpoint
+        got.append(e.poll())
+        for s, p, commit, nxt in e.positions():
+            checkpoints[(s, p)] = (commit, nxt, e.watermark_ms)
+    # Each instance runs one engine per distinct checkpoint watermark among the partitions
+    # it now owns (as the daemon does: gpuledger.daemon_groups).
+    owners = {"a": [("tel", 0), ("req", 0)], "b": [("tel", 1), ("tel", 2)]}
+    groups: dict[tuple[str, int | None], list[tuple[str, int]]] = {}
+    for name, keys in owners.items():
+        for k in keys:
+            groups.setdefault((name, checkpoints.get(k, (0, 0, None))[2]), []).append(k)
+    engines = {g: gpuledger.Engine(config()) for g in groups}
+    start = dict(zero)
+    for g, keys in groups.items():
+        resume = []
+        for k in keys:
+            commit, nxt, wm = checkpoints.get(k, (0, 0, None))
+            start[k] = commit
+            resume.append((k[0], k[1], nxt, wm))
+        engines[g].resume(resume)
+    for key, first, chunk in interleave(parts, start, 29):
+        owner = next(g for g, ks in groups.items() if key in ks)
+        push(engines[owner], key, first, chunk)
+        got.append(engines[owner].poll())
+    for e in engines.values():
+        got.append(e.finish())
+
+    union = keyed("gpu_windows", rows(got, "gpu_windows"))  # asserts no key twice
+    assert union == keyed("gpu_windows", rows(want, "gpu_windows"))
+    for table in ("late_events", "dead_letters"):
+        assert offsets_of(rows(got, table)) == offsets_of(rows(want, table)), table

@@ -22,11 +22,11 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from gpuledger.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.config import Config, masked
+from gpuledger.daemon_groups import PartitionGroup, group_partitions
 from gpuledger.daemon_log import EventLog
 from gpuledger.daemon_metrics import DaemonMetrics
-from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, partition_set_id, rows_in
+from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
 from gpuledger.dead_letter_topic import DeadLetterTopic
-from gpuledger.engine import Engine, Windows
 from gpuledger.sink import OutputConflictError
 
 TP = tuple[str, int]
@@ -45,7 +45,7 @@ class Daemon:
         self.metrics = DaemonMetrics(cfg.observability.metrics_port)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
-        self.engine: Engine | None = None
+        self.groups: list[PartitionGroup] = []
         self._reset_assignment()
         self.totals_base: dict[str, int] = {}
         self.files_written = 0
@@ -59,27 +59,24 @@ class Daemon:
 
     def _reset_assignment(self) -> None:
         self.assigned: list[TP] = []
+        self.group_of: dict[TP, PartitionGroup] = {}
         self.floors: dict[TP, int | None] = {}
         self.rows_through: dict[TP, int | None] = {}
         self.adopted: dict[TP, list[tuple[int, int]]] = {}
-        self.pending: Windows | None = None
         self.last_data: dict[TP, float] = {}
-        self.idle: set[TP] = set()
         self.eof: set[TP] = set()
-        self.all_idle_advanced: int | None = None
 
-    def _retire_engine(self) -> None:
-        if self.engine is not None:
-            for k, v in self.engine.stats().items():
+    def _retire_engines(self) -> None:
+        for g in self.groups:
+            for k, v in g.engine.stats().items():
                 self.totals_base[k] = self.totals_base.get(k, 0) + v
-        self.engine = None
+        self.groups = []
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._retire_engine()
+        self._retire_engines()
         self._reset_assignment()
         committed = consumer.committed(partitions, timeout=30) if partitions else []
-        engine = Engine(self.cfg)
-        resume: list[tuple[str, int, int, int | None]] = []
+        resumed: list[tuple[TP, int | None, int | None]] = []
         now = time.monotonic()
         for tp in committed:
             key = (tp.topic, tp.partition)
@@ -89,28 +86,31 @@ class Daemon:
             if cp is None:
                 self.floors[key] = None
                 self.rows_through[key] = None  # set from the first offset consumed
-                resume.append((tp.topic, tp.partition, -(2**63), None))
+                resumed.append((key, None, None))
             else:
                 self.floors[key] = cp.written_through_ms
                 self.rows_through[key] = cp.rows_through
                 self.adopted[key] = self.output.markers.chain(
                     tp.topic, tp.partition, cp.rows_through
                 )
-                resume.append((tp.topic, tp.partition, cp.rows_through, cp.written_through_ms))
-        engine.resume(resume)
-        self.engine = engine
+                resumed.append((key, cp.written_through_ms, cp.rows_through))
+        self.groups = group_partitions(self.cfg, resumed)
+        for g in self.groups:
+            for key in g.partitions:
+                self.group_of[key] = g
         consumer.assign(committed)
         self.log.info(
             "assigned",
             partitions=[f"{t}:{p}" for t, p in self.assigned],
             resumed={f"{tp.topic}:{tp.partition}": tp.offset for tp in committed},
+            engines=len(self.groups),
         )
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        if self.engine is not None and not self.blocked:
+        if self.groups and not self.blocked:
             self._flush(final=False)
         self.log.info("revoked", partitions=[f"{p.topic}:{p.partition}" for p in partitions])
-        self._retire_engine()
+        self._retire_engines()
         self._reset_assignment()
         self.blocked = False
 
@@ -118,31 +118,35 @@ class Daemon:
         self.log.warning(
             "partitions_lost", partitions=[f"{p.topic}:{p.partition}" for p in partitions]
         )
-        self._retire_engine()
+        self._retire_engines()
         self._reset_assignment()
         self.blocked = False
 
     # --- ingest -------------------------------------------------------------------------
 
     def _ingest(self, msgs: list[Any]) -> None:
-        engine = self.engine
-        if engine is None:
+        if not self.groups:
             for m in msgs:
-                if m.error() is not None and m.error().code() != KafkaError._PARTITION_EOF:
-                    self._kafka_error(m.error())
+                err = m.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    self._kafka_error(err)
             return
-        fed, errors = engine.push_kafka(msgs, self.formats, self.assigned)
         now = time.monotonic()
         last_index: dict[TP, int] = {}
-        for topic, partition, first_offset, last in fed:
-            key = (topic, partition)
-            last_index[key] = last
-            if self.rows_through.get(key) is None:
-                self.rows_through[key] = first_offset
-                self.adopted[key] = self.output.markers.chain(topic, partition, first_offset)
-            self.last_data[key] = now
-            self.idle.discard(key)
-            self.eof.discard(key)
+        errors: list[tuple[int, Any]] = []
+        for n, g in enumerate(self.groups):
+            fed, errs = g.engine.push_kafka(msgs, self.formats, g.partitions)
+            if n == 0:
+                errors = errs  # every engine sees the same error messages
+            for topic, partition, first_offset, last in fed:
+                key = (topic, partition)
+                last_index[key] = last
+                if self.rows_through.get(key) is None:
+                    self.rows_through[key] = first_offset
+                    self.adopted[key] = self.output.markers.chain(topic, partition, first_offset)
+                self.last_data[key] = now
+                g.idle.discard(key)
+                self.eof.discard(key)
         for i, m in errors:
             err = m.error()
             if err.code() == KafkaError._PARTITION_EOF:
@@ -162,47 +166,38 @@ class Daemon:
             raise KafkaException(err)
 
     def _check_idle(self) -> None:
-        engine = self.engine
-        if engine is None or not self.assigned:
-            return
         now = time.monotonic()
         timeout = self.cfg.engine.idle_timeout_s
-        for key in self.assigned:
-            if key not in self.idle and now - self.last_data[key] >= timeout:
-                engine.mark_idle(key[1], source=key[0])
-                self.idle.add(key)
-        # Every partition quiet for idle_timeout_s plus the lateness: nothing more is coming
-        # for the windows up to the newest event, so they close (delivery.md 3).
-        quiet = now - max(self.last_data.values())
-        newest = engine.max_event_ms
-        if (
-            len(self.idle) == len(self.assigned)
-            and quiet >= timeout + self.cfg.engine.allowed_lateness_s
-            and newest is not None
-            and newest != self.all_idle_advanced
-        ):
-            self.all_idle_advanced = newest
-            self._add_pending(engine.advance_to(newest / 1000.0))
+        for g in self.groups:
+            for key in g.partitions:
+                if key not in g.idle and now - self.last_data[key] >= timeout:
+                    g.engine.mark_idle(key[1], source=key[0])
+                    g.idle.add(key)
+            # Every partition quiet for idle_timeout_s plus the lateness: nothing more is
+            # coming for the windows up to the newest event, so they close (delivery.md 3).
+            quiet = now - max(self.last_data[k] for k in g.partitions)
+            newest = g.engine.max_event_ms
+            if (
+                len(g.idle) == len(g.partitions)
+                and quiet >= timeout + self.cfg.engine.allowed_lateness_s
+                and newest is not None
+                and newest != g.idle_advanced_to
+            ):
+                g.idle_advanced_to = newest
+                g.add_pending(g.engine.advance_to(newest / 1000.0))
 
     # --- output and commits -------------------------------------------------------------
 
-    def _add_pending(self, closed: Windows) -> None:
-        self.pending = closed if self.pending is None else self.pending.concat(closed)
-
-    def _writer_for_end(self, end_ms: int) -> str:
-        contributing = [k for k in self.assigned if (f := self.floors.get(k)) is None or f < end_ms]
-        return partition_set_id(contributing)
-
     def _flush(self, *, final: bool) -> bool:
         """Closes what is final, writes it, commits. False when output is blocked."""
-        engine = self.engine
-        if engine is None:
-            return True
-        self._add_pending(engine.finish() if final else engine.poll())
-        positions = {(s, p): (c, n) for s, p, c, n in engine.positions()}
-        watermark = engine.watermark_ms
+        positions: dict[TP, tuple[int, int]] = {}
+        for g in self.groups:
+            g.add_pending(g.engine.finish() if final else g.engine.poll())
+            for s, p, c, n in g.engine.positions():
+                positions[(s, p)] = (c, n)
         try:
-            self._write_pending(positions)
+            for g in self.groups:
+                self._write_pending(g, positions)
         except OutputConflictError as e:
             # Only input that breaks the ordering assumption gets here (docs/daemon.md):
             # the first version stays; say so loudly rather than stop.
@@ -219,21 +214,21 @@ class Daemon:
             self.metrics.blocked.set(0)
             self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
             self.log.info("output_resumed")
-        return self._commit(positions, watermark)
+        return self._commit(positions)
 
-    def _write_pending(self, positions: dict[TP, tuple[int, int]]) -> None:
-        pending = self.pending
+    def _write_pending(self, g: PartitionGroup, positions: dict[TP, tuple[int, int]]) -> None:
+        pending = g.pending
         if pending is None:
             return
         windows = {n: t for n, t in pending.tables.items() if n not in EVENT_TABLES}
-        files = self.output.write_windows(windows, self._writer_for_end)
+        files = self.output.write_windows(windows, g.writer_id)
         events = {n: pending.tables[n] for n in EVENT_TABLES if n in pending.tables}
-        for key, (_, next_offset) in positions.items():
+        for key in g.partitions:
             start = self.rows_through.get(key)
-            if start is None or key not in self.last_data:
+            if start is None or key not in positions:
                 continue
             topic, partition = key
-            for span in self._row_spans(key, start, next_offset):
+            for span in self._row_spans(key, start, positions[key][1]):
                 rows = {n: rows_in(t, topic, partition, *span) for n, t in events.items()}
                 files += self.output.write_rows(topic, self.tags[topic], partition, span, rows)
                 if self.dlq is not None and "dead_letters" in rows:
@@ -241,7 +236,7 @@ class Daemon:
                 self.rows_through[key] = span[1]
         self.files_written += files
         self.metrics.files.inc(files)
-        self.pending = None
+        g.pending = None
         if files:
             self.log.info("flushed", files=files)
 
@@ -257,17 +252,19 @@ class Daemon:
             spans.append((start, next_offset))
         return spans
 
-    def _commit(self, positions: dict[TP, tuple[int, int]], watermark: int | None) -> bool:
+    def _commit(self, positions: dict[TP, tuple[int, int]]) -> bool:
         offsets = []
-        for key in self.assigned:
-            pos = positions.get(key)
-            rows = self.rows_through.get(key)
-            if pos is None or pos[1] < 0 or rows is None:
-                continue  # nothing consumed yet: the committed position stands
-            floor = self.floors.get(key)
-            through = max((w for w in (watermark, floor) if w is not None), default=None)
-            md = encode(PartitionCheckpoint(through, rows))
-            offsets.append(TopicPartition(key[0], key[1], pos[0], metadata=md))
+        for g in self.groups:
+            watermark = g.engine.watermark_ms
+            for key in g.partitions:
+                pos = positions.get(key)
+                rows = self.rows_through.get(key)
+                if pos is None or pos[1] < 0 or rows is None:
+                    continue  # nothing consumed yet: the committed position stands
+                floor = self.floors.get(key)
+                through = max((w for w in (watermark, floor) if w is not None), default=None)
+                md = encode(PartitionCheckpoint(through, rows))
+                offsets.append(TopicPartition(key[0], key[1], pos[0], metadata=md))
         if not offsets:
             return True
         try:
@@ -294,8 +291,8 @@ class Daemon:
 
     def totals(self) -> dict[str, int]:
         out = dict(self.totals_base)
-        if self.engine is not None:
-            for k, v in self.engine.stats().items():
+        for g in self.groups:
+            for k, v in g.engine.stats().items():
                 out[k] = out.get(k, 0) + v
         return out
 
@@ -409,7 +406,8 @@ class Daemon:
                 part_lag = max(high - pos.offset, 0)
                 lag += part_lag
                 self.metrics.lag.labels(topic, str(partition)).set(part_lag)
-        wm = self.engine.watermark_ms if self.engine is not None else None
+        marks = [w for g in self.groups if (w := g.engine.watermark_ms) is not None]
+        wm = min(marks) if marks else None
         delay = None if wm is None else round(time.time() - wm / 1000.0, 3)
         if delay is not None:
             self.metrics.watermark_delay.set(delay)

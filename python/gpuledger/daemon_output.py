@@ -2,9 +2,9 @@
 
 * Window tables: one file per window end and input-partition set,
   `part-we<window_end_ms>-<set>.arrow`. `<set>` is a hash of the input partitions whose
-  events the rows can hold (those assigned and not already written through that window), so
-  members of one consumer group, which own disjoint partitions, never write the same name,
-  and the same input always gives the same name.
+  events the rows hold (one engine's partitions: `gpuledger.daemon_groups`), so members of one
+  consumer group, which own disjoint partitions, never write the same name, and the same
+  input always gives the same name.
 * `late_events` and `dead_letters`: one file per input partition and offset range,
   `part-<t|r>.p<partition>.o<from>_<to>-k.arrow`, ranges recorded by `checkpoint.RangeMarkers`.
 """
@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,7 @@ class OutputWriter:
             self._sinks[writer_id] = ArrowSink(self.out_dir, format=self.fmt, writer_id=writer_id)
         return self._sinks[writer_id]
 
-    def write_windows(
-        self, tables: Mapping[str, pa.Table], writer_for_end: Callable[[int], str]
-    ) -> int:
+    def write_windows(self, tables: Mapping[str, pa.Table], writer_id: str) -> int:
         """Writes every window table, one file per window end; returns files written."""
         by_end: dict[int, dict[str, pa.Table]] = {}
         for name, table in tables.items():
@@ -60,7 +58,7 @@ class OutputWriter:
                 by_end.setdefault(end, {})[name] = table.filter(pc.equal(ends, pa.scalar(end)))
         files = 0
         for end in sorted(by_end):
-            files += len(self.sink(writer_for_end(end)).write(by_end[end], batch_key=f"we{end}"))
+            files += len(self.sink(writer_id).write(by_end[end], batch_key=f"we{end}"))
         return files
 
     def write_rows(

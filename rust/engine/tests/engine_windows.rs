@@ -315,3 +315,33 @@ fn label_cache_never_changes_an_outcome() {
         );
     }
 }
+
+/// The newest event's pane lies beyond the watermark's window; an event within the allowed
+/// lateness then lands in the window in between. That window must still be emitted (an
+/// earlier version moved its cursor to the next pane holding data and skipped it).
+#[test]
+fn a_window_between_the_watermark_and_the_next_pane_is_not_skipped() {
+    let mut e = Engine::new(EngineConfig {
+        windows: vec![WindowSpec::tumbling(10)],
+        allowed_lateness_ms: 5_000,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    push(&mut e, &[msg(1, GR, "0.5", "A", "p")], 0, 0);
+    assert!(e.poll().gpu.is_empty());
+    // t=21: the watermark is 16 s, [0, 10) closes, the next pane holding data is [20, 30).
+    push(&mut e, &[msg(21, GR, "0.5", "A", "p")], 0, 1);
+    assert_eq!(e.poll().gpu.len(), 1);
+    // t=18 is 3 s behind: within the lateness, on time for [10, 20).
+    push(&mut e, &[msg(18, GR, "0.5", "A", "p")], 0, 2);
+    assert!(e.poll().gpu.is_empty());
+    push(&mut e, &[msg(40, GR, "0.5", "A", "p")], 0, 3);
+    let starts: Vec<i64> = e
+        .poll()
+        .gpu
+        .iter()
+        .map(|r| (r.window_start / 1000) - T0)
+        .collect();
+    assert_eq!(starts, vec![10, 20]);
+    assert_eq!(e.stats().late, 0);
+}

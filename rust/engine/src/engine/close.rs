@@ -47,7 +47,10 @@ fn due_windows(st: &mut State, cfg: &EngineConfig, wm: EpochMs) -> Vec<(EpochMs,
             start += spec.slide_ms;
         }
         // The first window that ends after the watermark; windows before it are final.
-        st.next_start[k] = Some(start.max(after_wm));
+        // Not `start`, which may have jumped ahead to the next pane holding data: a window
+        // between the watermark and that pane can still receive data from a partition that
+        // is behind (or, after a restart, from one with an older checkpoint).
+        st.next_start[k] = Some(after_wm);
     }
     due.sort_unstable();
     due

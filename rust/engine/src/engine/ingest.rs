@@ -207,7 +207,8 @@ pub(crate) fn route(
     at: &Origin<'_>,
 ) -> Routed {
     let mut out = Routed::default();
-    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+    let global = st.watermarks.current();
+    let closed_until = global.max(st.positions.batch_floor);
     st.saw(at.key, ts);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
@@ -246,9 +247,14 @@ pub(crate) fn route(
             }
             Insert::Duplicate => out.duplicate = true,
         }
-    } else if replay && still_held(cfg, st.panes.pane_ms(), ts, closed_until) {
+    } else if replay
+        && still_held(cfg, st.panes.pane_ms(), ts, closed_until)
+        && cfg.windows.iter().all(|w| w.last_end_holding(ts) <= global)
+    {
         // Its windows were written before the restart, but its pane is still kept as the
-        // starting point of the next window's energy increase: restore it there.
+        // starting point of the next window's energy increase: restore it there. (Not when
+        // only this partition's own checkpoint covers the windows: this engine would emit
+        // them again.)
         st.panes.insert(id, field, ts, v);
         st.positions.hold(ts, at.offset);
     }
