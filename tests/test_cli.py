@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 import gpuledger
-from gpuledger.cli import main
+from gpuledger.cli import DEMO_START_S, main
+from gpuledger.demo import LATENCY, TELEMETRY
+from gpuledger.demo_source import fleet_topics
+from gpuledger.sink import read_table
 
 
 def test_version_and_help() -> None:
@@ -19,12 +23,42 @@ def test_version_and_help() -> None:
     assert r.exit_code == 0 and "demo" in r.output
 
 
-def test_demo_prints_windows_from_decoded_messages() -> None:
-    r = CliRunner().invoke(main, ["demo", "--minutes", "3", "--rows", "5"])
+def test_demo_runs_the_daemon_loop_and_summarizes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["demo", "--minutes", "30", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "2,880 prometheus-kafka-adapter JSON messages" in r.output
-    assert "24 gpu_windows rows" in r.output
-    assert "notebook-forgotten" in r.output or "... 19 more rows" in r.output
+    for line in ("Idle cost by team:", "Buffer cost by pool", "Headroom cost and SLO by service:"):
+        assert line in r.output
+    assert "team-research" in r.output and "chat-llm" in r.output
+    # The daemon's loop wrote the same rows the library computes from the same messages.
+    topics = fleet_topics(DEMO_START_S, 30 * 60, telemetry=TELEMETRY, latency=LATENCY)
+    cfg = gpuledger.Config.from_dict(
+        {
+            "engine": {"window_s": [60], "max_future_s": 10 * 365 * 86400.0},
+            "idle": {"ttl_s": 1800.0},
+            "prices": {
+                "NVIDIA H100 80GB HBM3": 4.5,
+                "NVIDIA A100-SXM4-80GB": 3.0,
+                "NVIDIA L40S": 1.2,
+            },
+            "services": {"chat-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95}},
+        }
+    )
+    engine = gpuledger.Engine(cfg)
+    for topic, parts in topics.items():
+        fmt = "latency_json" if topic == LATENCY else "prom_json"
+        for p, msgs in enumerate(parts):
+            engine.push(
+                [m for m, _ in msgs],
+                format=fmt,
+                source=topic,
+                partition=p,
+                timestamps=[ts for _, ts in msgs],
+            )
+    want = engine.finish()
+    for table in ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows"):
+        got = sorted(map(repr, read_table(out, table).to_pylist()))
+        assert got == sorted(map(repr, want[table].to_pylist())), table
 
 
 def test_console_script_is_installed() -> None:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import time
 
 import click
-import pyarrow.compute as pc
 
 import gpuledger
 from gpuledger.cli_combine import combine_command
-from gpuledger.fleet import default_fleet, prom_json_messages
-from gpuledger.table_text import render
 
 # 2026-11-28T12:00:00Z: the embedded fleet's first sample.
 DEMO_START_S = 1_795_867_200
@@ -23,33 +20,51 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--minutes", default=10, show_default=True, help="Length of simulated telemetry.")
+@click.option("--minutes", default=120, show_default=True, help="Length of simulated telemetry.")
 @click.option("--window-s", default=60, show_default=True, help="Tumbling window size.")
-@click.option("--rows", default=24, show_default=True, help="Window rows to print.")
-def demo(minutes: int, window_s: int, rows: int) -> None:
-    """Run the engine on an embedded simulated fleet (no Kafka needed)."""
-    fleet = default_fleet()
-    messages = list(prom_json_messages(fleet, DEMO_START_S, minutes * 60))
-    engine = gpuledger.Engine(gpuledger.Config.from_dict({"engine": {"window_s": [window_s]}}))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory (default: a new temporary directory).",
+)
+@click.option("--idle-ttl-s", default=1800.0, show_default=True, help="Forgotten-pod TTL.")
+def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> None:
+    """Run the daemon on the embedded simulated fleet (no Kafka needed) and summarize costs."""
+    import tempfile
+    from pathlib import Path
+
+    from gpuledger.daemon_log import EventLog
+    from gpuledger.demo import LATENCY, TELEMETRY, run_demo, summary_lines
+    from gpuledger.demo_source import fleet_topics
+
+    out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gpuledger-demo-"))
+    cfg = gpuledger.Config.from_dict(
+        {
+            "engine": {"window_s": [window_s], "max_future_s": 10 * 365 * 86400.0},
+            "idle": {"ttl_s": idle_ttl_s},
+            "prices": {
+                "NVIDIA H100 80GB HBM3": 4.5,
+                "NVIDIA A100-SXM4-80GB": 3.0,
+                "NVIDIA L40S": 1.2,
+            },
+            "services": {"chat-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95}},
+        }
+    )
+    topics = fleet_topics(DEMO_START_S, minutes * 60, telemetry=TELEMETRY, latency=LATENCY)
+    events = sum(len(p) for parts in topics.values() for p in parts)
+    click.echo(
+        f"gpuledger demo: {events:,} messages ({minutes} min of a simulated 8-GPU fleet and its "
+        f"chat traffic) through the daemon's main loop, in process, into {out_dir}"
+    )
     started = time.perf_counter()
-    engine.push(messages, source="embedded-fleet")
-    table = engine.poll().concat(engine.finish()).gpu_windows
+    code, tables = run_demo(cfg, topics, out_dir, EventLog("human"))
     elapsed = time.perf_counter() - started
-    stats = engine.stats()
-    click.echo(
-        f"{len(fleet)} GPUs, {minutes} min of 1 s DCGM samples: {stats['consumed']:,} "
-        f"prometheus-kafka-adapter JSON messages decoded and windowed in Rust in "
-        f"{elapsed * 1000:.0f} ms.\n"
-    )
-    cols = ["window_start", "gpu_uuid", "namespace", "pod", "samples", "util_mean"]
-    cols += ["busy_gpu_s", "idle_gpu_s"]
-    click.echo(render(table, cols, limit=rows))
-    busy: float = pc.sum(table.column("busy_gpu_s")).as_py()
-    idle: float = pc.sum(table.column("idle_gpu_s")).as_py()
-    click.echo(
-        f"\n{table.num_rows} gpu_windows rows; busy {busy / 3600:.2f} GPU-h, "
-        f"idle {idle / 3600:.2f} GPU-h ({idle / (busy + idle):.0%} of covered time idle)."
-    )
+    files = sum(1 for _ in out_dir.rglob("*.arrow"))
+    click.echo(f"\n{files} Arrow files written in {elapsed:.1f} s.\n")
+    for line in summary_lines(tables):
+        click.echo(line)
+    raise SystemExit(code)
 
 
 @main.command()

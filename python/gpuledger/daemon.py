@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -34,9 +35,20 @@ MAX_BACKOFF_S = 30.0
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, until_eof: bool = False, log: EventLog | None = None):
+    """`consumer_factory` builds the consumer from its settings: `confluent_kafka.Consumer`
+    by default; `gpuledger.memory_source.MemoryConsumer` for the embedded demo."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        until_eof: bool = False,
+        log: EventLog | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+    ):
         self.cfg = cfg
         self.until_eof = until_eof
+        self.consumer_factory = consumer_factory
         self.log = log or EventLog(cfg.observability.log_format)
         t = cfg.topics
         self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
@@ -321,9 +333,15 @@ class Daemon:
         }
 
     def run(self) -> int:
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, self._signal)
-        self.consumer = Consumer(self.consumer_settings())
+        previous = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _run(self) -> int:
+        self.consumer = self.consumer_factory(self.consumer_settings())
         topics = list(self.formats)
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost

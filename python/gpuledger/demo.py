@@ -1,0 +1,103 @@
+"""`gpuledger demo`: the daemon's own main loop on the embedded default source (a simulated
+fleet, in process, no Kafka), writing the Arrow tables, then a short cost summary read back
+from the files it wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gpuledger.config import Config
+from gpuledger.daemon import Daemon
+from gpuledger.daemon_log import EventLog
+from gpuledger.memory_source import MemoryConsumer
+from gpuledger.sink import read_table
+
+TELEMETRY, LATENCY = "gpu-telemetry", "request-latency"
+Topics = dict[str, list[list[tuple[bytes, int]]]]
+
+
+def run_demo(
+    cfg: Config, topics: Topics, out_dir: Path, log: EventLog
+) -> tuple[int, dict[str, pa.Table]]:
+    """Runs the daemon loop until the embedded source is drained; returns its exit code and
+    the tables it wrote."""
+    cfg = replace(
+        cfg,
+        topics=replace(cfg.topics, telemetry=TELEMETRY, latency=LATENCY, dead_letter=""),
+        output=replace(cfg.output, dir=str(out_dir)),
+        observability=replace(cfg.observability, metrics_port=0, status_interval_s=3600.0),
+    )
+    factory: Callable[[dict[str, Any]], Any] = lambda _settings: MemoryConsumer(topics)  # noqa: E731
+    code = Daemon(cfg, until_eof=True, log=log, consumer_factory=factory).run()
+    tables = {}
+    for name in ("gpu_windows", "pool_windows", "service_cost_windows", "idle_streaks"):
+        if (out_dir / name).exists():
+            tables[name] = read_table(out_dir, name)
+    return code, tables
+
+
+def _sum_by(table: pa.Table, keys: list[str], values: list[str]) -> list[dict[str, Any]]:
+    grouped = table.group_by(keys).aggregate([(v, "sum") for v in values])
+    rows = grouped.to_pylist()
+    return sorted(rows, key=lambda r: -float(r[f"{values[0]}_sum"] or 0.0))
+
+
+def summary_lines(tables: dict[str, pa.Table]) -> list[str]:
+    """The cost summary: idle by team, buffer by pool, headroom and SLOs by service,
+    forgotten experiments."""
+    out: list[str] = []
+    gpu = tables.get("gpu_windows")
+    if gpu is not None and gpu.num_rows:
+        cost = pc.sum(gpu["cost_usd"]).as_py() or 0.0
+        idle = pc.sum(gpu["idle_cost_usd"]).as_py() or 0.0
+        out.append(
+            f"GPU spend ${cost:,.2f}, of which idle ${idle:,.2f} ({idle / max(cost, 1e-9):.0%})"
+        )
+        out.append("Idle cost by team:")
+        for r in _sum_by(gpu, ["team"], ["idle_cost_usd", "cost_usd"]):
+            share = r["idle_cost_usd_sum"] / max(r["cost_usd_sum"], 1e-9)
+            out.append(
+                f"  {r['team'] or '(unallocated)':<24} ${r['idle_cost_usd_sum']:>9,.2f} idle "
+                f"of ${r['cost_usd_sum']:,.2f} ({share:.0%})"
+            )
+    pool = tables.get("pool_windows")
+    if pool is not None and pool.num_rows:
+        out.append("Buffer cost by pool (capacity above P95 demand):")
+        for r in _sum_by(pool, ["team", "model_name"], ["buffer_cost_usd"]):
+            out.append(
+                f"  {r['team'] or '(unallocated)':<24} {r['model_name']:<24} "
+                f"${r['buffer_cost_usd_sum']:>9,.2f}"
+            )
+    svc = tables.get("service_cost_windows")
+    if svc is not None and svc.num_rows:
+        out.append("Headroom cost and SLO by service:")
+        met = svc.group_by(["service"]).aggregate(
+            [("headroom_cost_usd", "sum"), ("slo_met", "mean"), ("cost_usd", "sum")]
+        )
+        for r in sorted(met.to_pylist(), key=lambda r: -(r["headroom_cost_usd_sum"] or 0.0)):
+            slo = r["slo_met_mean"]
+            slo_text = "no data" if slo is None else f"SLO met in {slo:.0%} of windows"
+            out.append(
+                f"  {r['service']:<24} headroom ${r['headroom_cost_usd_sum'] or 0:>9,.2f} "
+                f"of ${r['cost_usd_sum'] or 0:,.2f}; {slo_text}"
+            )
+    streaks = tables.get("idle_streaks")
+    out.append("Forgotten experiments (idle beyond the TTL):")
+    if streaks is None or not streaks.num_rows:
+        out.append("  none")
+    else:
+        latest = streaks.group_by(["namespace", "pod", "gpu_uuid"]).aggregate(
+            [("streak_s", "max"), ("idle_cost_usd", "max")]
+        )
+        for r in sorted(latest.to_pylist(), key=lambda r: -r["idle_cost_usd_max"]):
+            out.append(
+                f"  {r['namespace']}/{r['pod']} on {r['gpu_uuid'][:20]}: idle "
+                f"{r['streak_s_max'] / 3600:.1f} h, burned ${r['idle_cost_usd_max']:,.2f}"
+            )
+    return out
