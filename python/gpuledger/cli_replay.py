@@ -1,0 +1,127 @@
+"""`gpuledger replay PATH... --out DIR`: recorded traces through the engine into Arrow or
+Parquet files, deterministically (docs/replay.md). The maintainer registers `replay_command`
+on the `gpuledger` group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gpuledger._engine import GpuledgerError
+from gpuledger.config import ConfigError, load_config
+from gpuledger.replay import ORDERS, Progress, replay
+from gpuledger.replay_inputs import FORMATS
+from gpuledger.sink import FORMATS as OUTPUT_FORMATS
+
+
+@click.command("replay")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True),
+    metavar="PATH [PATH ...]",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory, empty or absent [default: [output] dir of the configuration].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration: windows, prices, teams, SLOs... (also GPULEDGER_* variables).",
+)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format of every file; auto detects it per file.",
+)
+@click.option(
+    "--form",
+    type=click.Choice(["long", "wide", "requests"]),
+    default=None,
+    help="Columnar form (Parquet, Arrow, CSV) [default: detected from the columns].",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(sorted(OUTPUT_FORMATS)),
+    default=None,
+    help="Output file format [default: [output] format of the configuration, arrow].",
+)
+@click.option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="time",
+    show_default=True,
+    help="time: merge the files by event time, each its own partition; "
+    "given: one file after another, as one stream.",
+)
+@click.option(
+    "--max-future-s",
+    type=float,
+    default=None,
+    help="Event times later than now plus this are dead letters [default: no check].",
+)
+@click.option(
+    "--chunk-mib",
+    type=click.FloatRange(min=0.0625),
+    default=8.0,
+    show_default=True,
+    help="Input read per chunk; windows are closed and written after every chunk.",
+)
+@click.option("--json-summary", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress line on stderr [default: when stderr is a terminal].",
+)
+def replay_command(
+    paths: tuple[str, ...],
+    out_dir: str | None,
+    config_path: str | None,
+    input_format: str,
+    form: str | None,
+    output_format: str | None,
+    order: str,
+    max_future_s: float | None,
+    chunk_mib: float,
+    json_summary: bool,
+    progress: bool | None,
+) -> None:
+    """Replay recorded telemetry and request events from files.
+
+    PATH is a file or a directory (its files, sorted). Every input form is read: JSON lines
+    (prometheus-kafka-adapter, wide, request latency), dcgm-exporter exposition text,
+    Parquet, Arrow IPC and CSV, plain or gzip/zstd/bz2 compressed. Closed windows are
+    written under --out as they close; the end of input closes every window.
+    """
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    bar = Progress(sys.stderr, tty=progress)
+    try:
+        summary = replay(
+            list(paths),
+            out_dir if out_dir is not None else cfg.output.dir,
+            config=cfg,
+            format=None if input_format == "auto" else input_format,
+            form=form,
+            output_format=output_format,
+            order=order,
+            chunk_bytes=max(1, round(chunk_mib * (1 << 20))),
+            max_future_s=max_future_s,
+            progress=bar,
+        )
+    except (GpuledgerError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(summary.to_json() if json_summary else summary.render())
