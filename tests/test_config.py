@@ -249,6 +249,8 @@ def test_to_engine_kwargs(tmp_path: Path) -> None:
                 "group_by": ["UUID", "GPU_I_ID"],
             },
         ],
+        "idle_threshold": 0.1,
+        "idle_ttl_s": 7200.0,
     }
 
 

@@ -241,6 +241,8 @@ class Config:
                 | {"threshold": a.threshold, "group_by": list(a.group_by)}
                 for a in self.aggregations
             ],
+            "idle_threshold": self.idle.threshold,
+            "idle_ttl_s": self.idle.ttl_s,
         }
 
     def to_dict(self, *, reveal_secrets: bool = False) -> dict[str, Any]:

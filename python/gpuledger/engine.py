@@ -57,6 +57,10 @@ class Windows:
         return self.tables["service_cost_windows"]
 
     @property
+    def idle_streaks(self) -> pa.Table:
+        return self.tables["idle_streaks"]
+
+    @property
     def late_events(self) -> pa.Table:
         return self.tables["late_events"]
 
@@ -205,6 +209,17 @@ class Engine:
         were written already with this partition's events, which are not aggregated into
         them again. The watermark starts at the lowest `written_through_ms`."""
         self._core.resume([(s, p, o, w) for s, p, o, w in partitions])
+
+    def seed_idle_streaks(self, gpu_windows: object) -> int:
+        """Rebuilds the `idle_streaks` state from `gpu_windows` rows this configuration wrote
+        earlier (any Arrow PyCapsule producer: a pyarrow Table, a Polars DataFrame...; rows
+        in any order), for a restart that re-reads only the open windows. Call it before any
+        data. The rows are taken window by window, oldest first, without producing rows, so
+        the next windows continue the streaks exactly as an uninterrupted run would. Pass
+        every row of every window written since the oldest streak still open began
+        (unallocated GPUs too); rows of other window sizes are ignored, rows written twice
+        count once. Returns the number of windows taken."""
+        return self._core.seed_idle_streaks(gpu_windows)
 
     @property
     def max_event_ms(self) -> int | None:

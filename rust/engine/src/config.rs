@@ -37,6 +37,10 @@ pub struct EngineConfig {
     pub extra_fields: Vec<String>,
     /// SLOs and pod-to-service patterns for request latency.
     pub services: Services,
+    /// `idle_streaks`: a window whose utilization is below this is idle (`[idle] threshold`).
+    pub idle_threshold: f64,
+    /// `idle_streaks`: streaks longer than this are reported (`[idle] ttl_s`).
+    pub idle_ttl_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +58,8 @@ impl Default for EngineConfig {
             keep_points: false,
             extra_fields: Vec::new(),
             services: Services::default(),
+            idle_threshold: 0.05,
+            idle_ttl_ms: 6 * 3_600_000,
         }
     }
 }
@@ -116,7 +122,30 @@ impl EngineConfig {
                 return Err(format!("services.{name:?}.slo_target: must be in (0, 1)"));
             }
         }
+        if !(self.idle_threshold >= 0.0 && self.idle_threshold <= 1.0) {
+            return Err(format!(
+                "idle.threshold: must be a number in 0..1, got {}",
+                self.idle_threshold
+            ));
+        }
+        if self.idle_ttl_ms <= 0 {
+            return Err(format!(
+                "idle.ttl_s: must be > 0, got {} ms",
+                self.idle_ttl_ms
+            ));
+        }
         Ok(())
+    }
+
+    /// The window family whose windows drive `idle_streaks`: the tumbling family (slide =
+    /// size) of the smallest size; `None` when only hopping windows are configured.
+    pub fn idle_family(&self) -> Option<usize> {
+        self.windows
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.slide_ms == w.size_ms)
+            .min_by_key(|(_, w)| w.size_ms)
+            .map(|(k, _)| k)
     }
 
     /// Pane length: the greatest common divisor of every window size and slide.

@@ -43,7 +43,7 @@ fn aggregation(i: usize, d: &Bound<'_, PyDict>) -> PyResult<AggregationConfig> {
 }
 
 /// Keyword arguments the constructor takes; any other key is a configuration error.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
     "window_s",
     "hopping",
     "allowed_lateness_s",
@@ -61,6 +61,8 @@ const KEYS: [&str; 17] = [
     "default_slo",
     "slos",
     "pod_rules",
+    "idle_threshold",
+    "idle_ttl_s",
 ];
 
 /// Reads `key` from the keyword arguments, or `default` when absent; a value of the wrong
@@ -106,6 +108,8 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
     let default_slo: (f64, f64) = arg(kwargs, "default_slo", (200.0, 0.95))?;
     let slos: HashMap<String, (f64, f64)> = arg(kwargs, "slos", HashMap::new())?;
     let pod_rules: Vec<(String, String, String)> = arg(kwargs, "pod_rules", vec![])?;
+    let idle_threshold: f64 = arg(kwargs, "idle_threshold", 0.05)?;
+    let idle_ttl_s: f64 = arg(kwargs, "idle_ttl_s", 21_600.0)?;
     let slo = |(latency_ms, target): (f64, f64)| Slo { latency_ms, target };
     let services = Services {
         default_slo: slo(default_slo),
@@ -160,5 +164,7 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
         keep_points,
         extra_fields,
         services,
+        idle_threshold,
+        idle_ttl_ms: seconds_to_ms("idle.ttl_s", idle_ttl_s)?,
     })
 }

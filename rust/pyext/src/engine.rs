@@ -8,8 +8,8 @@ use arrow_schema::ArrowError;
 use gpuledger_engine::decode::columnar::Form;
 use gpuledger_engine::decode::exposition::Exposition;
 use gpuledger_engine::{
-    custom_agg, gpu_windows, late_dead, latency_windows, pool_windows, service_cost, window_points,
-    Closed, Engine as Core, MessageFormat, Offsets, Provenance,
+    custom_agg, gpu_windows, idle_streaks, late_dead, latency_windows, pool_windows, service_cost,
+    window_points, Closed, Engine as Core, MessageFormat, Offsets, Provenance,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -85,6 +85,10 @@ impl Engine {
             (
                 "service_cost_windows".into(),
                 service_cost::to_record_batch(&closed.service_cost).map_err(arrow_err)?,
+            ),
+            (
+                "idle_streaks".into(),
+                idle_streaks::to_record_batch(&closed.idle_streaks).map_err(arrow_err)?,
             ),
             (
                 "late_events".into(),
@@ -289,6 +293,31 @@ impl Engine {
         self.inner.resume(&parts);
     }
 
+    /// Rebuilds the idle streaks from `gpu_windows` rows written earlier (any Arrow PyCapsule
+    /// producer; any order), before new data: the next windows continue the streaks as an
+    /// uninterrupted run would. Returns the number of windows taken.
+    fn seed_idle_streaks(
+        &mut self,
+        py: Python<'_>,
+        gpu_windows: AnyRecordBatch,
+    ) -> PyResult<usize> {
+        let reader = gpu_windows.into_reader()?;
+        let mut batches = Vec::new();
+        for batch in reader {
+            batches
+                .push(batch.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?);
+        }
+        let inner = &mut self.inner;
+        py.detach(|| inner.seed_idle_streaks(&batches))
+            .map_err(|e| InputError::new_err(format!("gpu_windows: {e}")))
+    }
+
+    /// Number of (GPU, namespace, pod) currently in an idle streak.
+    #[getter]
+    fn idle_streaks_open(&self) -> usize {
+        self.inner.idle_streaks_open()
+    }
+
     /// The largest event time seen in any partition, epoch ms (None before any data).
     #[getter]
     fn max_event_ms(&self) -> Option<i64> {
@@ -380,6 +409,7 @@ pub fn schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         ("pool_windows", pool_windows::schema()),
         ("latency_windows", latency_windows::schema()),
         ("service_cost_windows", service_cost::schema()),
+        ("idle_streaks", idle_streaks::schema()),
         ("late_events", late_dead::late_schema()),
         ("dead_letters", late_dead::dead_schema()),
         ("window_points", window_points::schema()),

@@ -7,6 +7,7 @@ use crate::config::EngineConfig;
 use crate::custom_agg::{CustomAggregation, CustomBuilder};
 use crate::fields::{FieldId, FieldRegistry};
 use crate::gpu_windows::{GpuWindowRow, RowContext};
+use crate::idle_streaks::{IdleTracker, WindowGpu};
 use crate::latency_windows::LatencyWindowRow;
 use crate::pool_windows::PoolBuilder;
 use crate::series::SeriesId;
@@ -56,8 +57,14 @@ fn due_windows(st: &mut State, cfg: &EngineConfig, wm: EpochMs) -> Vec<(EpochMs,
     due
 }
 
-/// Closes every window ending at or before `wm` and drops panes no open window needs.
-pub(crate) fn close_until(st: &mut State, cx: &CloseContext<'_>, wm: EpochMs) -> Closed {
+/// Closes every window ending at or before `wm` and drops panes no open window needs; the
+/// windows of the idle family also go through `idle` (table `idle_streaks`).
+pub(crate) fn close_until(
+    st: &mut State,
+    cx: &CloseContext<'_>,
+    idle: &mut IdleTracker,
+    wm: EpochMs,
+) -> Closed {
     let mut closed = Closed {
         custom: vec![Vec::new(); cx.aggregations.len()],
         ..Closed::default()
@@ -67,8 +74,28 @@ pub(crate) fn close_until(st: &mut State, cx: &CloseContext<'_>, wm: EpochMs) ->
         return closed;
     }
     let mut scratch = Vec::new();
-    for (end, _, start) in due_windows(st, cx.cfg, wm) {
+    let idle_family = cx.cfg.idle_family();
+    for (end, k, start) in due_windows(st, cx.cfg, wm) {
+        let first_gpu_row = closed.gpu.len();
         close_window(st, cx, start, end, &mut closed, &mut scratch);
+        if idle_family == Some(k) {
+            let attribution = &cx.cfg.attribution;
+            let rows = closed.gpu[first_gpu_row..].iter().map(|r| {
+                let s = st.series.get(r.series);
+                WindowGpu {
+                    gpu_uuid: &s.gpu_uuid,
+                    namespace: &s.namespace,
+                    pod: &s.pod,
+                    team: attribution.team_of(&s.namespace),
+                    model_name: &s.model_name,
+                    samples: r.samples,
+                    util_mean: r.util_mean,
+                    idle_gpu_s: r.idle_gpu_s,
+                    idle_cost_usd: r.idle_cost_usd,
+                }
+            });
+            idle.window(start, end, rows, Some(&mut closed.idle_streaks));
+        }
     }
     // A pane is dropped once every window holding it or the pane after it (whose counter
     // increase starts from this pane's last reading) has closed.

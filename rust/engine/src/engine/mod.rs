@@ -19,6 +19,7 @@ use crate::decode::exposition::Exposition;
 use crate::decode::latency_columnar::{self, LatencyBatch};
 use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
 use crate::fields::FieldRegistry;
+use crate::idle_streaks::{IdleTracker, SeedRows};
 use crate::late_dead::{DeadLetter, LateEvent};
 use crate::latency_store::{LatencyStore, ServiceTable};
 use crate::panes::PaneStore;
@@ -42,6 +43,8 @@ pub struct Engine {
     st: State,
     scratch: MessageReadings,
     label_cache: LabelCache,
+    /// Idle streaks over the windows of the idle family (table `idle_streaks`).
+    idle: IdleTracker,
 }
 
 /// Resolves the configured aggregations' labels and fields (extra labels get slots).
@@ -114,7 +117,9 @@ impl Engine {
             batch_max: Vec::new(),
             positions: positions::Positions::new(cfg.pane_ms()),
         };
+        let idle = IdleTracker::new(cfg.idle_threshold, cfg.idle_ttl_ms);
         Ok(Engine {
+            idle,
             cfg,
             fields,
             extra_labels,
@@ -151,7 +156,10 @@ impl Engine {
 
     /// Approximate bytes of window state held (points, requests, indexes, labels).
     pub fn state_bytes(&self) -> usize {
-        self.st.panes.heap_bytes() + self.st.series.heap_bytes() + self.st.latency.heap_bytes()
+        self.st.panes.heap_bytes()
+            + self.st.series.heap_bytes()
+            + self.st.latency.heap_bytes()
+            + self.idle.heap_bytes()
     }
 
     /// Number of (pane, series) entries open.
@@ -514,7 +522,32 @@ impl Engine {
             fields: &self.fields,
             aggregations: &self.aggregations,
         };
-        close_until(&mut self.st, &cx, wm)
+        close_until(&mut self.st, &cx, &mut self.idle, wm)
+    }
+
+    /// Rebuilds the idle streaks from `gpu_windows` rows written earlier (a restart that
+    /// re-reads only the open windows): rows of the idle family's windows, in any order and
+    /// batches, are taken window by window, oldest first, producing no rows, so that the
+    /// next windows continue the streaks as an uninterrupted run would. Pass every row of
+    /// those windows (unallocated GPUs too: a window where a pod's GPU has no row ends its
+    /// streak). Windows ending at or before the last one already taken are skipped, as are
+    /// rows present twice. Returns the number of windows taken; `Err` names a missing or
+    /// mistyped column (nothing is taken then).
+    pub fn seed_idle_streaks(&mut self, batches: &[RecordBatch]) -> Result<usize, String> {
+        let Some(k) = self.cfg.idle_family() else {
+            return Ok(0);
+        };
+        let size_ms = self.cfg.windows[k].size_ms;
+        let mut rows = SeedRows::default();
+        for b in batches {
+            rows.add_batch(b, size_ms)?;
+        }
+        Ok(rows.feed(&mut self.idle))
+    }
+
+    /// Number of (GPU, namespace, pod) currently in an idle streak.
+    pub fn idle_streaks_open(&self) -> usize {
+        self.idle.len()
     }
 
     /// Closes every window the data's watermark has passed.

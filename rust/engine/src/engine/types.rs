@@ -4,6 +4,7 @@
 use crate::custom_agg::CustomRow;
 use crate::fields::FieldId;
 use crate::gpu_windows::GpuWindowRow;
+use crate::idle_streaks::IdleStreakRow;
 use crate::latency_windows::LatencyWindowRow;
 use crate::pool_windows::PoolWindowRow;
 use crate::series::SeriesId;
@@ -99,6 +100,8 @@ pub struct Closed {
     pub points: Vec<PointRow>,
     pub latency: Vec<LatencyWindowRow>,
     pub service_cost: Vec<ServiceCostRow>,
+    /// Idle streak rows of the closed windows of the idle family (`EngineConfig::idle_family`).
+    pub idle_streaks: Vec<IdleStreakRow>,
 }
 
 impl Closed {
@@ -114,5 +117,6 @@ impl Closed {
         self.points.extend(more.points);
         self.latency.extend(more.latency);
         self.service_cost.extend(more.service_cost);
+        self.idle_streaks.extend(more.idle_streaks);
     }
 }
