@@ -9,6 +9,7 @@ import click
 import gpuledger
 from gpuledger.cli_combine import combine_command
 from gpuledger.cli_replay import replay_command
+from gpuledger.cli_simulate import produce_command, simulate_command
 
 # 2026-11-28T12:00:00Z: the embedded fleet's first sample.
 DEMO_START_S = 1_795_867_200
@@ -96,6 +97,8 @@ def run(config_path: str | None, until_eof: bool) -> None:
 
 main.add_command(combine_command)
 main.add_command(replay_command)
+main.add_command(simulate_command)
+main.add_command(produce_command)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ whatever a crash interrupts is written again identically.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from gpuledger.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.config import Config, masked
 from gpuledger.daemon_groups import PartitionGroup, group_partitions
-from gpuledger.daemon_log import EventLog
+from gpuledger.daemon_log import EventLog, ForwardToEventLog
 from gpuledger.daemon_metrics import DaemonMetrics
 from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
 from gpuledger.dead_letter_topic import DeadLetterTopic
@@ -66,6 +67,7 @@ class Daemon:
         self.retry_at = 0.0
         self.backoff = 1.0
         self.last_kafka_error = 0.0
+        self.fatal_error: Any = None
 
     # --- assignment ---------------------------------------------------------------------
 
@@ -170,12 +172,14 @@ class Daemon:
                 self._kafka_error(err)
 
     def _kafka_error(self, err: Any) -> None:
+        """A client error (from a message or librdkafka's error callback): logged at most
+        every 5 s; librdkafka retries by itself, except for a fatal error."""
         now = time.monotonic()
         if now - self.last_kafka_error > 5 or err.fatal():
             self.last_kafka_error = now
             self.log.warning("kafka_error", error=str(err), fatal=err.fatal())
         if err.fatal():
-            raise KafkaException(err)
+            self.fatal_error = err
 
     def _check_idle(self) -> None:
         now = time.monotonic()
@@ -330,13 +334,23 @@ class Daemon:
             "enable.partition.eof": self.until_eof,
             # Eager rebalancing: every member flushes and commits, then starts afresh.
             "partition.assignment.strategy": "range",
+            # Broker outages and other client errors become `kafka_error` events, and
+            # librdkafka's own log lines go through the event log (one format on stderr).
+            "error_cb": self._kafka_error,
+            "logger": logging.getLogger("gpuledger.kafka"),
         }
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        library_log = logging.getLogger("gpuledger")
+        forward = ForwardToEventLog(self.log)
+        library_log.addHandler(forward)
+        propagate, library_log.propagate = library_log.propagate, False
         try:
             return self._run()
         finally:
+            library_log.removeHandler(forward)
+            library_log.propagate = propagate
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
@@ -358,6 +372,8 @@ class Daemon:
         status_base = (last_status, 0)
         while self.stop_signal is None:
             msgs = self.consumer.consume(batch, timeout=0.2)
+            if self.fatal_error is not None:
+                raise KafkaException(self.fatal_error)
             started = time.perf_counter()
             self._ingest(msgs)
             if msgs:

@@ -7,6 +7,7 @@ fields. Secrets never reach it: the daemon logs only the masked configuration.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -76,3 +77,17 @@ def _human(v: Any) -> str:
     if v is None:
         return "-"
     return str(v)
+
+
+class ForwardToEventLog(logging.Handler):
+    """Sends the `logging` records of gpuledger's modules (e.g. the sink) through the
+    daemon's event log, so every line on stderr has the configured format."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(logging.INFO)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        level = level if level in LEVELS else "error"
+        self.log._emit(level, "log", {"logger": record.name, "message": record.getMessage()})

@@ -6,6 +6,8 @@ deduplicate on (source, partition, offset)."""
 
 from __future__ import annotations
 
+import logging
+
 import pyarrow as pa
 from confluent_kafka import Producer
 
@@ -19,7 +21,13 @@ class DeadLetterTopic:
         self.topic = cfg.topics.dead_letter
         self.failed = 0
         self.producer = Producer(
-            {**settings, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
+            {
+                **settings,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 20,
+                "logger": logging.getLogger("gpuledger.kafka"),
+            }
         )
 
     def _delivered(self, err: object, msg: object) -> None:
