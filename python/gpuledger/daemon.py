@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +81,8 @@ class Daemon:
         self.adopted: dict[TP, list[tuple[int, int]]] = {}
         self.last_data: dict[TP, float] = {}
         self.eof: set[TP] = set()
+        # Per partition, asynchronous commits not yet acknowledged: (offset, row bound).
+        self.in_flight: dict[TP, list[tuple[int, int]]] = {}
 
     def _retire_engines(self) -> None:
         for g in self.groups:
@@ -122,7 +126,7 @@ class Daemon:
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         if self.groups and not self.blocked:
-            self._flush(final=False)
+            self._flush(final=False, sync=True)
         self.log.info("revoked", partitions=[f"{p.topic}:{p.partition}" for p in partitions])
         self._retire_engines()
         self._reset_assignment()
@@ -204,7 +208,7 @@ class Daemon:
 
     # --- output and commits -------------------------------------------------------------
 
-    def _flush(self, *, final: bool) -> bool:
+    def _flush(self, *, final: bool, sync: bool = False) -> bool:
         """Closes what is final, writes it, commits. False when output is blocked."""
         positions: dict[TP, tuple[int, int]] = {}
         for g in self.groups:
@@ -230,7 +234,7 @@ class Daemon:
             self.metrics.blocked.set(0)
             self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
             self.log.info("output_resumed")
-        return self._commit(positions)
+        return self._commit(positions, sync=sync)
 
     def _write_pending(self, g: PartitionGroup, positions: dict[TP, tuple[int, int]]) -> None:
         pending = g.pending
@@ -268,7 +272,10 @@ class Daemon:
             spans.append((start, next_offset))
         return spans
 
-    def _commit(self, positions: dict[TP, tuple[int, int]]) -> bool:
+    def _commit(self, positions: dict[TP, tuple[int, int]], *, sync: bool = False) -> bool:
+        """Commits offsets with their checkpoints. Periodic commits are asynchronous, so a
+        broker outage never blocks the loop (a commit that fails only means more is re-read
+        after a restart); a revoke commits synchronously, before another member takes over."""
         offsets = []
         for g in self.groups:
             watermark = g.engine.watermark_ms
@@ -284,15 +291,31 @@ class Daemon:
         if not offsets:
             return True
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=not sync)
         except KafkaException as e:
             self.log.warning("commit_failed", error=str(e))
             return False
         for tp in offsets:
-            d = decode(tp.metadata)
-            if d is not None:
-                self.output.markers.forget_before(tp.topic, tp.partition, d.rows_through)
+            rows = self.rows_through[(tp.topic, tp.partition)]
+            assert rows is not None
+            if sync:
+                self.output.markers.forget_before(tp.topic, tp.partition, rows)
+            else:
+                self.in_flight.setdefault((tp.topic, tp.partition), []).append((tp.offset, rows))
         return True
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        """librdkafka's commit result: range markers below a committed row bound can go."""
+        if err is not None:
+            self.log.warning("commit_failed", error=str(err))
+        for tp in partitions:
+            queue = self.in_flight.get((tp.topic, tp.partition), [])
+            while queue:
+                offset, rows = queue.pop(0)
+                if offset == tp.offset:
+                    if err is None and tp.error is None:
+                        self.output.markers.forget_before(tp.topic, tp.partition, rows)
+                    break
 
     def _block(self, e: OSError) -> None:
         if not self.blocked:
@@ -337,6 +360,7 @@ class Daemon:
             # Broker outages and other client errors become `kafka_error` events, and
             # librdkafka's own log lines go through the event log (one format on stderr).
             "error_cb": self._kafka_error,
+            "on_commit": self._on_commit,
             "logger": logging.getLogger("gpuledger.kafka"),
         }
 
@@ -403,9 +427,9 @@ class Daemon:
 
     def _stop(self) -> int:
         code = 0
+        deadline = time.monotonic() + self.cfg.run.stop_timeout_s
         if self.stop_signal is not None:
             self.log.info("stopping", signal=self.stop_signal)
-            deadline = time.monotonic() + self.cfg.run.stop_timeout_s
             while not self._flush(final=False):
                 if time.monotonic() >= deadline:
                     self.log.error("stop_unflushed", reason="output not writable; nothing lost")
@@ -413,15 +437,27 @@ class Daemon:
                     break
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         self.metrics.count(self.totals())
-        try:
-            self.consumer.close()
-        except KafkaException as e:
-            self.log.warning("close_failed", error=str(e))
+        # Leaving the group commits once more (the revoke); with the broker down that can
+        # hang, so it gets what is left of the stop time. Nothing is lost if it does not
+        # finish: the next start re-reads from the last commit that did.
+        closer = threading.Thread(target=self._close_consumer, daemon=True)
+        closer.start()
+        closer.join(max(0.5, deadline - time.monotonic()))
         if self.dlq is not None:
-            self.dlq.flush()
+            self.dlq.flush(max(0.1, deadline - time.monotonic()))
         t = self.totals()
         self.log.info("stopped", exit_code=code, **_counters(t), files_written=self.files_written)
+        if closer.is_alive():
+            self.log.warning("close_timeout", reason="the broker did not answer; exiting")
+            sys.stdout.flush()
+            os._exit(code)  # the client's threads would hold the process; files are final
         return code
+
+    def _close_consumer(self) -> None:
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as e:
+            self.log.warning("close_failed", error=str(e))
 
     def _status(self, base: tuple[float, int]) -> tuple[float, int]:
         t = self.totals()
