@@ -196,6 +196,14 @@ class Engine:
         parts = None if assigned is None else list(assigned)
         return self._core.push_kafka(messages, list(formats.items()), parts)
 
+    def set_receive_time(self, at: datetime | float | None) -> None:
+        """A fixed receive time for the following batches that bring none of their own
+        (`push_arrow`, `push_exposition`, `push` without `timestamps`): the dead letters'
+        `received_at` and the "now" of the future-timestamp check. `gpuledger replay` sets
+        each file's modification time, so replaying it again gives identical rows. None:
+        the wall clock (the default)."""
+        self._core.set_receive_time(_to_ms(at))
+
     def expect_partition(self, partition: int, source: str = "") -> None:
         """Makes (`source`, `partition`) hold the watermark back before its first event (a
         partition just assigned), until it sends data or is marked idle."""

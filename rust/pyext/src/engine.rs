@@ -275,6 +275,12 @@ impl Engine {
         crate::kafka_batch::push_kafka(&mut self.inner, py, messages, &formats, assigned.as_deref())
     }
 
+    /// A fixed receive time (epoch ms) for following batches without their own timestamps
+    /// (`push_arrow`, `push_exposition`, `push` without `timestamps`); None: the wall clock.
+    fn set_receive_time(&mut self, at_ms: Option<i64>) {
+        self.inner.set_receive_time(at_ms);
+    }
+
     /// Makes a partition hold the watermark back before its first event (just assigned).
     #[pyo3(signature = (partition, source = ""))]
     fn expect_partition(&mut self, partition: i32, source: &str) {

@@ -45,6 +45,7 @@ pub struct Engine {
     label_cache: LabelCache,
     /// Idle streaks over the windows of the idle family (table `idle_streaks`).
     idle: IdleTracker,
+    receive_time: Option<EpochMs>,
 }
 
 /// Resolves the configured aggregations' labels and fields (extra labels get slots).
@@ -127,7 +128,19 @@ impl Engine {
             st,
             scratch: MessageReadings::default(),
             label_cache: LabelCache::default(),
+            receive_time: None,
         })
+    }
+
+    /// A fixed receive time for the messages of every following batch that brings none of
+    /// its own: dead letters' `received_at` and the "now" of the future-time check (replay
+    /// uses the file's modification time, so replays are repeatable). `None`: the wall clock.
+    pub fn set_receive_time(&mut self, at: Option<EpochMs>) {
+        self.receive_time = at;
+    }
+
+    fn now(&self) -> EpochMs {
+        self.receive_time.unwrap_or_else(wall_clock_ms)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -182,7 +195,7 @@ impl Engine {
         messages: &[M],
         prov: Provenance<'_>,
     ) {
-        let wall = wall_clock_ms();
+        let wall = self.now();
         let (source, key) = self.st.source(prov.source, prov.partition);
         self.st.begin_batch(key);
         let mut msg = std::mem::take(&mut self.scratch);
@@ -258,7 +271,7 @@ impl Engine {
         partition: i32,
         first_row: i64,
     ) -> Result<(), String> {
-        let now = wall_clock_ms();
+        let now = self.now();
         let (source, key) = self.st.source(source, partition);
         self.st.begin_batch(key);
         if batch.num_rows() > 0 {
@@ -424,7 +437,7 @@ impl Engine {
         partition: i32,
         line_base: i64,
     ) -> usize {
-        let now = wall_clock_ms();
+        let now = self.now();
         let (source, key) = self.st.source(source, partition);
         self.st.begin_batch(key);
         let ctx = DecodeContext {
