@@ -30,6 +30,7 @@ from gpuledger.daemon_groups import PartitionGroup, group_partitions
 from gpuledger.daemon_log import EventLog, ForwardToEventLog
 from gpuledger.daemon_metrics import DaemonMetrics
 from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
+from gpuledger.daemon_seed import HOUR_MS, written_gpu_windows
 from gpuledger.dead_letter_topic import DeadLetterTopic
 from gpuledger.sink import OutputConflictError
 
@@ -116,6 +117,7 @@ class Daemon:
         for g in self.groups:
             for key in g.partitions:
                 self.group_of[key] = g
+            self._seed_idle_streaks(g)
         consumer.assign(committed)
         self.log.info(
             "assigned",
@@ -123,6 +125,17 @@ class Daemon:
             resumed={f"{tp.topic}:{tp.partition}": tp.offset for tp in committed},
             engines=len(self.groups),
         )
+
+    def _seed_idle_streaks(self, g: PartitionGroup) -> None:
+        """Continues the idle streaks of the windows already written (docs/daemon.md)."""
+        floor = self.floors.get(g.partitions[0]) if g.partitions else None
+        if floor is None:
+            return
+        lookback_ms = int(2 * self.cfg.idle.ttl_s * 1000) + 2 * HOUR_MS
+        rows = written_gpu_windows(self.output.out_dir, floor, lookback_ms)
+        if rows is not None and rows.num_rows:
+            windows = g.engine.seed_idle_streaks(rows)
+            self.log.info("idle_streaks_seeded", windows=windows, rows=rows.num_rows)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         if self.groups and not self.blocked:

@@ -53,7 +53,9 @@ class OutputWriter:
         for name, table in tables.items():
             if name in EVENT_TABLES or table.num_rows == 0:
                 continue
-            ends = _millis(table.column("window_end"))
+            # idle_streaks rows belong to the window whose close produced them: `as_of`.
+            end_column = "window_end" if "window_end" in table.column_names else "as_of"
+            ends = _millis(table.column(end_column))
             for end in sorted({int(e) for e in pc.unique(ends).to_pylist() if e is not None}):
                 by_end.setdefault(end, {})[name] = table.filter(pc.equal(ends, pa.scalar(end)))
         files = 0

@@ -413,6 +413,12 @@ def list_files(out_dir: str | os.PathLike[str], table: str) -> list[Path]:
     return sorted(files)
 
 
+def read_file(path: str | os.PathLike[str]) -> pa.Table:
+    """The rows of one output file (Arrow IPC or Parquet, by its extension)."""
+    p = Path(path)
+    return _deserialize(p.read_bytes(), p.suffix[1:])
+
+
 def read_table(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
     """All rows of `table` under `out_dir` in one table, without partition columns, sorted by
     every sortable column (left to right) so equal contents compare equal. Files written by
