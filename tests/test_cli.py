@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import gpuledger
 from gpuledger.cli import DEMO_START_S, main
-from gpuledger.demo import LATENCY, TELEMETRY
-from gpuledger.demo_source import fleet_topics
+from gpuledger.demo import LATENCY, TELEMETRY, demo_config
+from gpuledger.demo_source import simulated_topics
 from gpuledger.sink import read_table
 
 
@@ -25,25 +25,15 @@ def test_version_and_help() -> None:
 
 def test_demo_runs_the_daemon_loop_and_summarizes(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["demo", "--minutes", "30", "--out", str(out)])
+    r = CliRunner().invoke(main, ["demo", "--minutes", "60", "--out", str(out)])
     assert r.exit_code == 0, r.output
     for line in ("Idle cost by team:", "Buffer cost by pool", "Headroom cost and SLO by service:"):
         assert line in r.output
     assert "team-research" in r.output and "chat-llm" in r.output
+    assert "Forgotten experiments" in r.output and "exp-" in r.output
     # The daemon's loop wrote the same rows the library computes from the same messages.
-    topics = fleet_topics(DEMO_START_S, 30 * 60, telemetry=TELEMETRY, latency=LATENCY)
-    cfg = gpuledger.Config.from_dict(
-        {
-            "engine": {"window_s": [60], "max_future_s": 10 * 365 * 86400.0},
-            "idle": {"ttl_s": 1800.0},
-            "prices": {
-                "NVIDIA H100 80GB HBM3": 4.5,
-                "NVIDIA A100-SXM4-80GB": 3.0,
-                "NVIDIA L40S": 1.2,
-            },
-            "services": {"chat-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95}},
-        }
-    )
+    topics = simulated_topics(DEMO_START_S, 60 * 60, telemetry=TELEMETRY, latency=LATENCY)
+    cfg = demo_config(60, 1800.0)
     engine = gpuledger.Engine(cfg)
     for topic, parts in topics.items():
         fmt = "latency_json" if topic == LATENCY else "prom_json"
@@ -56,7 +46,8 @@ def test_demo_runs_the_daemon_loop_and_summarizes(tmp_path: Path) -> None:
                 timestamps=[ts for _, ts in msgs],
             )
     want = engine.finish()
-    for table in ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows"):
+    tables = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows")
+    for table in (*tables, "idle_streaks"):
         got = sorted(map(repr, read_table(out, table).to_pylist()))
         assert got == sorted(map(repr, want[table].to_pylist())), table
 

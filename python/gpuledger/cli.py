@@ -11,8 +11,8 @@ from gpuledger.cli_combine import combine_command
 from gpuledger.cli_replay import replay_command
 from gpuledger.cli_simulate import produce_command, simulate_command
 
-# 2026-11-28T12:00:00Z: the embedded fleet's first sample.
-DEMO_START_S = 1_795_867_200
+# 2026-11-28T00:00:00Z: the embedded fleet's first sample.
+DEMO_START_S = 1_795_824_000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,27 +37,21 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     from pathlib import Path
 
     from gpuledger.daemon_log import EventLog
-    from gpuledger.demo import LATENCY, TELEMETRY, run_demo, summary_lines
-    from gpuledger.demo_source import fleet_topics
+    from gpuledger.demo import LATENCY, TELEMETRY, demo_config, run_demo, summary_lines
+    from gpuledger.demo_source import simulated_topics
 
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gpuledger-demo-"))
-    cfg = gpuledger.Config.from_dict(
-        {
-            "engine": {"window_s": [window_s], "max_future_s": 10 * 365 * 86400.0},
-            "idle": {"ttl_s": idle_ttl_s},
-            "prices": {
-                "NVIDIA H100 80GB HBM3": 4.5,
-                "NVIDIA A100-SXM4-80GB": 3.0,
-                "NVIDIA L40S": 1.2,
-            },
-            "services": {"chat-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95}},
-        }
-    )
-    topics = fleet_topics(DEMO_START_S, minutes * 60, telemetry=TELEMETRY, latency=LATENCY)
+    cfg = demo_config(window_s, idle_ttl_s)
+    built = time.perf_counter()
+    topics = simulated_topics(DEMO_START_S, minutes * 60, telemetry=TELEMETRY, latency=LATENCY)
+    built = time.perf_counter() - built
     events = sum(len(p) for parts in topics.values() for p in parts)
     click.echo(
-        f"gpuledger demo: {events:,} messages ({minutes} min of a simulated 8-GPU fleet and its "
-        f"chat traffic) through the daemon's main loop, in process, into {out_dir}"
+        f"gpuledger demo: {minutes} min of a simulated 16-GPU fleet (a training cluster, a "
+        f"buffered inference pool, a bursty chat service, forgotten experiments; "
+        f"`gpuledger simulate --scenario mixed`) and its request traffic: {events:,} Kafka "
+        f"messages generated in {built:.1f} s, now through the daemon's main loop, in "
+        f"process, into {out_dir}"
     )
     started = time.perf_counter()
     code, tables = run_demo(cfg, topics, out_dir, EventLog("human"))

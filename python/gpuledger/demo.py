@@ -22,6 +22,28 @@ TELEMETRY, LATENCY = "gpu-telemetry", "request-latency"
 Topics = dict[str, list[list[tuple[bytes, int]]]]
 
 
+DEMO_PRICES = {
+    "NVIDIA H100 80GB HBM3": 4.5,
+    "NVIDIA A100-SXM4-80GB": 3.0,
+    "NVIDIA L40S": 1.2,
+}
+
+
+def demo_config(window_s: int = 60, idle_ttl_s: float = 1800.0) -> Config:
+    """The demo's settings: list prices per model, SLOs of the simulated services."""
+    return Config.from_dict(
+        {
+            "engine": {"window_s": [window_s], "max_future_s": 10 * 365 * 86400.0},
+            "idle": {"ttl_s": idle_ttl_s},
+            "prices": DEMO_PRICES,
+            "services": {
+                "chat-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95},
+                "assist-llm": {"slo_latency_ms": 200.0, "slo_target": 0.95},
+            },
+        }
+    )
+
+
 def run_demo(
     cfg: Config, topics: Topics, out_dir: Path, log: EventLog
 ) -> tuple[int, dict[str, pa.Table]]:
