@@ -358,6 +358,8 @@ class Daemon:
             # Throughput defaults: fewer, larger fetches (at most 100 ms of added delay).
             "fetch.min.bytes": 1_000_000,
             "fetch.wait.max.ms": 100,
+            # librdkafka waits 1 s by default before refetching a full queue: a throttle.
+            "fetch.queue.backoff.ms": 0,
             "max.partition.fetch.bytes": 10_485_760,
             "queued.min.messages": 1_000_000,
             # Bounded memory when the producer outruns us: librdkafka's prefetch is capped.

@@ -2,6 +2,7 @@
 //! sketches of latency and TTFT, per-second request counts, SLO violations and the pods that
 //! served. Panes merge into windows exactly (sketch merge is bucket-wise addition).
 
+use crate::exact_sum::ExactSum;
 use crate::sketch::LatencySketch;
 use crate::time::{align_down, EpochMs};
 use foldhash::fast::FixedState;
@@ -37,7 +38,8 @@ impl ServiceTable {
 pub struct LatencyAcc {
     pub requests: u64,
     pub errors: u64,
-    pub latency_sum: f64,
+    /// Exact (order-independent): `latency_mean_ms` is the same for any arrival order.
+    pub latency_sum: ExactSum,
     pub latency_max: f64,
     pub latency: LatencySketch,
     pub ttft: LatencySketch,
@@ -92,7 +94,7 @@ impl LatencyAcc {
         }
         self.requests += 1;
         self.errors += r.error as u64;
-        self.latency_sum += r.latency_ms;
+        self.latency_sum.add(r.latency_ms);
         self.latency_max = self.latency_max.max(r.latency_ms);
         // Values were validated finite and >= 0, which is all the sketch requires.
         let _ = self.latency.insert(r.latency_ms);
@@ -117,7 +119,7 @@ impl LatencyAcc {
     pub fn merge(&mut self, o: &LatencyAcc) {
         self.requests += o.requests;
         self.errors += o.errors;
-        self.latency_sum += o.latency_sum;
+        self.latency_sum.merge(&o.latency_sum);
         self.latency_max = self.latency_max.max(o.latency_max);
         let _ = self.latency.merge(&o.latency);
         let _ = self.ttft.merge(&o.ttft);
@@ -235,7 +237,7 @@ mod tests {
         assert_eq!(w.len(), 1);
         let a = &w[0].1;
         assert_eq!((a.requests, a.errors, a.slo_violations), (3, 1, 2));
-        assert_eq!((a.latency_sum, a.latency_max), (2400.0, 2000.0));
+        assert_eq!((a.latency_sum.value(), a.latency_max), (2400.0, 2000.0));
         assert_eq!((a.tokens_in, a.tokens_out), (30.0, 15.0));
         assert_eq!(a.latency.count(), 3);
         assert_eq!(a.per_second.len(), 3);

@@ -77,7 +77,7 @@ impl LatencyWindowRow {
             rate_mean_rps,
             rate_p99_rps,
             peak_to_mean: (rate_mean_rps > 0.0).then(|| rate_p99_rps / rate_mean_rps),
-            latency_mean_ms: ratio(a.latency_sum),
+            latency_mean_ms: ratio(a.latency_sum.value()),
             latency_max_ms: (a.requests > 0).then_some(a.latency_max),
             latency_q: [lq[0], lq[1], lq[2], lq[3], lq[4]],
             ttft_q: [tq[0], tq[1], tq[2]],

@@ -7,6 +7,7 @@ pub mod config;
 pub mod custom_agg;
 pub mod decode;
 pub mod engine;
+pub mod exact_sum;
 pub mod fields;
 pub mod gpu_windows;
 pub mod idle_streaks;

@@ -22,10 +22,12 @@
 //! * **Merge.** [`LatencySketch::merge`] adds bucket counts, so the merged bucket counts,
 //!   count, min and max are exactly those of one sketch over the union, in any order and
 //!   grouping (collapsing too is order-independent, see above); quantiles are therefore
-//!   identical. Only `sum` is a floating-point sum, equal up to rounding.
+//!   identical. `sum` is exact (order-independent) in memory; a decoded sketch carries it
+//!   rounded, so merges of decoded sketches can differ in the last bits.
 //! * **Encoding.** [`LatencySketch::to_bytes`] / [`LatencySketch::from_bytes`]: versioned and
 //!   documented in `docs/sketch-encoding.md`; decoding validates everything and never panics.
 
+use crate::exact_sum::ExactSum;
 use std::fmt;
 
 /// Default relative accuracy `alpha`: quantiles within 0.5 % of the true value.
@@ -112,7 +114,8 @@ pub struct LatencySketch {
     offset: i32,
     zero_count: u64,
     count: u64,
-    sum: f64,
+    /// Exact, so the sum (and mean) never depend on insertion order.
+    sum: ExactSum,
     min: f64,
     max: f64,
 }
@@ -131,7 +134,7 @@ impl PartialEq for LatencySketch {
             && self.max_buckets == o.max_buckets
             && self.zero_count == o.zero_count
             && self.count == o.count
-            && self.sum.to_bits() == o.sum.to_bits()
+            && self.sum.value().to_bits() == o.sum.value().to_bits()
             && self.min.to_bits() == o.min.to_bits()
             && self.max.to_bits() == o.max.to_bits()
             && self.trimmed() == o.trimmed()
@@ -169,7 +172,7 @@ impl LatencySketch {
             offset: 0,
             zero_count: 0,
             count: 0,
-            sum: 0.0,
+            sum: ExactSum::default(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
         })
@@ -195,9 +198,9 @@ impl LatencySketch {
         self.count
     }
 
-    /// Sum of the values inserted (floating point).
+    /// Sum of the values inserted: the exact sum, rounded once (independent of order).
     pub fn sum(&self) -> f64 {
-        self.sum
+        self.sum.value()
     }
 
     /// Smallest value inserted (exact), None when empty.
@@ -212,7 +215,7 @@ impl LatencySketch {
 
     /// Mean of the values inserted, None when empty.
     pub fn mean(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum / self.count as f64)
+        (self.count > 0).then(|| self.sum.value() / self.count as f64)
     }
 
     /// Values counted in the zero bucket (below [`MIN_INDEXABLE_MS`]).
@@ -383,11 +386,11 @@ impl LatencySketch {
             return;
         }
         let mult = self.multiplier;
-        let (mut sum, mut min, mut max) = (self.sum, self.min, self.max);
+        let (mut min, mut max) = (self.min, self.max);
         let mut zeros = 0u64;
         for &v in values {
             let v = v + 0.0; // -0.0 -> +0.0
-            sum += v;
+            self.sum.add(v);
             if v < min {
                 min = v;
             }
@@ -402,7 +405,6 @@ impl LatencySketch {
         }
         self.count += values.len() as u64;
         self.zero_count += zeros;
-        self.sum = sum;
         self.min = min;
         self.max = max;
     }
@@ -461,7 +463,7 @@ impl LatencySketch {
         }
         self.zero_count += other.zero_count;
         self.count = total;
-        self.sum += other.sum;
+        self.sum.merge(&other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         Ok(())
@@ -529,7 +531,7 @@ impl LatencySketch {
         put_varint(&mut out, self.max_buckets as u64);
         put_varint(&mut out, self.count);
         put_varint(&mut out, self.zero_count);
-        out.extend_from_slice(&self.sum.to_le_bytes());
+        out.extend_from_slice(&self.sum.value().to_le_bytes());
         out.extend_from_slice(&self.min.to_le_bytes());
         out.extend_from_slice(&self.max.to_le_bytes());
         put_varint(&mut out, zigzag(first));
@@ -635,7 +637,7 @@ impl LatencySketch {
         }
         s.zero_count = zero_count;
         s.count = count;
-        s.sum = sum;
+        s.sum = ExactSum::of(sum);
         s.min = min;
         s.max = max;
         Ok((s, first, n, &bytes[body_start..]))
