@@ -215,7 +215,11 @@ class Engine:
         re-reads whose late and dead rows were written already (counted as
         `skipped_replayed`); windows ending at or before `written_through_ms` (None: none)
         were written already with this partition's events, which are not aggregated into
-        them again. The watermark starts at the lowest `written_through_ms`."""
+        them again. The watermark starts at the lowest `written_through_ms`. Give partitions
+        with different `written_through_ms` to separate engines (as the daemon does): in one
+        engine, the counter reading kept from just before a window for its energy increase is
+        not restored for the partitions with the later checkpoint, so that window's `energy_j`
+        can fall back to power x time."""
         self._core.resume([(s, p, o, w) for s, p, o, w in partitions])
 
     def seed_idle_streaks(self, gpu_windows: object) -> int:
