@@ -232,7 +232,9 @@ def machine() -> dict[str, Any]:
         "gpuledger": _version("gpuledger"),
         "git": git,
         "engine_so": engine_so,
-        **{p: _version(p) for p in ("pyarrow", "polars", "duckdb", "numpy", "orjson")},
+        **{
+            p: _version(p) for p in ("pyarrow", "polars", "duckdb", "datafusion", "numpy", "orjson")
+        },
     }
 
 

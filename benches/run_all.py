@@ -2,7 +2,9 @@
 
 --quick: small sizes (under a minute in all, for CI); default: the issue's full sizes
 (a few minutes). Each bench is also runnable alone: python benches/bench_<name>.py.
-Usage: python benches/run_all.py [--quick] [--only columnar,prom_json,memory]
+kafka_pipeline needs a Kafka broker (KAFKA_BOOTSTRAP_SERVERS, else the local one at
+127.0.0.1:19092, which the full run starts) and skips with the reason when there is none.
+Usage: python benches/run_all.py [--quick] [--only columnar,prom_json,memory,kafka_pipeline]
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+import bench_boundary
 import bench_columnar
+import bench_kafka_pipeline
 import bench_latency
 import bench_memory
 import bench_prom_json
+import bench_replay_parquet
 import bench_sketch
 
 BENCHES = {
@@ -27,6 +32,9 @@ BENCHES = {
     "memory": bench_memory,
     "sketch": bench_sketch,
     "latency_json": bench_latency,
+    "kafka_pipeline": bench_kafka_pipeline,
+    "replay_parquet": bench_replay_parquet,
+    "boundary": bench_boundary,
 }
 
 
