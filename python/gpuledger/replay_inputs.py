@@ -16,13 +16,15 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +32,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gpuledger import _engine
+
+T = TypeVar("T")
 
 __all__ = [
     "CHUNK_BYTES",
@@ -591,7 +595,8 @@ class InputFile:
                 raise ReplayInputError(f"{self.path}: {e}") from e
             total = max(1, pf.metadata.num_rows)
             done = 0
-            for batch in pf.iter_batches(batch_size=1 if first_only else 65_536):
+            batches = pf.iter_batches(batch_size=1 if first_only else 65_536)
+            for batch in batches if first_only else read_ahead(batches, depth=32):
                 yield batch
                 done += batch.num_rows
                 self._progress = lambda d=done: self.size * d // total
@@ -716,3 +721,39 @@ class _Reader(io.RawIOBase):
             return head.split(b"\n", 1)[0].rstrip(b"\r")
         finally:
             other.close()
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead: Parquet decoding
+    (which releases the GIL) overlaps with the engine's work on the previous batches (which
+    releases it too) instead of alternating with it."""
+    q: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((False, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put((False, e))
+
+    worker = threading.Thread(target=produce, name="gpuledger-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                if item is not None:
+                    raise item  # type: ignore[misc]
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
