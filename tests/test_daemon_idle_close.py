@@ -1,6 +1,7 @@
 """Windows close without new data (delivery.md 3): a partition that goes silent stops holding
 the watermark back after `idle_timeout_s`, and when every partition is quiet for
-`idle_timeout_s` plus the lateness, every window up to the newest event is written."""
+`idle_timeout_s` plus the lateness, every window up to the newest event is written. Data
+that arrives afterwards for a written window is a `late_events` row (delivery.md 4)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,24 @@ flush_interval_s = 0.3
             time.sleep(0.5)
         assert want <= window_ends(out), sorted(window_ends(out))
         assert proc.poll() is None, "the daemon keeps running"
+        # A sample for 12:00:30 now is late: a late_events row, not a change to a window.
+        late = msgs[16 * 60].replace(b"12:01:00", b"12:00:30")  # 16 messages a second
+        assert b"12:00:30" in late
+        delivered: list[int] = []
+        producer.produce(
+            tel, late, partition=0, on_delivery=lambda e, m: delivered.append(m.offset())
+        )
+        producer.flush()
+        deadline = time.monotonic() + 30
+        rows: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not rows:
+            time.sleep(0.5)
+            if list_files(out, "late_events"):
+                rows = read_table(out, "late_events").to_pylist()
+        assert [(r["source"], r["partition"], r["offset"]) for r in rows] == [
+            (tel, 0, delivered[0])
+        ]
+        assert rows[0]["lateness_s"] > 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:

@@ -48,8 +48,11 @@ pub fn push_kafka<'py>(
             .call_method0(intern!(py, "topic"))?
             .cast_into::<PyString>()?;
         let partition: i32 = m.call_method0(intern!(py, "partition"))?.extract()?;
+        // Compared as UTF-8 (a pointer into the string for ASCII names), not with Python's
+        // rich comparison: this runs once per message.
+        let name_now = topic.to_str()?;
         let is_of = |t: &Bound<'py, PyString>, p: i32| {
-            p == partition && t.as_any().eq(&topic).unwrap_or(false)
+            p == partition && t.to_str().is_ok_and(|n| n == name_now)
         };
         if skipping.as_ref().is_some_and(|(t, p)| is_of(t, *p)) {
             continue;
