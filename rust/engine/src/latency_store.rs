@@ -38,7 +38,7 @@ impl ServiceTable {
 pub struct LatencyAcc {
     pub requests: u64,
     pub errors: u64,
-    /// Exact (order-independent): `latency_mean_ms` is the same for any arrival order.
+    /// Order-independent: `latency_mean_ms` is the same for any arrival order.
     pub latency_sum: ExactSum,
     pub latency_max: f64,
     pub latency: LatencySketch,

@@ -22,8 +22,8 @@
 //! * **Merge.** [`LatencySketch::merge`] adds bucket counts, so the merged bucket counts,
 //!   count, min and max are exactly those of one sketch over the union, in any order and
 //!   grouping (collapsing too is order-independent, see above); quantiles are therefore
-//!   identical. `sum` is exact (order-independent) in memory; a decoded sketch carries it
-//!   rounded, so merges of decoded sketches can differ in the last bits.
+//!   identical. `sum` is order-independent in memory (fixed point, `exact_sum.rs`); a decoded
+//!   sketch carries it rounded, so merges of decoded sketches can differ in the last bits.
 //! * **Encoding.** [`LatencySketch::to_bytes`] / [`LatencySketch::from_bytes`]: versioned and
 //!   documented in `docs/sketch-encoding.md`; decoding validates everything and never panics.
 
@@ -114,7 +114,7 @@ pub struct LatencySketch {
     offset: i32,
     zero_count: u64,
     count: u64,
-    /// Exact, so the sum (and mean) never depend on insertion order.
+    /// Order-independent (fixed point), so the sum and mean never depend on insertion order.
     sum: ExactSum,
     min: f64,
     max: f64,
@@ -198,7 +198,7 @@ impl LatencySketch {
         self.count
     }
 
-    /// Sum of the values inserted: the exact sum, rounded once (independent of order).
+    /// Sum of the values inserted (independent of their order).
     pub fn sum(&self) -> f64 {
         self.sum.value()
     }
