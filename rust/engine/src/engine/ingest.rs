@@ -161,7 +161,7 @@ fn check(
 }
 
 /// Validates one reading (blanks pass: they are skips, not errors).
-#[inline]
+#[inline(always)]
 pub(crate) fn check_reading(
     cfg: &EngineConfig,
     fields: &FieldRegistry,
@@ -197,9 +197,42 @@ pub(crate) struct Routed {
 }
 
 /// Routes one valid, non-blank reading to its pane (or to `late_events` for every window
-/// family it missed).
-#[inline]
+/// family it missed). The common case (on time in every family) stays small enough to be
+/// inlined into the decoders' loops; everything else is in `route_late`.
+#[inline(always)]
 pub(crate) fn route(
+    st: &mut State,
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    reading: (SeriesId, FieldId, EpochMs, f64),
+    at: &Origin<'_>,
+) -> Routed {
+    let (id, field, ts, v) = reading;
+    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+    st.saw(at.key, ts);
+    if !cfg
+        .windows
+        .iter()
+        .all(|spec| spec.last_end_holding(ts) > closed_until)
+    {
+        return route_late(st, cfg, fields, reading, at);
+    }
+    let mut out = Routed::default();
+    match st.panes.insert(id, field, ts, v) {
+        Insert::New => {
+            out.new = true;
+            st.positions.hold(ts, at.offset);
+        }
+        Insert::Duplicate => out.duplicate = true,
+    }
+    out
+}
+
+/// `route` for a reading that missed at least one window family: late rows (or, for a
+/// re-read after a restart, none), and the pane for the families it is still on time for.
+#[cold]
+#[inline(never)]
+fn route_late(
     st: &mut State,
     cfg: &EngineConfig,
     fields: &FieldRegistry,
@@ -209,7 +242,6 @@ pub(crate) fn route(
     let mut out = Routed::default();
     let global = st.watermarks.current();
     let closed_until = global.max(st.positions.batch_floor);
-    st.saw(at.key, ts);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {

@@ -80,12 +80,20 @@ impl Positions {
     }
 
     /// Notes that a pane now holds the event at `offset` (time `ts`) of the current batch.
-    #[inline]
+    #[inline(always)]
     pub fn hold(&mut self, ts: EpochMs, offset: i64) {
-        let pane = align_down(ts, self.pane_ms);
-        if self.batch_panes.last() == Some(&pane) {
-            return;
+        // Events come mostly in time order: the pane noted last is the common case.
+        if let Some(&last) = self.batch_panes.last() {
+            if ts >= last && ts < last + self.pane_ms {
+                return;
+            }
         }
+        self.hold_new_pane(ts, offset);
+    }
+
+    #[inline(never)]
+    fn hold_new_pane(&mut self, ts: EpochMs, offset: i64) {
+        let pane = align_down(ts, self.pane_ms);
         if self.batch_panes.len() < 64 && self.batch_panes.contains(&pane) {
             return;
         }
