@@ -15,16 +15,28 @@ pub type ServiceId = u32;
 pub struct ServiceTable {
     ids: HashMap<Box<str>, ServiceId, FixedState>,
     names: Vec<Box<str>>,
+    /// The id returned last: consecutive requests are mostly of one service.
+    last: Option<ServiceId>,
 }
 
 impl ServiceTable {
+    #[inline]
     pub fn intern(&mut self, name: &str) -> ServiceId {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        if let Some(id) = self.last {
+            if *self.names[id as usize] == *name {
+                return id;
+            }
         }
-        let id = self.names.len() as ServiceId;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as ServiceId;
+                self.names.push(name.into());
+                self.ids.insert(name.into(), id);
+                id
+            }
+        };
+        self.last = Some(id);
         id
     }
 
@@ -147,6 +159,8 @@ impl LatencyAcc {
 pub struct LatencyStore {
     pane_ms: i64,
     panes: Vec<(EpochMs, HashMap<ServiceId, LatencyAcc, FixedState>)>,
+    /// Index of the pane used last (checked before use: panes are inserted and dropped).
+    last: usize,
 }
 
 impl LatencyStore {
@@ -154,18 +168,26 @@ impl LatencyStore {
         LatencyStore {
             pane_ms,
             panes: Vec::new(),
+            last: 0,
         }
     }
 
+    #[inline]
     pub fn acc_mut(&mut self, service: ServiceId, ts: EpochMs) -> &mut LatencyAcc {
         let start = align_down(ts, self.pane_ms);
-        let i = match self.panes.binary_search_by_key(&start, |p| p.0) {
-            Ok(i) => i,
-            Err(i) => {
-                self.panes.insert(i, (start, HashMap::default()));
-                i
+        // Requests come mostly in time order: the pane used last is the common case.
+        let i = if self.panes.get(self.last).is_some_and(|p| p.0 == start) {
+            self.last
+        } else {
+            match self.panes.binary_search_by_key(&start, |p| p.0) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.panes.insert(i, (start, HashMap::default()));
+                    i
+                }
             }
         };
+        self.last = i;
         self.panes[i].1.entry(service).or_default()
     }
 
@@ -196,6 +218,7 @@ impl LatencyStore {
     pub fn drop_while(&mut self, mut done: impl FnMut(EpochMs) -> bool) {
         let n = self.panes.iter().take_while(|p| done(p.0)).count();
         self.panes.drain(..n);
+        self.last = 0;
     }
 
     pub fn heap_bytes(&self) -> usize {
