@@ -3,11 +3,11 @@
 Three ways in, each timed as ns per message (or row) and as a fixed cost per call:
 
 - `Engine.push(list[bytes])`: one Python `bytes` object per message.
-- One buffer with offsets: the engine has **no** such entry point for JSON messages (no
-  `push_buffer(buf, offsets)`; `push_arrow` takes telemetry and request *tables*, not a binary
-  column of raw messages). What exists is measured instead: `buf.split(b"\\n")` + `push`
-  (what `gpuledger replay` does with JSON lines), and `push_exposition(bytes)`, the one
-  single-buffer entry point (dcgm-exporter text, one sample per line).
+- One buffer with offsets: `Engine.push_buffer(buf, offsets)` (n + 1 int64 byte positions,
+  Arrow's binary layout), the same buffer cut into lines in Rust (`push_buffer(buf)`: what
+  `gpuledger replay` does with JSON lines), a binary Arrow column of the raw messages
+  (`push_buffer(pa.array(msgs))`), and, for comparison, `buf.split(b"\\n")` + `push` and
+  `push_exposition(bytes)` (dcgm-exporter text, one sample per line).
 - `Engine.push_arrow(RecordBatch)`: long-form telemetry rows, no copy (Arrow PyCapsule).
 
 To separate the boundary from decoding and aggregating, each way is also fed messages the
@@ -111,6 +111,10 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
     msgs = list(prom_json_messages(fleet, START, seconds))
     n = len(msgs)
     buf = b"\n".join(msgs)
+    packed = b"".join(msgs)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(m) for m in msgs], out=offsets[1:])
+    column = pa.array(msgs, pa.binary())
     junk = [m.replace(b"DCGM_FI_PROF_GR_ENGINE_ACTIVE", UNKNOWN) for m in msgs]
     junk = [m.replace(b"DCGM_FI_DEV_POWER_USAGE", UNKNOWN) for m in junk]
     batch = long_batch(msgs, fleet, seconds)
@@ -130,6 +134,15 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
 
     def split_push(e: gpuledger.Engine) -> None:
         e.push(buf.split(b"\n"))
+
+    def push_offsets(e: gpuledger.Engine) -> None:
+        e.push_buffer(packed, offsets)
+
+    def push_lines(e: gpuledger.Engine) -> None:
+        e.push_buffer(buf)
+
+    def push_column(e: gpuledger.Engine) -> None:
+        e.push_buffer(column)
 
     def split_only(_: gpuledger.Engine) -> None:
         buf.split(b"\n")
@@ -164,6 +177,11 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
 
     rows = [
         timed("push(list[bytes]), prom_json, one call", push_list, n, repeat, expect),
+        timed(
+            "one buffer + offsets: push_buffer(buf, int64 offsets)", push_offsets, n, repeat, expect
+        ),
+        timed("one buffer of lines: push_buffer(buf), cut in Rust", push_lines, n, repeat, expect),
+        timed("Arrow binary column: push_buffer(pa.array(msgs))", push_column, n, repeat, expect),
         timed("one buffer: buf.split(b'\\n') + push(list)", split_push, n, repeat, expect),
         timed("  of which buf.split(b'\\n') alone (Python)", split_only, n, repeat, None),
         timed("one buffer: push_exposition(text)", push_expo, n, repeat, expect),
@@ -183,6 +201,7 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
     by = {r["way"]: r for r in rows}
     split_ns = by["  of which buf.split(b'\\n') alone (Python)"]["ns/msg"]
     list_ns = by["push(list[bytes]), prom_json, one call"]["ns/msg"]
+    offs_ns = by["one buffer + offsets: push_buffer(buf, int64 offsets)"]["ns/msg"]
     return {
         "bench": "boundary",
         "title": "Boundary cost: Python to Rust, ns per message",
@@ -199,12 +218,10 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
             f"and was checked to give the same stats()['aggregated'] ({expect:,}) before timing",
             "ns/msg includes the engine's decode and window work; the 'unknown' rows show the "
             "cost of reading a message and dropping it (boundary + scan up to the name)",
-            "MISSING entry point: no push of one buffer with offsets for JSON messages "
-            "(push_buffer(buf, offsets), or a binary Arrow column of raw messages). Today a "
-            "caller holding one buffer pays buf.split into bytes objects "
-            f"({split_ns:.0f} ns/msg here, {split_ns / list_ns:.0%} of push(list) itself) "
-            "plus the per-object read in Rust; push_exposition is single-buffer but only "
-            "for exposition text",
+            "one buffer instead of one bytes object per message: push_buffer(buf, offsets) "
+            f"costs {offs_ns:.0f} ns/msg against {list_ns:.0f} for push(list) of bytes that "
+            f"already exist; a caller holding one buffer would otherwise pay buf.split "
+            f"({split_ns:.0f} ns/msg here) on top",
             "in-process, one thread, fresh engine per run; the machine has 2 shared cores, so "
             "absolute ns are noisy",
         ],

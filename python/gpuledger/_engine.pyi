@@ -58,6 +58,15 @@ class Engine:
         offsets: list[int] | None = ...,
         timestamps: list[int] | None = ...,
     ) -> None: ...
+    def push_buffer(
+        self,
+        data: object,
+        offsets: object | None = ...,
+        format: str = ...,
+        source: str = ...,
+        partition: int = ...,
+        first_offset: int = ...,
+    ) -> None: ...
     def push_arrow(
         self,
         data: object,

@@ -144,6 +144,25 @@ class Engine:
         stamps = None if timestamps is None else list(timestamps)
         self._core.push(batch, format, source, partition, first_offset, offs, stamps)
 
+    def push_buffer(
+        self,
+        data: object,
+        offsets: object | None = None,
+        *,
+        format: str = "prom_json",
+        source: str = "",
+        partition: int = 0,
+        first_offset: int = 0,
+    ) -> None:
+        """Ingests many messages handed over as one object, cut apart in Rust: a bytes-like
+        `data` (bytes, bytearray, memoryview, mmap, a uint8 array) cut by `offsets` (n + 1
+        byte positions as an int64 or int32 buffer or a list: Arrow's binary layout), or,
+        without offsets, cut into lines (JSON lines: blank lines are not messages but keep
+        their numbers); or an Arrow binary or string column (any PyCapsule producer), one
+        message per row. Offsets (line or row numbers) start at `first_offset`. Same
+        formats and dead-letter rules as `push`."""
+        self._core.push_buffer(data, offsets, format, source, partition, first_offset)
+
     def push_arrow(
         self,
         data: object,

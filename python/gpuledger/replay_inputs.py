@@ -234,6 +234,10 @@ def _json_line_ms(line: bytes) -> int | None:
     return time_value_ms(obj.get("ts", obj.get("timestamp")))
 
 
+# How much of a chunk's end is read for its last event time (a few hundred lines).
+_TAIL_BYTES = 1 << 16
+
+
 def _last_json_ms(lines: Sequence[bytes], tries: int = 16) -> int | None:
     """The event time of the last parseable line among the last `tries` lines."""
     for line in reversed(lines[-tries:]):
@@ -476,30 +480,26 @@ class InputFile:
         max_line = max(self.chunk_bytes, 1 << 20) * 4
         while True:
             data = opened.read(self.chunk_bytes)
-            last = not data
-            if last:
-                if not carry:
-                    return
-                lines = [carry]
-                carry = b""
-            else:
-                buf = carry + data if carry else data
-                lines = buf.split(b"\n")
-                carry = lines.pop()
-                if not lines:
-                    if len(carry) > max_line:  # no newline in sight: cut, skip to the next
-                        lines, carry = [carry], b""
-                        yield self._json_chunk(lines, fmt, source, line_no)
-                        line_no += 1
-                        rest = self._skip_line(opened)
-                        if rest is None:
-                            return
-                        carry = rest
-                    continue
-            yield self._json_chunk(lines, fmt, source, line_no)
-            line_no += len(lines)
-            if last:
+            if not data:
+                if carry:  # an unterminated last line
+                    yield self._json_chunk(carry, fmt, source, line_no, 1)
                 return
+            buf = carry + data if carry else data
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:  # no complete line yet
+                carry = buf
+                if len(buf) > max_line:  # no newline in sight: cut, skip to the next
+                    yield self._json_chunk(buf, fmt, source, line_no, 1)
+                    line_no += 1
+                    rest = self._skip_line(opened)
+                    if rest is None:
+                        return
+                    carry = rest
+                continue
+            lines = buf.count(b"\n", 0, cut)
+            carry = buf[cut:]
+            yield self._json_chunk(memoryview(buf)[:cut], fmt, source, line_no, lines)
+            line_no += lines
 
     @staticmethod
     def _skip_line(opened: _Opened) -> bytes | None:
@@ -513,21 +513,22 @@ class InputFile:
                 return data[cut + 1 :]
 
     @staticmethod
-    def _json_chunk(lines: list[bytes], fmt: str, source: str, first: int) -> Chunk:
-        """Blank lines (empty, or a lone CR) are not messages: they are left out, and the
-        other lines keep their numbers as explicit offsets."""
-        offsets: list[int] | None = None
-        if b"" in lines or b"\r" in lines:
-            keep = [(i, ln) for i, ln in enumerate(lines) if ln.strip()]
-            offsets = [first + i for i, _ in keep]
-            lines = [ln for _, ln in keep]
-        end = _last_json_ms(lines)
+    def _json_chunk(
+        text: bytes | memoryview, fmt: str, source: str, first: int, lines: int
+    ) -> Chunk:
+        """Whole lines, handed to the engine as one buffer and cut into messages in Rust.
+        Blank lines (empty, or only whitespace such as a lone CR) are not messages; the
+        other lines keep their numbers as offsets."""
+        tail = bytes(text[-_TAIL_BYTES:])
+        last_lines = tail.split(b"\n")
+        if len(tail) < len(text):
+            last_lines = last_lines[1:]  # the first may be cut
+        end = _last_json_ms(last_lines)
 
         def push(engine: Any) -> None:
-            if lines:
-                engine.push(lines, format=fmt, source=source, first_offset=first, offsets=offsets)
+            engine.push_buffer(text, format=fmt, source=source, first_offset=first)
 
-        return Chunk(push, end, len(lines))
+        return Chunk(push, end, lines)
 
     # exposition text -----------------------------------------------------------------------
 

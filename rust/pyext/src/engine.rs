@@ -193,6 +193,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Ingests messages packed in one object, without a Python object per message: a
+    /// bytes-like `data` cut by `offsets` (n + 1 int64 or int32 byte positions, Arrow's
+    /// binary layout) or, without offsets, into lines (blank lines are not messages but keep
+    /// their numbers); or an Arrow binary or string column (PyCapsule), one message per row.
+    /// Offsets (line or row numbers) start at `first_offset`.
+    #[pyo3(signature = (data, offsets = None, format = "prom_json", source = "", partition = 0, first_offset = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn push_buffer(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        offsets: Option<&Bound<'_, PyAny>>,
+        format: &str,
+        source: &str,
+        partition: i32,
+        first_offset: i64,
+    ) -> PyResult<()> {
+        let batch = crate::buffer_batch::Batch {
+            format: parse_format(format)?,
+            source,
+            partition,
+            first_offset,
+        };
+        if crate::buffer_batch::is_arrow(data)? {
+            if offsets.is_some() {
+                return Err(InputError::new_err(
+                    "offsets are for a byte buffer; an Arrow column brings its own",
+                ));
+            }
+            return crate::buffer_batch::push_arrow_column(&mut self.inner, py, data, &batch);
+        }
+        crate::buffer_batch::push_bytes_like(&mut self.inner, py, data, offsets, &batch)
+    }
+
     /// Ingests Arrow data in the long or wide columnar form from any producer of the Arrow
     /// PyCapsule interface (pyarrow, Polars, DuckDB, ...), without copying. `form` is
     /// "long", "wide" or None (detect). Row numbers, from `first_row`, are the offsets.

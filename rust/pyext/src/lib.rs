@@ -3,6 +3,7 @@
 //! Messages arrive as a list of `bytes` (no per-event Python object is created) and windows
 //! leave as `pyarrow.RecordBatch`es through the Arrow PyCapsule interface.
 
+mod buffer_batch;
 mod config;
 mod engine;
 mod errors;

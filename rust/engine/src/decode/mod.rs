@@ -12,6 +12,7 @@ pub mod exposition;
 pub mod json_scan;
 pub mod latency_columnar;
 pub mod latency_json;
+pub mod packed;
 pub mod prom_json;
 pub mod units;
 pub mod wide_json;
