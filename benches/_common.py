@@ -1,5 +1,6 @@
 """Shared bench helpers: DCGM data generators, median timing, peak RSS of a child process,
-the machine description, and the Markdown + JSON results writer (to bench-results/)."""
+worker processes (thread settings, Pair), the machine description, and the Markdown + JSON
+results writer (to bench-results/)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
 DAY0 = 1_795_824_000  # 2026-11-28T00:00:00Z, as in the tests
@@ -193,6 +195,104 @@ def run_child(args: Sequence[str], env: Mapping[str, str] | None = None) -> dict
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["child_maxrss_mib"] = usage.ru_maxrss / 1024
     return result
+
+
+def env_for(threads: int) -> dict[str, str]:
+    """A child's environment for `threads` threads: Polars, Rayon and OpenMP read theirs at
+    import; BENCH_THREADS is for the rest (see threads())."""
+    n = str(threads)
+    return {"POLARS_MAX_THREADS": n, "RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n} | {
+        "BENCH_THREADS": n
+    }
+
+
+def threads() -> int:
+    """The thread count this worker runs with (set by the parent, like POLARS_MAX_THREADS)."""
+    return int(os.environ.get("BENCH_THREADS", "1"))
+
+
+def serve(run: Callable[[], T], save: Callable[[T, str], None], warmup: bool = True) -> None:
+    """The child side of Pair: after an optional warm-up run, prints `ready`, then per stdin
+    line: `go` runs once and answers with its wall and CPU time (all threads, seconds),
+    `out PATH` runs once and saves the
+    output to PATH (answers `done`); anything else, or end of input, returns."""
+    if warmup:
+        run()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd and cmd[0] == "go":
+            c0, t0 = time.process_time(), time.perf_counter()
+            run()
+            print(time.perf_counter() - t0, time.process_time() - c0, flush=True)
+        elif cmd and cmd[0] == "out":
+            save(run(), cmd[1])
+            print("done", flush=True)
+        else:
+            break
+
+
+class Pair:
+    """Worker processes of `script` (`python script *args --serve`, see serve()) started
+    together, each on its own part of the input; usually two, one per half of the input
+    partitions: how a user scales a single-threaded program to 2 cores. Each prints one JSON
+    line when it quits (close())."""
+
+    def __init__(
+        self, script: str | Path, args: Sequence[Sequence[str]], env: Mapping[str, str]
+    ) -> None:
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), *a, "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **env},
+                cwd=ROOT,
+            )
+            for a in args
+        ]
+        for p in self.procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+
+    def ask(self, line: str) -> list[str]:
+        return self.tell([line] * len(self.procs))
+
+    def tell(self, lines: Sequence[str]) -> list[str]:
+        """One line to each process (in order), then their answers."""
+        for p, line in zip(self.procs, lines, strict=True):
+            assert p.stdin is not None
+            p.stdin.write(line + "\n")
+            p.stdin.flush()
+        return [p.stdout.readline().strip() for p in self.procs if p.stdout is not None]
+
+    def out(self, paths: Sequence[str]) -> None:
+        """Each process runs once and saves its output to its own path."""
+        answers = self.tell([f"out {p}" for p in paths])
+        if answers != ["done"] * len(self.procs):
+            raise RuntimeError(f"a worker failed to write its output: {answers}")
+
+    def time(self, repeat: int) -> dict[str, Any]:
+        """Runs all processes side by side `repeat` times: wall time until every one is done,
+        and cores (the processes' CPU time / wall time)."""
+        walls, cpu = [], 0.0
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            answers = self.ask("go")
+            walls.append(time.perf_counter() - t0)
+            cpu += sum(float(a.split()[1]) for a in answers)
+        return {
+            "median_s": statistics.median(walls),
+            "min_s": min(walls),
+            "times_s": walls,
+            "cores": cpu / sum(walls),
+        }
+
+    def close(self) -> list[dict[str, Any]]:
+        out = self.ask("quit")
+        for p in self.procs:
+            p.wait()
+        return [json.loads(o) for o in out]
 
 
 # ---------------------------------------------------------------- machine and results

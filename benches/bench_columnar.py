@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -379,15 +375,10 @@ def latency_sql(engine: str) -> str:
 # ---------------------------------------------------------------- peers: DuckDB, DataFusion
 
 
-def threads() -> int:
-    """The thread count this worker runs with (set by the parent, like POLARS_MAX_THREADS)."""
-    return int(os.environ.get("BENCH_THREADS", "1"))
-
-
 def duckdb_query(src: pa.Table | str, sql: str) -> pa.Table:
     import duckdb
 
-    con = duckdb.connect(config={"threads": threads()})  # ts read as UTC: no ICU time zones
+    con = duckdb.connect(config={"threads": C.threads()})  # ts read as UTC: no ICU time zones
     if isinstance(src, pa.Table):
         con.register("t", src)
     else:
@@ -400,10 +391,10 @@ def duckdb_query(src: pa.Table | str, sql: str) -> pa.Table:
 def datafusion_query(src: pa.Table | str, sql: str) -> pa.Table:
     from datafusion import SessionConfig, SessionContext
 
-    ctx = SessionContext(SessionConfig().with_target_partitions(threads()))
+    ctx = SessionContext(SessionConfig().with_target_partitions(C.threads()))
     if isinstance(src, pa.Table):
         # one partition per thread, as the DataFusion docs do for in-memory tables
-        n = threads()
+        n = C.threads()
         step = -(-src.num_rows // n)
         parts = [src.slice(i * step, step).to_batches() for i in range(n)]
         ctx.register_record_batches("t", [p for p in parts if p])
@@ -573,66 +564,13 @@ def worker(a: argparse.Namespace) -> None:
     C.reset_peak_rss()
     res: dict[str, Any] = {"data_rss_mib": base}
     if a.serve:
-        fn(src, a.chunk)  # warm-up
-        print("ready", flush=True)
-        for line in sys.stdin:
-            cmd = line.split()
-            if cmd[0] == "go":
-                t0 = time.perf_counter()
-                fn(src, a.chunk)
-                print(time.perf_counter() - t0, flush=True)
-            elif cmd[0] == "out":
-                write_ipc(fn(src, a.chunk), Path(cmd[1]))
-                print("done", flush=True)
-            else:
-                break
+        C.serve(lambda: fn(src, a.chunk), lambda t, path: write_ipc(t, Path(path)))
     elif a.repeat == 0:
         write_ipc(fn(src, a.chunk), Path(a.out))
     else:
         res |= C.median_time(lambda: fn(src, a.chunk), a.repeat)
     res["peak_rss_mib"] = C.peak_rss_mib()
     print(json.dumps(res), flush=True)
-
-
-class Pair:
-    """Two gpuledger processes, one per half of the input partitions, started together: how
-    a user scales gpuledger to 2 cores (one engine per process, partitions split)."""
-
-    def __init__(self, args: list[list[str]], env: dict[str, str]) -> None:
-        self.procs = [
-            subprocess.Popen(
-                [sys.executable, __file__, *a, "--serve"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env={**os.environ, **env},
-                cwd=C.ROOT,
-            )
-            for a in args
-        ]
-        for p in self.procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-
-    def ask(self, line: str) -> list[str]:
-        for p in self.procs:
-            assert p.stdin is not None
-            p.stdin.write(line + "\n")
-            p.stdin.flush()
-        return [p.stdout.readline().strip() for p in self.procs if p.stdout is not None]
-
-    def time(self, repeat: int) -> dict[str, Any]:
-        walls = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            self.ask("go")
-            walls.append(time.perf_counter() - t0)
-        return {"median_s": statistics.median(walls), "min_s": min(walls), "times_s": walls}
-
-    def close(self) -> list[dict[str, Any]]:
-        out = self.ask("quit")
-        for p in self.procs:
-            p.wait()
-        return [json.loads(o) for o in out]
 
 
 def run_table(
@@ -651,7 +589,7 @@ def run_table(
     outputs: dict[str, pa.Table] = {}
     for name in CONTENDERS:
         out = str(cache / f"out-{table}-{name}.arrow")
-        C.run_child([__file__, *args(name, files[None], 1, 0, out)], env_for(1))
+        C.run_child([__file__, *args(name, files[None], 1, 0, out)], C.env_for(1))
         outputs[name] = normalize(read_ipc(out), table)
     ref = outputs["gpuledger"]
     notes: list[str] = [f"{table}: {ref.num_rows:,} rows compared"]
@@ -681,12 +619,9 @@ def run_table(
                 continue
             if name == "gpuledger" and threads == 2:
                 halves = [args(name, files[h], 1, 0) for h in (0, 1)]
-                pair = Pair(halves, env_for(1))
+                pair = C.Pair(__file__, halves, C.env_for(1))
                 outs = [str(cache / f"out-{table}-pair{h}.arrow") for h in (0, 1)]
-                for h, o in enumerate(outs):  # each process answers one `out` line
-                    pair.procs[h].stdin.write(f"out {o}\n")  # type: ignore[union-attr]
-                    pair.procs[h].stdin.flush()  # type: ignore[union-attr]
-                    pair.procs[h].stdout.readline()  # type: ignore[union-attr]
+                pair.out(outs)
                 both = normalize(pa.concat_tables([read_ipc(o) for o in outs]), table)
                 problems = compare(ref, both, table, bands, exact_peer=False)
                 if problems:
@@ -699,7 +634,7 @@ def run_table(
                 timed[(name, 2)] = r
                 continue
             timed[(name, threads)] = C.run_child(
-                [__file__, *args(name, files[None], threads, repeat)], env_for(threads)
+                [__file__, *args(name, files[None], threads, repeat)], C.env_for(threads)
             )
     for (name, threads), r in timed.items():
         gl = timed[("gpuledger", threads)]["median_s"]
@@ -722,13 +657,6 @@ def run_table(
             }
         )
     return rows, [{"key": k, **v} for k, v in timed.items()], notes
-
-
-def env_for(threads: int) -> dict[str, str]:
-    n = str(threads)
-    return {"POLARS_MAX_THREADS": n, "RAYON_NUM_THREADS": n, "OMP_NUM_THREADS": n} | {
-        "BENCH_THREADS": n
-    }
 
 
 def run(
@@ -828,13 +756,31 @@ def run(
 
 
 def to_parquet(path: Path) -> Path:
-    """The cached IPC file as Parquet (label columns dictionary-encoded), cached too."""
+    """The cached IPC file as Parquet, cached too: label columns dictionary-encoded, as
+    pyarrow, Polars or Spark write low-cardinality strings. The IPC file's record batches
+    each carry their own dictionary (with repeated values), and a column chunk whose
+    dictionary changes falls back to PLAIN strings in Parquet; so the dictionaries are
+    unified first (an earlier cache, without this, had 3 of the 6 label columns PLAIN,
+    which tripled every reader's Parquet decode time)."""
     import pyarrow.parquet as pq
 
-    out = path.with_suffix(".parquet")
+    out = path.with_name(path.stem + "-dict.parquet")
     if not out.exists():
         tmp = out.with_suffix(".tmp")
-        pq.write_table(read_ipc(path), tmp, row_group_size=1 << 20)
+        table = read_ipc(path)
+        labels = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+        plain = table.cast(
+            pa.schema(
+                pa.field(f.name, pa.string()) if f.name in labels else f for f in table.schema
+            )
+        )
+        # Written from plain strings: the Parquet writer builds one dictionary per chunk.
+        pq.write_table(plain, tmp, row_group_size=1 << 20)
+        f = pq.ParquetFile(tmp)
+        for i in range(f.metadata.num_columns):
+            col = f.metadata.row_group(0).column(i)
+            if col.path_in_schema in labels and "RLE_DICTIONARY" not in col.encodings:
+                raise SystemExit(f"{tmp}: {col.path_in_schema} is not dictionary-encoded")
         tmp.rename(out)
     return out
 

@@ -1,41 +1,57 @@
 """Bench: prometheus-kafka-adapter JSON to per-GPU 60 s windows, gpuledger vs its peers.
 
-Issue targets: >= 2M messages/s and >= 10x plain Python. Contenders get the same list of
-message bytes (16 GPU series, GR_ENGINE_ACTIVE + POWER_USAGE each second): plain Python
-(`json.loads` + dicts, the way a team would write it without gpuledger), the same with
-orjson, Polars (`read_ndjson` + `group_by_dynamic`) and DuckDB (`read_json` +
-`time_bucket`), one thread each (issue 7, case 1). Outputs (per window and GPU: samples,
-busy_gpu_s) are checked to agree before any time counts; ratios are medians of one run.
+Issue 7, case 1. Targets: >= 2M messages/s and >= 10x plain Python, from the 1-thread rows.
+The parent generates the messages once (16 GPU series, GR_ENGINE_ACTIVE + POWER_USAGE each
+second, `gpuledger.fleet.prom_json_messages`) and writes them, one per line, to
+bench-results/cache/ (the whole set and its two halves by GPU UUID, GPUs 0-7 / 8-15). Every
+contender then runs in its own fresh process, at 1 and at 2 threads, and reads its file
+before anything is timed:
+
+- gpuledger: `Engine.push(list of bytes)`, `poll()`, `finish()`, gpu_windows. 2 threads:
+  two engines on two Python threads, one per half (push releases the GIL), outputs
+  concatenated.
+- plain Python (`json.loads` + dicts, the way a team would write it without gpuledger) and
+  the same with orjson: a loop over the list of bytes. The GIL keeps them on one thread, so
+  their 2-thread row is 2 processes x half the GPUs, started together.
+- Polars: `read_ndjson` over the file's bytes (in memory) + `group_by_dynamic`;
+  POLARS_MAX_THREADS set before import.
+- DuckDB: `read_json` of the file (its reader takes a path) + `time_bucket`; `threads`
+  config.
+
+Each process first runs once and writes its windows (window, GPU, namespace, pod: samples,
+busy_gpu_s), which are compared with gpuledger's 1-thread output; one that disagrees is
+noted and not timed. Then the median wall time of `--repeat` runs (2 processes: until both
+are done), cores used (CPU / wall time) and peak RSS from after its input was loaded (2
+processes: the sum). gpuledger speedup compares with gpuledger at the same thread count.
 Usage: python benches/bench_prom_json.py [--messages N] [--repeat R] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import io
 import json
-import os
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-import gpuledger
-from gpuledger.fleet import Gpu, default_fleet, prom_json_messages
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-# Peers get one thread, like gpuledger; Polars reads this when first imported.
-os.environ.setdefault("POLARS_MAX_THREADS", "1")
-
 START = 1_795_867_200
+GPUS = 16  # series, as in the issue's setup
 Windows = dict[tuple[int, str, str, str], tuple[int, float]]
+
+
+# ---------------------------------------------------------------- contenders
 
 
 def python_windows(loads: Callable[[bytes], Any]) -> Callable[[list[bytes]], Windows]:
@@ -55,9 +71,19 @@ def python_windows(loads: Callable[[bytes], Any]) -> Callable[[list[bytes]], Win
 
 
 def with_gpuledger(messages: list[bytes]) -> pa.Table:
+    import gpuledger
+
     e = gpuledger.Engine()
     e.push(messages)
     return e.poll().concat(e.finish()).gpu_windows
+
+
+def gpuledger_parts(parts: list[list[bytes]]) -> pa.Table:
+    """One engine per part; two parts: two engines on two threads (push releases the GIL)."""
+    if len(parts) == 1:
+        return with_gpuledger(parts[0])
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return pa.concat_tables(pool.map(with_gpuledger, parts))
 
 
 def as_windows(table: pa.Table) -> Windows:
@@ -75,11 +101,11 @@ def agree(got: Windows, ref: Windows) -> bool:
     )
 
 
-def polars_windows(msgs: list[bytes]) -> Windows:
-    """Polars: `read_ndjson` + `group_by_dynamic` (one thread when the bench sets it)."""
+def polars_windows(data: bytes) -> Windows:
+    """Polars: `read_ndjson` + `group_by_dynamic` (POLARS_MAX_THREADS from the parent)."""
     import polars as pl
 
-    df = pl.read_ndjson(io.BytesIO(b"\n".join(msgs)))
+    df = pl.read_ndjson(io.BytesIO(data))
     lab = pl.col("labels").struct
     out = (
         df.filter(pl.col("name") == "DCGM_FI_PROF_GR_ENGINE_ACTIVE")
@@ -100,90 +126,219 @@ def polars_windows(msgs: list[bytes]) -> Windows:
     }
 
 
-def duckdb_windows(msgs: list[bytes]) -> Windows:
-    """DuckDB: `read_json` (from a file: its reader needs one) + `time_bucket`, 1 thread."""
+def duckdb_windows(path: str) -> Windows:
+    """DuckDB: `read_json` (of the file: its reader takes a path) + `time_bucket`."""
     import duckdb
 
-    with tempfile.NamedTemporaryFile(suffix=".jsonl") as f:
-        f.write(b"\n".join(msgs))
-        f.flush()
-        con = duckdb.connect(config={"threads": 1})
-        rows = con.sql(
-            f"""
-            select epoch(time_bucket(interval '60 seconds', ts))::bigint as w,
-                   gpu, namespace, pod, count(*) as n, sum(u) as busy
-            from (select timestamp::timestamptz as ts,
-                         labels.UUID as gpu, labels.namespace as namespace,
-                         labels.pod as pod, value::double as u
-                  from read_json('{f.name}', format = 'newline_delimited')
-                  where name = 'DCGM_FI_PROF_GR_ENGINE_ACTIVE')
-            group by all
-            """
-        ).fetchall()
+    con = duckdb.connect(config={"threads": C.threads()})
+    rows = con.sql(
+        f"""
+        select epoch(time_bucket(interval '60 seconds', ts))::bigint as w,
+               gpu, namespace, pod, count(*) as n, sum(u) as busy
+        from (select timestamp::timestamptz as ts,
+                     labels.UUID as gpu, labels.namespace as namespace,
+                     labels.pod as pod, value::double as u
+              from read_json('{path}', format = 'newline_delimited')
+              where name = 'DCGM_FI_PROF_GR_ENGINE_ACTIVE')
+        group by all
+        """
+    ).fetchall()
+    con.close()
     return {(w, g, ns, p): (n, b) for w, g, ns, p, n, b in rows}
 
 
-def contenders() -> dict[str, Callable[[list[bytes]], object]]:
-    out: dict[str, Callable[[list[bytes]], object]] = {
-        "gpuledger": with_gpuledger,
-        "json + dicts": python_windows(json.loads),
-    }
-    try:
-        import orjson
+def lines(path: str) -> list[bytes]:
+    return Path(path).read_bytes().split(b"\n")
 
-        out["orjson + dicts"] = python_windows(orjson.loads)
-    except ImportError:
-        pass
-    out["polars (read_ndjson + group_by_dynamic)"] = polars_windows
-    out["duckdb (read_json + time_bucket)"] = duckdb_windows
+
+Contender = tuple[str, Callable[[list[str]], Any], Callable[[Any], Callable[[Any], Any]], str]
+# name: (library imported first, its input from the data file(s), run(library), row label)
+CONTENDERS: dict[str, Contender] = {
+    "gpuledger": (
+        "gpuledger",
+        lambda ps: [lines(p) for p in ps],
+        lambda _: gpuledger_parts,
+        "gpuledger",
+    ),
+    "json": ("json", lambda ps: lines(ps[0]), lambda m: python_windows(m.loads), "json + dicts"),
+    "orjson": (
+        "orjson",
+        lambda ps: lines(ps[0]),
+        lambda m: python_windows(m.loads),
+        "orjson + dicts",
+    ),
+    "polars": (
+        "polars",
+        lambda ps: Path(ps[0]).read_bytes(),
+        lambda _: polars_windows,
+        "polars (read_ndjson + group_by_dynamic)",
+    ),
+    "duckdb": (
+        "duckdb",
+        lambda ps: ps[0],
+        lambda _: duckdb_windows,
+        "duckdb (read_json + time_bucket)",
+    ),
+}
+
+
+def worker(a: argparse.Namespace) -> None:
+    """In a fresh process: imports the contender's library, loads its input (not timed),
+    then serves runs (C.serve) and prints its peak RSS from after loading."""
+    module, load, make, _ = CONTENDERS[a.worker]
+    lib = importlib.import_module(module)
+    fn = make(lib)
+    if a.worker == "polars":
+        assert lib.thread_pool_size() == C.threads(), "POLARS_MAX_THREADS not applied"
+    data = load(a.data)
+    base = C.rss_mib()
+    C.reset_peak_rss()
+
+    def save(out: Any, path: str) -> None:
+        w = as_windows(out) if isinstance(out, pa.Table) else out
+        Path(path).write_text(json.dumps([[*k, *v] for k, v in w.items()]))
+
+    C.serve(lambda: fn(data), save, warmup=False)  # the `out` run comes first
+    print(json.dumps({"input_rss_mib": base, "peak_rss_mib": C.peak_rss_mib()}), flush=True)
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def write_inputs(n: int) -> tuple[dict[Any, Path], int]:
+    """The messages, generated once, one per line: the whole set (key None) and the halves
+    by GPU UUID (0: GPUs 0-7, 1: GPUs 8-15; each (window, GPU) row is in one half)."""
+    from gpuledger.fleet import Gpu, default_fleet, prom_json_messages
+
+    fleet: list[Gpu] = default_fleet() * 2
+    fleet = [Gpu(**{**g.__dict__, "uuid": g.uuid[:-2] + f"{i:02x}"}) for i, g in enumerate(fleet)]
+    assert len(fleet) == GPUS and len({g.uuid for g in fleet}) == GPUS
+    seconds = max(1, n // (2 * GPUS))
+    msgs = list(prom_json_messages(fleet, START, seconds))
+    first = {g.uuid.encode() for g in fleet[: GPUS // 2]}
+    tag = b'"UUID":"'
+    halves: list[list[bytes]] = [[], []]
+    for m in msgs:
+        i = m.index(tag) + len(tag)
+        halves[m[i : m.index(b'"', i)] not in first].append(m)
+    assert all(halves) and sum(map(len, halves)) == len(msgs)
+    cache = C.RESULTS / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    files: dict[Any, Path] = {}
+    for key, part in ((None, msgs), (0, halves[0]), (1, halves[1])):
+        path = cache / f"prom-json-{len(msgs)}{'' if key is None else f'-half{key}'}.ndjson"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"\n".join(part))
+        tmp.rename(path)
+        files[key] = path
+    return files, len(msgs)
+
+
+def read_windows(paths: list[str]) -> Windows:
+    out: Windows = {}
+    for p in paths:
+        for w, g, ns, pod, n, b in json.loads(Path(p).read_text()):
+            out[(w, g, ns, pod)] = (n, b)
     return out
 
 
+def processes(name: str, threads: int, files: dict[Any, Path]) -> tuple[list[list[str]], str]:
+    """The worker processes (their arguments) for one case, and its row label."""
+    label = CONTENDERS[name][3]
+
+    def args(*keys: Any) -> list[str]:
+        return ["--worker", name, *(x for k in keys for x in ("--data", str(files[k])))]
+
+    if threads == 1:
+        return [args(None)], label
+    if name == "gpuledger":
+        return [args(0, 1)], f"{label}, 2 engines on 2 threads, halves of the GPUs"
+    if name in ("json", "orjson"):
+        return [args(0), args(1)], f"{label}, 2 processes x half the GPUs"
+    return [args(None)], label
+
+
 def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, Any]:
-    n, repeat = (100_000, 3) if quick else (messages, repeat)
-    fleet: list[Gpu] = default_fleet() * 2  # 16 GPU series, as in the issue's setup
-    fleet = [Gpu(**{**g.__dict__, "uuid": g.uuid[:-2] + f"{i:02x}"}) for i, g in enumerate(fleet)]
-    seconds = max(1, n // (2 * len(fleet)))
-    msgs = list(prom_json_messages(fleet, START, seconds))
-    fns = contenders()
-    ref = as_windows(with_gpuledger(msgs))
-    notes = []
-    timed: dict[str, dict[str, Any]] = {}
-    for name, fn in fns.items():
-        out = fn(msgs)
-        if not agree(as_windows(out) if isinstance(out, pa.Table) else out, ref):
-            notes.append(f"{name} disagrees with gpuledger: not timed")
-            continue
-        # Python contenders are ~30x slower: fewer repeats keep the run short.
-        reps = repeat if name == "gpuledger" else max(1, repeat // 2)
-        timed[name] = C.median_time(lambda fn=fn: fn(msgs), reps, warmup=0)
-    gl = timed["gpuledger"]["median_s"]
-    rows = [
-        {
-            "contender": name,
-            "median_s": r["median_s"],
-            "msg/s": len(msgs) / r["median_s"],
-            "gpuledger speedup": r["median_s"] / gl,
-            "runs": len(r["times_s"]),
-        }
-        for name, r in timed.items()
-    ]
-    rate = len(msgs) / gl
-    ratio = timed["json + dicts"]["median_s"] / gl if "json + dicts" in timed else 0.0
+    n, repeat = (20_000, 3) if quick else (messages, repeat)
+    files, n_msgs = write_inputs(n)
+    names = [k for k in CONTENDERS if importlib.util.find_spec(k) is not None]
+    cache = C.RESULTS / "cache"
+    ref: Windows = {}
+    notes: list[str] = []
+    timed: dict[tuple[str, int], dict[str, Any]] = {}
+    labels: dict[tuple[str, int], str] = {}
+    for threads in (1, 2):
+        for name in names:
+            procs, label = processes(name, threads, files)
+            pair = C.Pair(__file__, procs, C.env_for(1 if len(procs) > 1 else threads))
+            outs = [str(cache / f"prom-json-out-{name}-{threads}-{i}.json") for i in range(2)]
+            pair.out(outs[: len(procs)])
+            got = read_windows(outs[: len(procs)])
+            if (name, threads) == ("gpuledger", 1):
+                ref = got
+            if not agree(got, ref):
+                notes.append(
+                    f"{label} ({threads} threads) disagrees with gpuledger ({len(got):,} rows, "
+                    f"gpuledger {len(ref):,}): not timed"
+                )
+                pair.close()
+                continue
+            r = pair.time(repeat)
+            peaks = pair.close()
+            r["peak_rss_mib"] = sum(p["peak_rss_mib"] for p in peaks)
+            r["input_rss_mib"] = sum(p["input_rss_mib"] for p in peaks)
+            timed[(name, threads)] = r
+            labels[(name, threads)] = label
+    rows = []
+    for (name, threads), r in timed.items():
+        gl = timed.get(("gpuledger", threads), {}).get("median_s")
+        rows.append(
+            {
+                "contender": labels[(name, threads)],
+                "threads": threads,
+                "median_s": r["median_s"],
+                "msg/s": n_msgs / r["median_s"],
+                "gpuledger speedup": None if gl is None else r["median_s"] / gl,
+                "cores": r["cores"],
+                "peak RSS MiB": r["peak_rss_mib"],
+                "over input MiB": r["peak_rss_mib"] - r["input_rss_mib"],
+                "runs": len(r["times_s"]),
+            }
+        )
+    gl1 = timed[("gpuledger", 1)]["median_s"]
+    rate = n_msgs / gl1
+    ratio = timed[("json", 1)]["median_s"] / gl1 if ("json", 1) in timed else 0.0
     return {
         "bench": "prom_json",
-        "title": "prometheus-kafka-adapter JSON to 60 s windows",
-        "params": {"messages": len(msgs), "gpus": len(fleet), "repeat": repeat},
+        "title": "prometheus-kafka-adapter JSON to 60 s windows, 1 and 2 threads",
+        "params": {"messages": n_msgs, "gpus": GPUS, "repeat": repeat},
         "rows": rows,
         "targets": [
-            C.target("gpuledger >= 2M msg/s", rate >= 2e6, f"{rate / 1e6:.2f}M msg/s"),
-            C.target(">= 10x plain Python (json + dicts)", ratio >= 10, f"{ratio:.1f}x"),
+            C.target("gpuledger >= 2M msg/s (1 thread)", rate >= 2e6, f"{rate / 1e6:.2f}M msg/s"),
+            C.target(">= 10x plain Python (json + dicts, 1 thread)", ratio >= 10, f"{ratio:.1f}x"),
         ],
         "notes": [
             *notes,
-            "gpuledger computes every gpu_windows and pool_windows column; the Python "
-            "contenders only samples and busy_gpu_s (what is compared)",
-            "in-process, one thread; gpuledger time includes building the Arrow tables",
+            f"compared: {len(ref):,} (window, GPU, namespace, pod) rows, samples exact and "
+            "busy_gpu_s within 1e-6, each case against gpuledger's 1-thread output",
+            "input: the same messages, one per line in a cache file read by each process before "
+            "timing: gpuledger and the Python loops get a list of bytes (one per message, as a "
+            "Kafka consumer hands them over), Polars the file's bytes (read_ndjson parses them "
+            "inside the timed run), DuckDB the file's path (read_json reads it, from the page "
+            "cache, inside the timed run)",
+            "timed: from that input to the windows, as an Arrow table (gpuledger: Engine "
+            "created, every gpu_windows and pool_windows column built) or Python objects (the "
+            "others compute only samples and busy_gpu_s); DuckDB's connect() is inside, imports "
+            "and reading the cache file into memory are not",
+            "threads: POLARS_MAX_THREADS (process env, before import), DuckDB threads config; "
+            "cores = CPU time / wall time of the timed runs (2 processes: both); "
+            "gpuledger and the Python loops are single-threaded per engine or process, so their "
+            "2-thread rows split the GPUs in two halves (see labels); gpuledger speedup is "
+            "against gpuledger at the same thread count",
+            "peak RSS: VmHWM after the input was loaded, so it includes the input held (list of "
+            "bytes, the file's bytes, or nothing for DuckDB); over input = peak - RSS once "
+            "loaded; 2-process rows: the sum of both",
+            "the machine has 2 cores shared with other work: numbers are noisy",
         ],
     }
 
@@ -193,7 +348,13 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small run, for CI")
+    ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    ap.add_argument("--data", action="append", help=argparse.SUPPRESS)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.worker:
+        worker(a)
+        return
     result = run(a.quick, a.messages, a.repeat)
     print(C.markdown(result))
     print("written:", C.write_results([result], "prom_json"))

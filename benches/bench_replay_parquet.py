@@ -105,6 +105,9 @@ def worker(name: str, path: str, repeat: int, keep: str) -> None:
         out = tmp / f"run{n}"
         fn(path, out)  # a fresh directory per run; all deleted after the timed runs
 
+    # "On one core" literally: every contender's process, with all its threads (gpuledger's
+    # Parquet read-ahead thread too), is pinned to one CPU.
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     C.reset_peak_rss()
     res: dict[str, Any] = {"data_rss_mib": C.rss_mib()}
     if repeat == 0:
@@ -138,7 +141,7 @@ def profile(path: Path, seconds: int) -> dict[str, Any]:
     ]
     cmd += ["--", sys.executable, __file__, "--worker", "gpuledger", "--data", str(path)]
     cmd += ["--repeat", "0", "--keep", str(tmp / "out")]
-    env = {**os.environ, **BC.env_for(1)}
+    env = {**os.environ, **C.env_for(1)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     ran = (tmp / "out" / "gpu_windows").is_dir()  # py-spy exits 0 when the child fails
     shutil.rmtree(tmp, ignore_errors=True)
@@ -205,7 +208,7 @@ def run(
 
     def child(name: str, repeat: int, keep: str = "") -> dict[str, Any]:
         args = ["--worker", name, "--data", str(path), "--repeat", str(repeat), "--keep", keep]
-        return C.run_child([__file__, *args], BC.env_for(1))
+        return C.run_child([__file__, *args], C.env_for(1))
 
     outputs: dict[str, pa.Table] = {}
     for name in CONTENDERS:  # correctness first: one run each, outputs compared
@@ -224,7 +227,9 @@ def run(
         "gpuledger computes and writes every table (pool_windows, idle_streaks, ...) and every "
         "gpu_windows column, and its summary; the peers only the compared gpu_windows columns",
         "one thread each (POLARS_MAX_THREADS=1, DuckDB threads=1, DataFusion "
-        "target_partitions=1), fresh process per contender; cores = CPU time / wall time",
+        "target_partitions=1), fresh process per contender, each process pinned to one CPU "
+        "(sched_setaffinity: gpuledger's Parquet read-ahead thread shares that core); "
+        "cores = CPU time / wall time",
         "the machine has 2 cores shared with other work: numbers are noisy",
     ]
     rows: list[dict[str, Any]] = []

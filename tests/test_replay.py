@@ -508,6 +508,49 @@ def test_unreadable_columnar_file_is_an_error(tmp_path: Path) -> None:
         replay([tmp_path / "x.parquet"], tmp_path / "out")
 
 
+def test_truncated_or_corrupt_parquet_is_an_error_naming_the_file(
+    tmp_path: Path, prom: list[bytes]
+) -> None:
+    table = to_long(prom)
+    pq.write_table(table, tmp_path / "good.parquet", row_group_size=100)
+    data = (tmp_path / "good.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])  # footer gone
+    with pytest.raises(ReplayInputError, match=r"cut\.parquet"):
+        replay([tmp_path / "cut.parquet"], tmp_path / "out1")
+    # Footer intact, a data page overwritten: the error comes while reading batches.
+    broken = bytearray(data)
+    middle = len(data) // 3
+    broken[middle : middle + 64] = b"\xff" * 64
+    (tmp_path / "bad.parquet").write_bytes(bytes(broken))
+    with pytest.raises(ReplayInputError, match=r"bad\.parquet"):
+        replay([tmp_path / "bad.parquet"], tmp_path / "out2")
+
+
+@pytest.mark.parametrize(
+    "kind", [pa.string(), pa.large_string(), pa.dictionary(pa.int32(), pa.string())]
+)
+def test_parquet_label_columns_of_every_string_kind(
+    tmp_path: Path, prom: list[bytes], kind: pa.DataType
+) -> None:
+    table = to_long(prom)
+    labels = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    table = table.cast(
+        pa.schema(pa.field(f.name, kind) if f.name in labels else f for f in table.schema)
+    )
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    replay([path], tmp_path / "out")
+    engine = gpuledger.Engine(gpuledger.Config())
+    engine.push_arrow(table, source=str(path))
+    want = engine.finish().gpu_windows.num_rows
+    got = sum(
+        pa.ipc.open_file(f).read_all().num_rows
+        for f in (tmp_path / "out" / "gpu_windows").rglob("*.arrow")
+    )
+    assert want > 0
+    assert got == want
+
+
 def test_output_directory_must_be_empty(tmp_path: Path, prom: list[bytes]) -> None:
     path = write_bytes(tmp_path / "a.jsonl", lines(prom[:10]))
     (tmp_path / "out").mkdir()

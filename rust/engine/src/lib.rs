@@ -15,6 +15,7 @@ pub mod late_dead;
 pub mod latency_store;
 pub mod latency_windows;
 pub mod panes;
+pub mod parquet_input;
 pub mod pool_windows;
 pub mod series;
 pub mod service_cost;

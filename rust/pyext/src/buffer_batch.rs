@@ -174,9 +174,11 @@ fn column_values(a: &ArrayRef) -> Result<Vec<&[u8]>, String> {
             .iter()
             .map(|s| s.unwrap_or("").as_bytes())
             .collect(),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "a column of messages must be binary or string (any offset width or view), not {other}"
-        )),
+        ))
+        }
     };
     Ok(v)
 }

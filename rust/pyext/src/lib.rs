@@ -8,6 +8,7 @@ mod config;
 mod engine;
 mod errors;
 mod kafka_batch;
+mod parquet_reader;
 mod sketch;
 
 use pyo3::prelude::*;
@@ -19,6 +20,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sketch::LatencySketch>()?;
     m.add_function(wrap_pyfunction!(sketch::merge_sketches, m)?)?;
     m.add_class::<engine::ExpositionState>()?;
+    m.add_class::<parquet_reader::ParquetBatches>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
