@@ -2,6 +2,7 @@
 //! from Parquet's dictionary pages as Arrow dictionaries (no per-row string materializing),
 //! ready for the columnar decoder.
 
+use crate::decode::columnar::TIME_COLUMNS;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
@@ -9,9 +10,6 @@ use parquet::arrow::arrow_reader::{
 };
 use std::fs::File;
 use std::sync::Arc;
-
-/// Columns that hold time, never labels (kept as they are even when stored as strings).
-const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "time"];
 
 /// Batches of one Parquet file, in file order.
 pub struct ParquetBatches {
@@ -71,6 +69,7 @@ fn dictionary_labels(schema: &SchemaRef) -> SchemaRef {
         .fields()
         .iter()
         .map(|f| {
+            // Time columns are never labels (kept as they are even when stored as strings).
             let label = !TIME_COLUMNS.contains(&f.name().as_str());
             match f.data_type() {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if label => {

@@ -3,9 +3,8 @@
 //! One Python object for the whole batch instead of one `bytes` per message.
 
 use crate::errors::InputError;
-use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
+use gpuledger_engine::arrow_util::byte_values;
 use gpuledger_engine::decode::packed::{split_lines, split_offsets, Packed};
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
 use pyo3::buffer::PyBuffer;
@@ -143,44 +142,13 @@ pub fn push_arrow_column(
 }
 
 fn column_values(a: &ArrayRef) -> Result<Vec<&[u8]>, String> {
-    let v = match a.data_type() {
-        DataType::Binary => a
-            .as_binary::<i32>()
-            .iter()
-            .map(|b| b.unwrap_or(b""))
-            .collect(),
-        DataType::LargeBinary => a
-            .as_binary::<i64>()
-            .iter()
-            .map(|b| b.unwrap_or(b""))
-            .collect(),
-        DataType::BinaryView => a
-            .as_binary_view()
-            .iter()
-            .map(|b| b.unwrap_or(b""))
-            .collect(),
-        DataType::Utf8 => a
-            .as_string::<i32>()
-            .iter()
-            .map(|s| s.unwrap_or("").as_bytes())
-            .collect(),
-        DataType::LargeUtf8 => a
-            .as_string::<i64>()
-            .iter()
-            .map(|s| s.unwrap_or("").as_bytes())
-            .collect(),
-        DataType::Utf8View => a
-            .as_string_view()
-            .iter()
-            .map(|s| s.unwrap_or("").as_bytes())
-            .collect(),
-        other => {
-            return Err(format!(
-            "a column of messages must be binary or string (any offset width or view), not {other}"
-        ))
-        }
-    };
-    Ok(v)
+    let values = byte_values(a, true).ok_or_else(|| {
+        format!(
+            "a column of messages must be binary or string (any offset width or view), not {}",
+            a.data_type()
+        )
+    })?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(b"")).collect())
 }
 
 /// True when `obj` speaks the Arrow PyCapsule interface.

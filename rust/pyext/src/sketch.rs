@@ -2,9 +2,8 @@
 //! `latency_sketch` column (see docs/sketch-encoding.md) from Python.
 
 use crate::errors::InputError;
-use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
+use gpuledger_engine::arrow_util::byte_values;
 use gpuledger_engine::sketch::{
     LatencySketch as Core, SketchError, DEFAULT_MAX_BUCKETS, DEFAULT_RELATIVE_ACCURACY,
 };
@@ -71,32 +70,15 @@ fn merge_arrow_chunk(acc: &mut Option<Core>, array: &ArrayRef, base: usize) -> R
         }
         Ok(())
     };
-    match array.data_type() {
-        DataType::Binary => {
-            for (i, b) in array.as_binary::<i32>().iter().enumerate() {
-                if let Some(b) = b {
-                    one(acc, b, i)?;
-                }
-            }
-        }
-        DataType::LargeBinary => {
-            for (i, b) in array.as_binary::<i64>().iter().enumerate() {
-                if let Some(b) = b {
-                    one(acc, b, i)?;
-                }
-            }
-        }
-        DataType::BinaryView => {
-            for (i, b) in array.as_binary_view().iter().enumerate() {
-                if let Some(b) = b {
-                    one(acc, b, i)?;
-                }
-            }
-        }
-        other => {
-            return Err(format!(
-                "a sketch column must be binary, large_binary or binary_view, not {other}"
-            ))
+    let values = byte_values(array, false).ok_or_else(|| {
+        format!(
+            "a sketch column must be binary, large_binary or binary_view, not {}",
+            array.data_type()
+        )
+    })?;
+    for (i, b) in values.into_iter().enumerate() {
+        if let Some(b) = b {
+            one(acc, b, i)?;
         }
     }
     Ok(())

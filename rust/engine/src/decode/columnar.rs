@@ -10,6 +10,9 @@ use crate::fields::FieldId;
 use crate::series::{GpuLabels, MAX_EXTRA_LABELS};
 use arrow_array::RecordBatch;
 
+/// Names a columnar batch's time column may have, in order of preference.
+pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "time"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     Long,
@@ -56,7 +59,7 @@ impl<'a> ColumnarBatch<'a> {
         } else {
             Form::Wide
         });
-        let ts_col = find_column(batch, &["ts", "timestamp", "time"])
+        let ts_col = find_column(batch, TIME_COLUMNS)
             .ok_or("no time column (expected \"ts\", \"timestamp\" or \"time\")")?;
         let ts = TimeCol::new(ts_col)
             .ok_or_else(|| format!("column \"ts\" has unsupported type {}", ts_col.data_type()))?;
