@@ -684,13 +684,19 @@ def run(
     t = {(*r["key"], tab): r for tab, rs in (("g", timed), ("l", ltimed)) for r in rs}
     gl = t[("gpuledger", 1, "g")]["median_s"]
     rate = n_rows / gl
-    targets = [
-        C.target(
-            "gpuledger >= 50M samples/s on one core (gpu_windows)",
-            rate >= 50e6,
-            f"{rate / 1e6:.1f}M samples/s",
-        )
-    ]
+    # The 50M/s target is for Arrow already in memory; from Parquet the rate is reported
+    # (the decode is inside the timed run) and the end-to-end target is bench_replay_parquet's.
+    targets = (
+        [
+            C.target(
+                "gpuledger >= 50M samples/s on one core (gpu_windows)",
+                rate >= 50e6,
+                f"{rate / 1e6:.1f}M samples/s",
+            )
+        ]
+        if input_ == "arrow"
+        else []
+    )
     for tab, name in (("g", "gpu_windows"), ("l", "latency_windows")):
         for peer in CONTENDERS[1:]:
             for th in (1, 2):
@@ -735,8 +741,14 @@ def run(
         "the machine has 2 cores shared with other work: numbers are noisy; the 2-thread "
         "rows only get 2 cores when nothing else runs (see cores)",
     ]
+    if input_ == "parquet":
+        notes.append(
+            f"gpuledger from Parquet: {rate / 1e6:.1f}M samples/s on one core (pyarrow "
+            "iter_batches with dictionary labels, as a library user reads; `gpuledger replay` "
+            "uses its own Rust reader, see replay_parquet)"
+        )
     return {
-        "bench": "columnar",
+        "bench": "columnar" if input_ == "arrow" else "columnar_parquet",
         "title": "Columnar replay: long-form telemetry to gpu_windows, requests to "
         "latency_windows (60 s), 1 and 2 threads",
         "params": dict(

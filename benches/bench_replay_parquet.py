@@ -154,7 +154,12 @@ def profile(path: Path, seconds: int) -> dict[str, Any]:
 # its stack matches (inclusive time), outer categories first
 CATEGORIES = [
     ("startup and imports (outside replay())", ()),
-    ("Parquet read (pyarrow iter_batches)", ("ParquetReader", "libparquet", "_columnar_batch")),
+    # The read is gpuledger's Rust reader (_engine.ParquetBatches) on a read-ahead thread;
+    # the main thread's share is the wait for its next batch (the queue get in read_ahead).
+    (
+        "Parquet read (Rust reader, read-ahead wait)",
+        ("read_ahead (", "ParquetBatches", "parquet::"),
+    ),
     ("engine push_arrow (decode + aggregate)", ("Engine.push_arrow (",)),
     ("engine poll/finish (close windows, build Arrow)", ("Engine.poll (", "Engine.finish (")),
     ("sink write (Arrow IPC files, fsync)", ("gpuledger/sink.py",)),
