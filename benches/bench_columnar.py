@@ -44,7 +44,8 @@ def batches(src: pa.Table | str, chunk_rows: int) -> Any:
         return src.to_batches(max_chunksize=chunk_rows)
     import pyarrow.parquet as pq
 
-    f = pq.ParquetFile(src, read_dictionary=LABELS)
+    names = pq.read_schema(src).names  # request and telemetry files have different labels
+    f = pq.ParquetFile(src, read_dictionary=[n for n in LABELS if n in names])
     return f.iter_batches(batch_size=chunk_rows)
 
 
