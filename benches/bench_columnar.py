@@ -664,7 +664,7 @@ def run(
     quick: bool,
     gpus: int = 16,
     seconds: int = 86_400,
-    repeat: int = 5,
+    repeat: int = 3,
     requests: int = 4_000_000,
     input_: str = "arrow",
 ) -> dict[str, Any]:
@@ -804,7 +804,7 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=86_400)
     ap.add_argument("--requests", type=int, default=4_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--input", default="arrow", choices=("arrow", "parquet"))
     ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     ap.add_argument("--table", default="gpu_windows", help=argparse.SUPPRESS)

@@ -178,3 +178,65 @@ def test_columnar_bad_request_rows_are_dead_letters() -> None:
     dead = e.finish().dead_letters.to_pydict()
     assert dead["offset"] == [1, 2]
     assert "latency_ms -1" in dead["reason"][0] and "null timestamp" in dead["reason"][1]
+
+
+def test_dictionary_and_plain_columns_and_json_agree_on_every_row_kind() -> None:
+    """Dictionary-encoded label columns take the engine's per-batch fast path; odd rows
+    (a bad value, a service only the pod rules name, a null service, a duplicate id, a
+    late event) leave it. Plain strings and JSON must give the same tables."""
+    import pyarrow as pa
+
+    def rows(t0: float, n: int) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = [
+            {
+                "ts": t0 + i * 0.5,
+                "service": ["chat", "embed", ""][i % 3] if i % 11 else None,
+                "namespace": "team",
+                "pod": f"vllm-chat-{i % 4}" if i % 3 == 2 else f"embed-{i % 2}",
+                "latency_ms": -1.0 if i == 7 else 20.0 + i % 50,
+                "ttft_ms": None if i % 5 == 0 else 3.0,
+                "status": 500 if i % 13 == 0 else 200,
+                "tokens_in": 10,
+                "tokens_out": 4,
+                "request_id": f"r{t0}-{i % 150}",  # ids repeat: duplicates
+            }
+            for i in range(n)
+        ]
+        return out
+
+    first, second = rows(START, 300), rows(START + 240, 200)
+    second[5]["ts"] = START + 1  # late by then: its windows have closed
+    cfg = {"services": {"pods": [{"pattern": "vllm-chat-*", "service": "chat"}]}}
+    labels = ("service", "namespace", "pod")
+
+    def arrow(batch: list[dict[str, object]], dictionary: bool) -> pa.Table:
+        t = pa.Table.from_pylist(batch)
+        for c in labels if dictionary else ():
+            t = t.set_column(t.schema.get_field_index(c), c, t.column(c).dictionary_encode())
+        return t
+
+    def run(kind: str) -> dict[str, pa.Table]:
+        e = gpuledger.Engine(gpuledger.Config.from_dict(cfg))
+        parts = []
+        for batch in (first, second):
+            if kind == "json":
+                msgs = [
+                    json.dumps({k: v for k, v in r.items() if v is not None}).encode()
+                    for r in batch
+                ]
+                e.push(msgs, format="latency_json", source="s")
+            else:
+                e.push_arrow(arrow(batch, kind == "dict"), form="requests", source="s")
+            parts.append(e.poll())  # closes windows: the second batch's old row is late
+        parts.append(e.finish())
+        names = ("latency_windows", "service_cost_windows", "late_events", "dead_letters")
+        return {n: pa.concat_tables([p[n] for p in parts]) for n in names}
+
+    dict_w, plain_w, json_w = run("dict"), run("plain"), run("json")
+    assert dict_w["latency_windows"].num_rows >= 8
+    # -1 ms, and rows naming no service whose pod no rule matches
+    assert dict_w["dead_letters"].num_rows >= 2 and dict_w["late_events"].num_rows >= 1
+    for w in (plain_w, json_w):
+        for table in ("latency_windows", "service_cost_windows", "late_events"):
+            assert dict_w[table].equals(w[table]), table
+        assert dict_w["dead_letters"].column("reason").equals(w["dead_letters"].column("reason"))

@@ -2,7 +2,7 @@
 //! sketches of latency and TTFT, per-second request counts, SLO violations and the pods that
 //! served. Panes merge into windows exactly (sketch merge is bucket-wise addition).
 
-use crate::exact_sum::ExactSum;
+use crate::pod_table::PodId;
 use crate::sketch::LatencySketch;
 use crate::time::{align_down, EpochMs};
 use foldhash::fast::FixedState;
@@ -45,36 +45,61 @@ impl ServiceTable {
     }
 }
 
+/// Requests per second, by second since the epoch. Requests come mostly in time order, so
+/// the current second is counted apart and only reaches the map when the second changes.
+#[derive(Debug, Clone, Default)]
+pub struct SecondCounts {
+    map: HashMap<i64, u32, FixedState>,
+    /// (second, count) not yet in `map`; count 0 when there is none.
+    open: (i64, u32),
+}
+
+impl SecondCounts {
+    #[inline]
+    pub fn add(&mut self, second: i64, n: u32) {
+        if self.open.0 == second || self.open.1 == 0 {
+            self.open = (second, self.open.1 + n);
+        } else {
+            *self.map.entry(self.open.0).or_default() += self.open.1;
+            self.open = (second, n);
+        }
+    }
+
+    pub fn merge(&mut self, o: &SecondCounts) {
+        for (s, n) in o.iter() {
+            self.add(s, n);
+        }
+    }
+
+    /// (second, count) pairs; a second may appear twice (its counts then add up).
+    pub fn iter(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let open = (self.open.1 > 0).then_some(self.open);
+        self.map.iter().map(|(&s, &n)| (s, n)).chain(open)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.map.capacity() * 16
+    }
+}
+
 /// One pane's (or, merged, one window's) requests of one service.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyAcc {
     pub requests: u64,
     pub errors: u64,
-    /// Order-independent: `latency_mean_ms` is the same for any arrival order.
-    pub latency_sum: ExactSum,
     pub latency_max: f64,
+    /// Its sum is order-independent: `latency_mean_ms` is the same for any arrival order.
     pub latency: LatencySketch,
     pub ttft: LatencySketch,
     pub tokens_in: f64,
     pub tokens_out: f64,
     pub slo_violations: u64,
-    /// Requests per second, by second since the epoch.
-    pub per_second: HashMap<i64, u32, FixedState>,
-    /// Requests served, by (namespace, pod).
-    pub pods: hashbrown::HashMap<(Box<str>, Box<str>), u64, FixedState>,
+    pub per_second: SecondCounts,
+    /// Requests served, by interned (namespace, pod) (see `PodTable`).
+    pub pods: HashMap<PodId, u64, FixedState>,
     /// 128-bit hashes of the request ids seen (collisions are out of reach in practice, and
     /// no id string is kept).
     request_ids: HashSet<u128, FixedState>,
-}
-
-/// A borrowed (namespace, pod) that hashes and compares like the owned key.
-#[derive(Hash)]
-struct PodKey<'a>(&'a str, &'a str);
-
-impl hashbrown::Equivalent<(Box<str>, Box<str>)> for PodKey<'_> {
-    fn equivalent(&self, key: &(Box<str>, Box<str>)) -> bool {
-        *key.0 == *self.0 && *key.1 == *self.1
-    }
 }
 
 fn id_hash(id: &str) -> u128 {
@@ -87,8 +112,7 @@ fn id_hash(id: &str) -> u128 {
 /// One request, validated, ready to add.
 pub struct RequestIn<'a> {
     pub ts_ms: EpochMs,
-    pub namespace: &'a str,
-    pub pod: &'a str,
+    pub pod: PodId,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     pub error: bool,
@@ -100,13 +124,13 @@ pub struct RequestIn<'a> {
 
 impl LatencyAcc {
     /// Adds a request; false when its `request_id` was already counted (a duplicate).
+    #[inline]
     pub fn add(&mut self, r: &RequestIn<'_>) -> bool {
         if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(r.request_id)) {
             return false;
         }
         self.requests += 1;
         self.errors += r.error as u64;
-        self.latency_sum.add(r.latency_ms);
         self.latency_max = self.latency_max.max(r.latency_ms);
         // Values were validated finite and >= 0, which is all the sketch requires.
         let _ = self.latency.insert(r.latency_ms);
@@ -116,41 +140,37 @@ impl LatencyAcc {
         self.tokens_in += r.tokens_in;
         self.tokens_out += r.tokens_out;
         self.slo_violations += (r.latency_ms > r.slo_latency_ms) as u64;
-        *self.per_second.entry(r.ts_ms.div_euclid(1000)).or_default() += 1;
-        // Look up by borrowed strings first, so a known pod costs no allocation.
-        match self.pods.get_mut(&PodKey(r.namespace, r.pod)) {
-            Some(n) => *n += 1,
-            None => {
-                self.pods.insert((r.namespace.into(), r.pod.into()), 1);
-            }
-        }
+        self.per_second.add(r.ts_ms.div_euclid(1000), 1);
+        *self.pods.entry(r.pod).or_default() += 1;
         true
+    }
+
+    /// Sum of the latencies (ms), exact and order-independent (the sketch's fixed-point sum).
+    pub fn latency_sum(&self) -> f64 {
+        self.latency.sum()
     }
 
     /// Adds another pane's requests (disjoint in time from this one's).
     pub fn merge(&mut self, o: &LatencyAcc) {
         self.requests += o.requests;
         self.errors += o.errors;
-        self.latency_sum.merge(&o.latency_sum);
         self.latency_max = self.latency_max.max(o.latency_max);
         let _ = self.latency.merge(&o.latency);
         let _ = self.ttft.merge(&o.ttft);
         self.tokens_in += o.tokens_in;
         self.tokens_out += o.tokens_out;
         self.slo_violations += o.slo_violations;
-        for (s, n) in &o.per_second {
-            *self.per_second.entry(*s).or_default() += n;
-        }
+        self.per_second.merge(&o.per_second);
         for (k, n) in &o.pods {
-            *self.pods.entry(k.clone()).or_default() += n;
+            *self.pods.entry(*k).or_default() += n;
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.latency.heap_bytes()
             + self.ttft.heap_bytes()
-            + self.per_second.capacity() * 16
-            + self.pods.capacity() * 48
+            + self.per_second.heap_bytes()
+            + self.pods.capacity() * 16
             + self.request_ids.capacity() * 17
     }
 }
@@ -234,10 +254,9 @@ impl LatencyStore {
 mod tests {
     use super::*;
 
-    fn req(ts_ms: i64, latency_ms: f64, pod: &'static str, id: &'static str) -> RequestIn<'static> {
+    fn req(ts_ms: i64, latency_ms: f64, pod: PodId, id: &'static str) -> RequestIn<'static> {
         RequestIn {
             ts_ms,
-            namespace: "ns",
             pod,
             latency_ms,
             ttft_ms: Some(latency_ms / 4.0),
@@ -252,20 +271,37 @@ mod tests {
     #[test]
     fn panes_merge_into_windows_exactly() {
         let mut s = LatencyStore::new(60_000);
-        assert!(s.acc_mut(0, 1_000).add(&req(1_000, 100.0, "a", "r1")));
-        assert!(!s.acc_mut(0, 1_000).add(&req(1_000, 100.0, "a", "r1")));
-        assert!(s.acc_mut(0, 61_000).add(&req(61_000, 300.0, "b", "r2")));
-        assert!(s.acc_mut(0, 62_000).add(&req(62_000, 2000.0, "b", "")));
+        assert!(s.acc_mut(0, 1_000).add(&req(1_000, 100.0, 0, "r1")));
+        assert!(!s.acc_mut(0, 1_000).add(&req(1_000, 100.0, 0, "r1")));
+        assert!(s.acc_mut(0, 61_000).add(&req(61_000, 300.0, 1, "r2")));
+        assert!(s.acc_mut(0, 62_000).add(&req(62_000, 2000.0, 1, "")));
         let w = s.window(0, 120_000);
         assert_eq!(w.len(), 1);
         let a = &w[0].1;
         assert_eq!((a.requests, a.errors, a.slo_violations), (3, 1, 2));
-        assert_eq!((a.latency_sum.value(), a.latency_max), (2400.0, 2000.0));
+        assert_eq!((a.latency_sum(), a.latency_max), (2400.0, 2000.0));
         assert_eq!((a.tokens_in, a.tokens_out), (30.0, 15.0));
         assert_eq!(a.latency.count(), 3);
-        assert_eq!(a.per_second.len(), 3);
+        assert_eq!(a.per_second.iter().count(), 3);
         assert_eq!(a.pods.len(), 2);
         s.drop_while(|p| p < 60_000);
         assert_eq!(s.next_pane_from(0), Some(60_000));
+    }
+
+    #[test]
+    fn second_counts_add_up_in_any_order() {
+        let mut c = SecondCounts::default();
+        for s in [5, 5, 6, 5, 7, 7, 6] {
+            c.add(s, 1);
+        }
+        let mut m = SecondCounts::default();
+        m.add(7, 2);
+        m.merge(&c);
+        let mut total: HashMap<i64, u32> = HashMap::new();
+        for (s, n) in m.iter() {
+            *total.entry(s).or_default() += n;
+        }
+        assert_eq!(total, HashMap::from([(5, 3), (6, 2), (7, 4)]));
+        assert_eq!(SecondCounts::default().iter().count(), 0);
     }
 }

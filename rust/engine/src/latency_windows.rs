@@ -54,7 +54,7 @@ impl LatencyWindowRow {
         scratch.clear();
         scratch.resize(seconds, 0.0);
         let first = start.div_euclid(1000);
-        for (&s, &c) in &a.per_second {
+        for (s, c) in a.per_second.iter() {
             if let Some(slot) = scratch.get_mut((s - first) as usize) {
                 *slot += c as f64;
             }
@@ -77,7 +77,7 @@ impl LatencyWindowRow {
             rate_mean_rps,
             rate_p99_rps,
             peak_to_mean: (rate_mean_rps > 0.0).then(|| rate_p99_rps / rate_mean_rps),
-            latency_mean_ms: ratio(a.latency_sum.value()),
+            latency_mean_ms: ratio(a.latency_sum()),
             latency_max_ms: (a.requests > 0).then_some(a.latency_max),
             latency_q: [lq[0], lq[1], lq[2], lq[3], lq[4]],
             ttft_q: [tq[0], tq[1], tq[2]],
@@ -191,8 +191,7 @@ mod tests {
             let id = format!("r{i}");
             a.add(&RequestIn {
                 ts_ms: t,
-                namespace: "ns",
-                pod: "p",
+                pod: 0,
                 latency_ms: l,
                 ttft_ms: None,
                 error: i == 3,

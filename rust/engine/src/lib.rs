@@ -16,6 +16,7 @@ pub mod latency_store;
 pub mod latency_windows;
 pub mod panes;
 pub mod parquet_input;
+pub mod pod_table;
 pub mod pool_windows;
 pub mod series;
 pub mod service_cost;

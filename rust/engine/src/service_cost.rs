@@ -9,6 +9,7 @@
 use crate::arrow_util::{float_col, int_col, str_col, ts_col, ts_type};
 use crate::gpu_windows::GpuWindowRow;
 use crate::latency_store::{LatencyAcc, ServiceId, ServiceTable};
+use crate::pod_table::PodTable;
 use crate::series::SeriesTable;
 use crate::services::Services;
 use crate::time::EpochMs;
@@ -55,15 +56,17 @@ pub fn join(
     latency: &[(ServiceId, LatencyAcc)],
     gpu_rows: &[GpuWindowRow],
     series: &SeriesTable,
+    pods: &PodTable,
     services: &Services,
     names: &mut ServiceTable,
 ) -> Vec<ServiceCostRow> {
     // Requests per (namespace, pod) and service.
     let mut served: HashMap<(&str, &str), Vec<(ServiceId, u64)>> = HashMap::new();
     for (sid, acc) in latency {
-        for ((ns, pod), n) in &acc.pods {
+        for (&id, n) in &acc.pods {
+            let (ns, pod) = pods.get(id);
             if !pod.is_empty() {
-                served.entry((&**ns, &**pod)).or_default().push((*sid, *n));
+                served.entry((ns, pod)).or_default().push((*sid, *n));
             }
         }
     }
@@ -73,8 +76,8 @@ pub fn join(
         a.pods.extend(
             acc.pods
                 .keys()
-                .filter(|k| !k.1.is_empty())
-                .map(|(n, p)| (&**n, &**p)),
+                .map(|&id| pods.get(id))
+                .filter(|k| !k.1.is_empty()),
         );
     }
     for row in gpu_rows {

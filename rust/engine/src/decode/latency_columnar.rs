@@ -10,6 +10,17 @@ use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::DataType;
 use std::borrow::Cow;
 
+/// A request's values (not its labels), valid as [`LatencyBatch::row`] checks them.
+pub struct PlainRequest<'a> {
+    pub ts_ms: i64,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub error: bool,
+    pub tokens_in: f64,
+    pub tokens_out: f64,
+    pub request_id: &'a str,
+}
+
 pub struct LatencyBatch<'a> {
     rows: usize,
     ts: TimeCol<'a>,
@@ -69,6 +80,47 @@ impl<'a> LatencyBatch<'a> {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The label columns (service, namespace, pod), for callers that resolve dictionary
+    /// entries once per batch rather than once per row.
+    pub fn labels(&self) -> [Option<&StrCol<'a>>; 3] {
+        [
+            self.service.as_ref(),
+            self.namespace.as_ref(),
+            self.pod.as_ref(),
+        ]
+    }
+
+    /// Row `i`'s values without its labels when every one is present where required and
+    /// valid (what [`Self::row`] accepts); `None` when the row needs `row` (to be
+    /// rejected with its reason, or otherwise checked).
+    #[inline]
+    pub fn plain_row(&self, i: usize) -> Option<PlainRequest<'_>> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let opt = |c: &Option<NumCol<'_>>| -> Option<Option<f64>> {
+            match c.as_ref().and_then(|c| c.get(i)) {
+                Some(v) if !ok(v) => None,
+                v => Some(v),
+            }
+        };
+        let ts_ms = self.ts.get(i).ok()?;
+        let latency_ms = self.latency.get(i).filter(|&v| ok(v))?;
+        let status = self.status.as_ref().and_then(|c| c.get(i));
+        let flagged = self.error.is_some_and(|e| e.is_valid(i) && e.value(i));
+        Some(PlainRequest {
+            ts_ms,
+            latency_ms,
+            ttft_ms: opt(&self.ttft)?,
+            error: flagged || status.is_some_and(|c| c >= 500.0),
+            tokens_in: opt(&self.tokens_in)?.unwrap_or(0.0),
+            tokens_out: opt(&self.tokens_out)?.unwrap_or(0.0),
+            request_id: self
+                .request_id
+                .as_ref()
+                .and_then(|c| c.get(i))
+                .unwrap_or(""),
+        })
     }
 
     /// Row `i` as a request; `Err` is its dead-letter reason.

@@ -197,6 +197,7 @@ fn close_window(
         &requests,
         &out.gpu[first_gpu_row..],
         &st.series,
+        &st.pod_names,
         &cx.cfg.services,
         &mut st.service_names,
     ));

@@ -10,8 +10,9 @@ use crate::decode::latency_json::Request;
 use crate::decode::{Reading, ReadingSink};
 use crate::fields::{FieldId, FieldRegistry, DCGM_BLANK_THRESHOLD};
 use crate::late_dead::{DeadLetter, LateEvent};
-use crate::latency_store::{LatencyStore, RequestIn, ServiceTable};
+use crate::latency_store::{LatencyStore, RequestIn, ServiceId, ServiceTable};
 use crate::panes::PaneStore;
+use crate::pod_table::PodTable;
 use crate::series::{SeriesId, SeriesTable};
 use crate::time::{EpochMs, MIN_VALID_MS};
 use crate::watermark::Watermarks;
@@ -29,6 +30,8 @@ pub(crate) struct State {
     pub panes: PaneStore,
     pub latency: LatencyStore,
     pub service_names: ServiceTable,
+    /// (namespace, pod) pairs of requests, interned.
+    pub pod_names: PodTable,
     /// SLO latency threshold by service id (looked up once per service).
     pub service_slo_ms: Vec<f64>,
     /// Per window family: start of the earliest window not yet emitted.
@@ -359,6 +362,42 @@ pub(crate) fn settle_request(
         Err(reason) => return dead(st, cfg, at, reason, raw),
     };
     st.saw(at.key, r.ts_ms);
+    if !request_on_time(st, cfg, &r, at) {
+        return;
+    }
+    let sid = service_id(st, cfg, &r.service);
+    let pod = st.pod_names.intern(&r.namespace, &r.pod);
+    add_request(
+        st,
+        sid,
+        &RequestIn {
+            ts_ms: r.ts_ms,
+            pod,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            error: r.error,
+            tokens_in: r.tokens_in,
+            tokens_out: r.tokens_out,
+            request_id: &r.request_id,
+            slo_latency_ms: st.service_slo_ms[sid as usize],
+        },
+        at.offset,
+    );
+}
+
+/// Whether a request at `ts` lands in a window still open for every window family (the
+/// common case, with no late event to record).
+#[inline]
+pub(crate) fn request_open_everywhere(st: &State, cfg: &EngineConfig, ts: EpochMs) -> bool {
+    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+    cfg.windows
+        .iter()
+        .all(|spec| spec.last_end_holding(ts) > closed_until)
+}
+
+/// Records the late events of a request (one per window family it is too late for); false
+/// when it is too late for every family, counted then as late or as replayed.
+fn request_on_time(st: &mut State, cfg: &EngineConfig, r: &Request<'_>, at: &Origin<'_>) -> bool {
     let closed_until = st.watermarks.current().max(st.positions.batch_floor);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
@@ -392,28 +431,26 @@ pub(crate) fn settle_request(
         } else {
             st.stats.late += 1;
         }
-        return;
     }
-    let sid = st.service_names.intern(&r.service);
+    on_time
+}
+
+/// The id of a (non-empty) service name, with its SLO threshold looked up on first sight.
+pub(crate) fn service_id(st: &mut State, cfg: &EngineConfig, name: &str) -> ServiceId {
+    let sid = st.service_names.intern(name);
     // Services can also be interned by the join (pod rules), so fill every id up to this one.
     while st.service_slo_ms.len() <= sid as usize {
         let name = st.service_names.name(st.service_slo_ms.len() as u32);
         st.service_slo_ms.push(cfg.services.slo_of(name).latency_ms);
     }
-    let added = st.latency.acc_mut(sid, r.ts_ms).add(&RequestIn {
-        ts_ms: r.ts_ms,
-        namespace: &r.namespace,
-        pod: &r.pod,
-        latency_ms: r.latency_ms,
-        ttft_ms: r.ttft_ms,
-        error: r.error,
-        tokens_in: r.tokens_in,
-        tokens_out: r.tokens_out,
-        request_id: &r.request_id,
-        slo_latency_ms: st.service_slo_ms[sid as usize],
-    });
-    if added {
-        st.positions.hold(r.ts_ms, at.offset);
+    sid
+}
+
+/// Adds an on-time, valid request to its pane (a duplicate `request_id` is only counted).
+#[inline]
+pub(crate) fn add_request(st: &mut State, sid: ServiceId, r: &RequestIn<'_>, offset: i64) {
+    if st.latency.acc_mut(sid, r.ts_ms).add(r) {
+        st.positions.hold(r.ts_ms, offset);
         st.stats.aggregated += 1;
     } else {
         st.stats.skipped_duplicate += 1;

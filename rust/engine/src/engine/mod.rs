@@ -7,6 +7,7 @@
 mod close;
 mod ingest;
 mod positions;
+mod request_rows;
 mod types;
 
 pub use positions::Position;
@@ -23,6 +24,7 @@ use crate::idle_streaks::{IdleTracker, SeedRows};
 use crate::late_dead::{DeadLetter, LateEvent};
 use crate::latency_store::{LatencyStore, ServiceTable};
 use crate::panes::PaneStore;
+use crate::pod_table::PodTable;
 use crate::series::{SeriesId, SeriesTable, MAX_EXTRA_LABELS};
 use crate::time::EpochMs;
 use crate::watermark::Watermarks;
@@ -31,6 +33,7 @@ use close::{close_until, CloseContext};
 use ingest::{
     settle, settle_request, InterningSink, LabelCache, LineIngest, MessageReadings, Origin, State,
 };
+use request_rows::push_request_rows;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -109,6 +112,7 @@ impl Engine {
             ),
             latency: LatencyStore::new(cfg.pane_ms()),
             service_names: ServiceTable::default(),
+            pod_names: PodTable::default(),
             service_slo_ms: Vec::new(),
             next_start: vec![None; cfg.windows.len()],
             sources: HashMap::new(),
@@ -172,6 +176,7 @@ impl Engine {
         self.st.panes.heap_bytes()
             + self.st.series.heap_bytes()
             + self.st.latency.heap_bytes()
+            + self.st.pod_names.heap_bytes()
             + self.idle.heap_bytes()
     }
 
@@ -282,17 +287,14 @@ impl Engine {
         if form == Some(Form::Requests) || (form.is_none() && latency_columnar::is_requests(batch))
         {
             let rows = LatencyBatch::new(batch)?;
-            for i in 0..rows.rows() {
-                self.st.stats.consumed += 1;
-                let at = Origin {
-                    source: &source,
-                    partition,
-                    key,
-                    offset: first_row + i as i64,
-                    now,
-                };
-                settle_request(&mut self.st, &self.cfg, rows.row(i), &at, &[]);
-            }
+            let at = Origin {
+                source: &source,
+                partition,
+                key,
+                offset: first_row,
+                now,
+            };
+            push_request_rows(&mut self.st, &self.cfg, &rows, &at, first_row);
             self.st.end_batch();
             return Ok(());
         }
