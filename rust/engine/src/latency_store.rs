@@ -2,6 +2,7 @@
 //! sketches of latency and TTFT, per-second request counts, SLO violations and the pods that
 //! served. Panes merge into windows exactly (sketch merge is bucket-wise addition).
 
+use crate::decode::latency_json::RequestValues;
 use crate::pod_table::PodId;
 use crate::sketch::LatencySketch;
 use crate::time::{align_down, EpochMs};
@@ -111,22 +112,17 @@ fn id_hash(id: &str) -> u128 {
 
 /// One request, validated, ready to add.
 pub struct RequestIn<'a> {
-    pub ts_ms: EpochMs,
+    pub values: RequestValues<'a>,
     pub pod: PodId,
-    pub latency_ms: f64,
-    pub ttft_ms: Option<f64>,
-    pub error: bool,
-    pub tokens_in: f64,
-    pub tokens_out: f64,
-    pub request_id: &'a str,
     pub slo_latency_ms: f64,
 }
 
 impl LatencyAcc {
     /// Adds a request; false when its `request_id` was already counted (a duplicate).
     #[inline]
-    pub fn add(&mut self, r: &RequestIn<'_>) -> bool {
-        if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(r.request_id)) {
+    pub fn add(&mut self, req: &RequestIn<'_>) -> bool {
+        let r = &req.values;
+        if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(&r.request_id)) {
             return false;
         }
         self.requests += 1;
@@ -139,9 +135,9 @@ impl LatencyAcc {
         }
         self.tokens_in += r.tokens_in;
         self.tokens_out += r.tokens_out;
-        self.slo_violations += (r.latency_ms > r.slo_latency_ms) as u64;
+        self.slo_violations += (r.latency_ms > req.slo_latency_ms) as u64;
         self.per_second.add(r.ts_ms.div_euclid(1000), 1);
-        *self.pods.entry(r.pod).or_default() += 1;
+        *self.pods.entry(req.pod).or_default() += 1;
         true
     }
 
@@ -256,14 +252,16 @@ mod tests {
 
     fn req(ts_ms: i64, latency_ms: f64, pod: PodId, id: &'static str) -> RequestIn<'static> {
         RequestIn {
-            ts_ms,
+            values: RequestValues {
+                ts_ms,
+                latency_ms,
+                ttft_ms: Some(latency_ms / 4.0),
+                error: latency_ms > 1000.0,
+                tokens_in: 10.0,
+                tokens_out: 5.0,
+                request_id: id.into(),
+            },
             pod,
-            latency_ms,
-            ttft_ms: Some(latency_ms / 4.0),
-            error: latency_ms > 1000.0,
-            tokens_in: 10.0,
-            tokens_out: 5.0,
-            request_id: id,
             slo_latency_ms: 200.0,
         }
     }

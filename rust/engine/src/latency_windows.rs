@@ -177,6 +177,7 @@ pub fn to_record_batch(rows: &[LatencyWindowRow]) -> Result<RecordBatch, ArrowEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::latency_json::RequestValues;
     use crate::latency_store::RequestIn;
 
     /// 4 requests in a 10 s window: 3 in second 0, 1 in second 5; latencies 100, 100, 300,
@@ -190,14 +191,16 @@ mod tests {
         {
             let id = format!("r{i}");
             a.add(&RequestIn {
-                ts_ms: t,
+                values: RequestValues {
+                    ts_ms: t,
+                    latency_ms: l,
+                    ttft_ms: None,
+                    error: i == 3,
+                    tokens_in: 1.0,
+                    tokens_out: 2.0,
+                    request_id: id.into(),
+                },
                 pod: 0,
-                latency_ms: l,
-                ttft_ms: None,
-                error: i == 3,
-                tokens_in: 1.0,
-                tokens_out: 2.0,
-                request_id: &id,
                 slo_latency_ms: 200.0,
             });
         }

@@ -293,12 +293,19 @@ impl<'a> StrCol<'a> {
     }
 }
 
-/// A numeric column read as f64 (float64 columns read straight from their buffer).
+/// A numeric column read as f64. The common types (float64, int64, int32) read straight
+/// from their buffer; the rest go through a per-type conversion function.
 pub struct NumCol<'a> {
     array: &'a ArrayRef,
     nulls: Option<NullBuffer>,
-    f64s: Option<&'a [f64]>,
-    at: fn(&dyn Array, usize) -> f64,
+    values: NumValues<'a>,
+}
+
+enum NumValues<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+    Other(fn(&dyn Array, usize) -> f64),
 }
 
 fn prim<T: arrow_array::ArrowPrimitiveType>(a: &dyn Array, i: usize) -> f64
@@ -318,26 +325,23 @@ conv!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
 
 impl<'a> NumCol<'a> {
     pub fn new(a: &'a ArrayRef) -> Option<NumCol<'a>> {
-        let at: fn(&dyn Array, usize) -> f64 = match a.data_type() {
-            DataType::Float64 => prim::<Float64Type>,
-            DataType::Float32 => prim::<Float32Type>,
-            DataType::Int64 => prim::<Int64Type>,
-            DataType::Int32 => prim::<Int32Type>,
-            DataType::Int16 => prim::<Int16Type>,
-            DataType::Int8 => prim::<Int8Type>,
-            DataType::UInt64 => prim::<UInt64Type>,
-            DataType::UInt32 => prim::<UInt32Type>,
-            DataType::UInt16 => prim::<UInt16Type>,
-            DataType::UInt8 => prim::<UInt8Type>,
+        let values = match a.data_type() {
+            DataType::Float64 => NumValues::F64(a.as_primitive::<Float64Type>().values()),
+            DataType::Int64 => NumValues::I64(a.as_primitive::<Int64Type>().values()),
+            DataType::Int32 => NumValues::I32(a.as_primitive::<Int32Type>().values()),
+            DataType::Float32 => NumValues::Other(prim::<Float32Type>),
+            DataType::Int16 => NumValues::Other(prim::<Int16Type>),
+            DataType::Int8 => NumValues::Other(prim::<Int8Type>),
+            DataType::UInt64 => NumValues::Other(prim::<UInt64Type>),
+            DataType::UInt32 => NumValues::Other(prim::<UInt32Type>),
+            DataType::UInt16 => NumValues::Other(prim::<UInt16Type>),
+            DataType::UInt8 => NumValues::Other(prim::<UInt8Type>),
             _ => return None,
         };
-        let f64s = (a.data_type() == &DataType::Float64)
-            .then(|| a.as_primitive::<Float64Type>().values().as_ref());
         Some(NumCol {
             array: a,
             nulls: a.logical_nulls(),
-            f64s,
-            at,
+            values,
         })
     }
 
@@ -346,9 +350,11 @@ impl<'a> NumCol<'a> {
         if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             return None;
         }
-        Some(match self.f64s {
-            Some(v) => v[i],
-            None => (self.at)(self.array.as_ref(), i),
+        Some(match self.values {
+            NumValues::F64(v) => v[i],
+            NumValues::I64(v) => v[i] as f64,
+            NumValues::I32(v) => f64::from(v[i]),
+            NumValues::Other(at) => at(self.array.as_ref(), i),
         })
     }
 }
@@ -407,5 +413,59 @@ impl<'a> TimeCol<'a> {
                 parse_rfc3339_ms(v).ok_or_else(|| format!("timestamp {v:?} is not RFC 3339"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{
+        Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, UInt16Array,
+        UInt32Array, UInt64Array, UInt8Array,
+    };
+    use std::sync::Arc;
+
+    /// Every numeric type reads the same values and nulls, sliced or not (the buffer
+    /// fast paths for float64, int64 and int32 agree with the per-type conversion).
+    #[test]
+    fn numeric_columns_of_every_width_read_alike() {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![
+                Some(1.0),
+                None,
+                Some(7.0),
+                Some(120.0),
+            ])),
+            Arc::new(Float32Array::from(vec![
+                Some(1.0),
+                None,
+                Some(7.0),
+                Some(120.0),
+            ])),
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(Int16Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(Int8Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(UInt64Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(UInt32Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(UInt16Array::from(vec![Some(1), None, Some(7), Some(120)])),
+            Arc::new(UInt8Array::from(vec![Some(1), None, Some(7), Some(120)])),
+        ];
+        for full in &cols {
+            let n = NumCol::new(full).expect("numeric");
+            let got: Vec<_> = (0..4).map(|i| n.get(i)).collect();
+            assert_eq!(
+                got,
+                [Some(1.0), None, Some(7.0), Some(120.0)],
+                "{}",
+                full.data_type()
+            );
+            let sliced = full.slice(1, 3);
+            let n = NumCol::new(&sliced).expect("numeric");
+            let got: Vec<_> = (0..3).map(|i| n.get(i)).collect();
+            assert_eq!(got, [None, Some(7.0), Some(120.0)], "{}", full.data_type());
+        }
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["1"]));
+        assert!(NumCol::new(&text).is_none());
     }
 }

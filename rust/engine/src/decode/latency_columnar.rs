@@ -4,22 +4,11 @@
 //! `tokens_out`, `request_id`). Rows decode to the same [`Request`] as JSON events.
 
 use super::arrow_cols::{find_column, num_column, str_column, NumCol, StrCol, TimeCol};
-use super::latency_json::Request;
+use super::latency_json::{Request, RequestValues};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::DataType;
 use std::borrow::Cow;
-
-/// A request's values (not its labels), valid as [`LatencyBatch::row`] checks them.
-pub struct PlainRequest<'a> {
-    pub ts_ms: i64,
-    pub latency_ms: f64,
-    pub ttft_ms: Option<f64>,
-    pub error: bool,
-    pub tokens_in: f64,
-    pub tokens_out: f64,
-    pub request_id: &'a str,
-}
 
 pub struct LatencyBatch<'a> {
     rows: usize,
@@ -96,7 +85,7 @@ impl<'a> LatencyBatch<'a> {
     /// valid (what [`Self::row`] accepts); `None` when the row needs `row` (to be
     /// rejected with its reason, or otherwise checked).
     #[inline]
-    pub fn plain_row(&self, i: usize) -> Option<PlainRequest<'_>> {
+    pub fn plain_row(&self, i: usize) -> Option<RequestValues<'_>> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
         let opt = |c: &Option<NumCol<'_>>| -> Option<Option<f64>> {
             match c.as_ref().and_then(|c| c.get(i)) {
@@ -108,18 +97,14 @@ impl<'a> LatencyBatch<'a> {
         let latency_ms = self.latency.get(i).filter(|&v| ok(v))?;
         let status = self.status.as_ref().and_then(|c| c.get(i));
         let flagged = self.error.is_some_and(|e| e.is_valid(i) && e.value(i));
-        Some(PlainRequest {
+        Some(RequestValues {
             ts_ms,
             latency_ms,
             ttft_ms: opt(&self.ttft)?,
             error: flagged || status.is_some_and(|c| c >= 500.0),
             tokens_in: opt(&self.tokens_in)?.unwrap_or(0.0),
             tokens_out: opt(&self.tokens_out)?.unwrap_or(0.0),
-            request_id: self
-                .request_id
-                .as_ref()
-                .and_then(|c| c.get(i))
-                .unwrap_or(""),
+            request_id: text_at(&self.request_id, i),
         })
     }
 
@@ -137,11 +122,8 @@ impl<'a> LatencyBatch<'a> {
             non_negative("latency_ms", self.latency.get(i))?.ok_or("null latency_ms")?;
         let status = self.status.as_ref().and_then(|c| c.get(i));
         let flagged = self.error.is_some_and(|e| e.is_valid(i) && e.value(i));
-        Ok(Request {
+        let values = RequestValues {
             ts_ms: self.ts.get(i)?,
-            service: text_at(&self.service, i),
-            namespace: text_at(&self.namespace, i),
-            pod: text_at(&self.pod, i),
             latency_ms,
             ttft_ms: non_negative("ttft_ms", self.ttft.as_ref().and_then(|c| c.get(i)))?,
             error: flagged || status.is_some_and(|c| c >= 500.0),
@@ -153,6 +135,12 @@ impl<'a> LatencyBatch<'a> {
             )?
             .unwrap_or(0.0),
             request_id: text_at(&self.request_id, i),
+        };
+        Ok(Request {
+            service: text_at(&self.service, i),
+            namespace: text_at(&self.namespace, i),
+            pod: text_at(&self.pod, i),
+            values,
         })
     }
 }

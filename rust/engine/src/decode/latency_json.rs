@@ -18,13 +18,20 @@ use super::wide_json::timestamp;
 use crate::time::EpochMs;
 use std::borrow::Cow;
 
-/// One finished request.
+/// One finished request: its labels and its values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request<'a> {
-    pub ts_ms: EpochMs,
     pub service: Cow<'a, str>,
     pub namespace: Cow<'a, str>,
     pub pod: Cow<'a, str>,
+    pub values: RequestValues<'a>,
+}
+
+/// A request's values apart from its labels: what every input form decodes to and what
+/// the latency panes add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestValues<'a> {
+    pub ts_ms: EpochMs,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     pub error: bool,
@@ -160,16 +167,18 @@ pub fn decode(bytes: &[u8]) -> Result<Request<'_>, String> {
         None => return Err("missing latency_ms (and no vLLM metrics to derive it)".into()),
     };
     Ok(Request {
-        ts_ms,
         service: if service.is_empty() { model } else { service },
         namespace,
         pod,
-        latency_ms,
-        ttft_ms: ttft,
-        error: error || status.is_some_and(|c| c >= 500),
-        tokens_in: tokens_in.unwrap_or(0.0),
-        tokens_out: tokens_out.unwrap_or(0.0),
-        request_id,
+        values: RequestValues {
+            ts_ms,
+            latency_ms,
+            ttft_ms: ttft,
+            error: error || status.is_some_and(|c| c >= 500),
+            tokens_in: tokens_in.unwrap_or(0.0),
+            tokens_out: tokens_out.unwrap_or(0.0),
+            request_id,
+        },
     })
 }
 
@@ -181,12 +190,13 @@ mod tests {
 
     #[test]
     fn decodes_the_spec_example() {
-        let r = decode(SPEC.as_bytes()).unwrap();
-        assert_eq!(r.ts_ms, 1_764_331_201_532);
+        let d = decode(SPEC.as_bytes()).unwrap();
         assert_eq!(
-            (&*r.service, &*r.namespace, &*r.pod),
+            (&*d.service, &*d.namespace, &*d.pod),
             ("chat-llm", "team-chat", "vllm-chat-5d8c-0")
         );
+        let r = d.values;
+        assert_eq!(r.ts_ms, 1_764_331_201_532);
         assert_eq!((r.latency_ms, r.ttft_ms), (182.4, Some(41.0)));
         assert_eq!((r.tokens_in, r.tokens_out, r.error), (512.0, 128.0, false));
         assert_eq!(&*r.request_id, "r-8f1c");
@@ -195,8 +205,9 @@ mod tests {
     #[test]
     fn vllm_form_derives_latency_and_tokens() {
         let m = br#"{"ts":1764331201000,"model":"llama-3-70b","pod":"vllm-0","usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120},"metrics":{"queue_time_ms":5.0,"time_to_first_token_ms":40.0,"generation_time_ms":300.0,"extra":[1,2]}}"#;
-        let r = decode(m).unwrap();
-        assert_eq!(&*r.service, "llama-3-70b");
+        let d = decode(m).unwrap();
+        assert_eq!(&*d.service, "llama-3-70b");
+        let r = d.values;
         assert_eq!(r.latency_ms, 345.0);
         assert_eq!(
             (r.ttft_ms, r.tokens_in, r.tokens_out),
@@ -210,9 +221,9 @@ mod tests {
         let e1 = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":503}"#;
         let e2 = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":200,"error":true}"#;
         let ok = br#"{"ts":1764331201,"service":"s","latency_ms":1,"status":404,"error":false}"#;
-        assert!(decode(e1).unwrap().error);
-        assert!(decode(e2).unwrap().error);
-        assert!(!decode(ok).unwrap().error);
+        assert!(decode(e1).unwrap().values.error);
+        assert!(decode(e2).unwrap().values.error);
+        assert!(!decode(ok).unwrap().values.error);
     }
 
     #[test]

@@ -361,7 +361,7 @@ pub(crate) fn settle_request(
         Ok(r) => r,
         Err(reason) => return dead(st, cfg, at, reason, raw),
     };
-    st.saw(at.key, r.ts_ms);
+    st.saw(at.key, r.values.ts_ms);
     if !request_on_time(st, cfg, &r, at) {
         return;
     }
@@ -371,14 +371,8 @@ pub(crate) fn settle_request(
         st,
         sid,
         &RequestIn {
-            ts_ms: r.ts_ms,
+            values: r.values,
             pod,
-            latency_ms: r.latency_ms,
-            ttft_ms: r.ttft_ms,
-            error: r.error,
-            tokens_in: r.tokens_in,
-            tokens_out: r.tokens_out,
-            request_id: &r.request_id,
             slo_latency_ms: st.service_slo_ms[sid as usize],
         },
         at.offset,
@@ -402,7 +396,7 @@ fn request_on_time(st: &mut State, cfg: &EngineConfig, r: &Request<'_>, at: &Ori
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {
-        let newest_end = spec.last_end_holding(r.ts_ms);
+        let newest_end = spec.last_end_holding(r.values.ts_ms);
         if newest_end > closed_until {
             on_time = true;
             continue;
@@ -416,7 +410,7 @@ fn request_on_time(st: &mut State, cfg: &EngineConfig, r: &Request<'_>, at: &Ori
             namespace: r.namespace.to_string(),
             pod: r.pod.to_string(),
             field: "latency_ms".to_string(),
-            event_time: r.ts_ms,
+            event_time: r.values.ts_ms,
             window_start: newest_end - spec.size_ms,
             window_end: newest_end,
             lateness_s: (closed_until - newest_end) as f64 / 1000.0,
@@ -449,8 +443,9 @@ pub(crate) fn service_id(st: &mut State, cfg: &EngineConfig, name: &str) -> Serv
 /// Adds an on-time, valid request to its pane (a duplicate `request_id` is only counted).
 #[inline]
 pub(crate) fn add_request(st: &mut State, sid: ServiceId, r: &RequestIn<'_>, offset: i64) {
-    if st.latency.acc_mut(sid, r.ts_ms).add(r) {
-        st.positions.hold(r.ts_ms, offset);
+    let ts_ms = r.values.ts_ms;
+    if st.latency.acc_mut(sid, ts_ms).add(r) {
+        st.positions.hold(ts_ms, offset);
         st.stats.aggregated += 1;
     } else {
         st.stats.skipped_duplicate += 1;
@@ -475,16 +470,16 @@ fn check_request<'a>(
             }
         }
     }
-    if r.ts_ms < MIN_VALID_MS {
+    if r.values.ts_ms < MIN_VALID_MS {
         return Err(format!(
             "event time {} is before 2000-01-01",
-            fmt_ms(r.ts_ms)
+            fmt_ms(r.values.ts_ms)
         ));
     }
-    if r.ts_ms > now.saturating_add(cfg.max_future_ms) {
+    if r.values.ts_ms > now.saturating_add(cfg.max_future_ms) {
         return Err(format!(
             "event time {} is more than engine.max_future_s ahead of now",
-            fmt_ms(r.ts_ms)
+            fmt_ms(r.values.ts_ms)
         ));
     }
     Ok(r)
