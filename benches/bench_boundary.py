@@ -103,7 +103,7 @@ def timed(label: str, fn: Any, per: int, repeat: int, expect: int | None) -> dic
     return {"way": label, "per": per, "median_s": med, "ns/msg": med / per * 1e9}
 
 
-def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, Any]:
+def run(quick: bool, messages: int = 1_000_000, repeat: int = 3) -> dict[str, Any]:
     if quick:
         messages, repeat = 100_000, 3
     fleet = default_fleet() * 2  # 16 GPU series
@@ -231,7 +231,7 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     result = run(a.quick, a.messages, a.repeat)

@@ -77,7 +77,7 @@ def with_gpuledger(msgs: list[bytes]) -> dict[tuple[int, str], tuple[int, float]
     }
 
 
-def run(quick: bool, n: int = 1_000_000, repeat: int = 5) -> dict[str, Any]:
+def run(quick: bool, n: int = 1_000_000, repeat: int = 3) -> dict[str, Any]:
     n, repeat = (50_000, 1) if quick else (n, repeat)
     msgs = events(n)
     ours, ref = with_gpuledger(msgs), plain_python(msgs)
@@ -114,7 +114,7 @@ def run(quick: bool, n: int = 1_000_000, repeat: int = 5) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     result = run(a.quick, a.events, a.repeat)

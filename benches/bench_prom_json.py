@@ -258,7 +258,7 @@ def processes(name: str, threads: int, files: dict[Any, Path]) -> tuple[list[lis
     return [args(None)], label
 
 
-def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, Any]:
+def run(quick: bool, messages: int = 1_000_000, repeat: int = 3) -> dict[str, Any]:
     n, repeat = (20_000, 3) if quick else (messages, repeat)
     files, n_msgs = write_inputs(n)
     names = [k for k in CONTENDERS if importlib.util.find_spec(k) is not None]
@@ -346,7 +346,7 @@ def run(quick: bool, messages: int = 1_000_000, repeat: int = 5) -> dict[str, An
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small run, for CI")
     ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     ap.add_argument("--data", action="append", help=argparse.SUPPRESS)

@@ -203,7 +203,7 @@ def summarize(raw: str) -> dict[str, Any]:
 
 
 def run(
-    quick: bool, gpus: int = 16, seconds: int = 86_400, repeat: int = 5, prof: bool = False
+    quick: bool, gpus: int = 16, seconds: int = 86_400, repeat: int = 3, prof: bool = False
 ) -> dict[str, Any]:
     if quick:
         seconds, repeat = 3_600, 2
@@ -302,7 +302,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 hour of data, for CI")
     ap.add_argument("--gpus", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=86_400)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="py-spy --native one gpuledger run")
     ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)

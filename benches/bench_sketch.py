@@ -187,7 +187,7 @@ def rel_errors(c: Contender, sketch: Any, values: np.ndarray) -> list[float]:
 def run(quick: bool) -> dict[str, Any]:
     n_fast = 1_000_000
     n_py = 100_000 if quick else 1_000_000  # Python-loop contenders
-    repeat = 3 if quick else 5
+    repeat = 3
     data = datasets(n_fast)
     values = data["lognormal"]
     contenders: list[Contender] = [Ours(), Dd(), Hdr(2), Hdr(3)]
