@@ -190,11 +190,13 @@ impl LatencyStore {
 
     #[inline]
     pub fn acc_mut(&mut self, service: ServiceId, ts: EpochMs) -> &mut LatencyAcc {
-        let start = align_down(ts, self.pane_ms);
-        // Requests come mostly in time order: the pane used last is the common case.
-        let i = if self.panes.get(self.last).is_some_and(|p| p.0 == start) {
+        // Requests come mostly in time order: the pane used last is the common case, found
+        // without a division.
+        let in_last = |p: &(EpochMs, _)| ts >= p.0 && ts - p.0 < self.pane_ms;
+        let i = if self.panes.get(self.last).is_some_and(in_last) {
             self.last
         } else {
+            let start = align_down(ts, self.pane_ms);
             match self.panes.binary_search_by_key(&start, |p| p.0) {
                 Ok(i) => i,
                 Err(i) => {

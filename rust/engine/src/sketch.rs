@@ -348,8 +348,28 @@ impl LatencySketch {
         if !is_valid(v) {
             return Err(SketchError::InvalidValue { index: 0, value: v });
         }
-        self.insert_valid(std::slice::from_ref(&v));
+        self.insert_one_valid(v);
         Ok(())
+    }
+
+    /// `insert_valid` for one value (per request in the engine), without the batch loop's
+    /// set-up; `v` must satisfy `is_valid`.
+    #[inline(always)]
+    fn insert_one_valid(&mut self, v: f64) {
+        let v = v + 0.0; // -0.0 -> +0.0
+        self.sum.add(v);
+        if v < self.min {
+            self.min = v;
+        }
+        if v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        if v < MIN_INDEXABLE_MS {
+            self.zero_count += 1;
+        } else {
+            self.insert_key(ceil_i32(v.ln() * self.multiplier));
+        }
     }
 
     /// Inserts a batch of latencies (ms). If any value is negative, NaN or infinite, nothing
@@ -828,7 +848,9 @@ mod tests {
     #[test]
     fn single_insert_equals_batch() {
         let mut r = Rng(7);
-        let v: Vec<f64> = (0..10_000).map(|_| r.lognormal(1.0, 1.5)).collect();
+        let mut v: Vec<f64> = (0..10_000).map(|_| r.lognormal(1.0, 1.5)).collect();
+        // Zeros, a negative zero and values below the indexable range too.
+        v.extend([0.0, -0.0, 1e-12, MIN_INDEXABLE_MS / 2.0, MIN_INDEXABLE_MS]);
         let mut a = LatencySketch::new();
         let mut b = LatencySketch::new();
         a.insert_many(&v).unwrap();
@@ -837,6 +859,12 @@ mod tests {
         }
         assert_eq!(a.trimmed(), b.trimmed());
         assert_eq!(a.quantiles(&[0.5, 0.99]), b.quantiles(&[0.5, 0.99]));
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(
+            (a.count(), a.zero_count(), a.sum()),
+            (b.count(), b.zero_count(), b.sum())
+        );
+        assert_eq!((a.min(), a.max()), (b.min(), b.max()));
     }
 
     #[test]

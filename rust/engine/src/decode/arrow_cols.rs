@@ -148,7 +148,7 @@ impl Keys<'_> {
     }
 
     /// The key at row `i` (a negative key, which Arrow forbids, reads as 0).
-    #[inline]
+    #[inline(always)] // per row in the request fast path, where the compiler did not inline it
     pub fn get(&self, i: usize) -> usize {
         match self {
             Keys::I8(k) => k[i].max(0) as usize,
@@ -235,6 +235,14 @@ impl<'a> StrCol<'a> {
     pub fn dictionary(&self) -> Option<(&Keys<'a>, &StrCol<'a>)> {
         match self {
             StrCol::Dict { keys, values, .. } => Some((keys, values)),
+            _ => None,
+        }
+    }
+
+    /// For a dictionary column: its row nulls (the keys' nulls and null values alike).
+    pub fn dictionary_nulls(&self) -> Option<&NullBuffer> {
+        match self {
+            StrCol::Dict { nulls, .. } => nulls.as_ref(),
             _ => None,
         }
     }
@@ -345,7 +353,7 @@ impl<'a> NumCol<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<f64> {
         if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             return None;
@@ -392,6 +400,24 @@ impl<'a> TimeCol<'a> {
         NumCol::new(a)
             .map(TimeCol::Number)
             .or_else(|| StrCol::new(a).map(TimeCol::Text))
+    }
+
+    /// Epoch milliseconds at row `i`, `None` when it has none (`get` says why); Arrow
+    /// timestamps read inline, the per-row fast path's common case.
+    #[inline(always)]
+    pub fn get_ms(&self, i: usize) -> Option<EpochMs> {
+        match self {
+            TimeCol::Timestamp(values, nulls, mul, div) => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    return None;
+                }
+                if (*mul, *div) == (1, 1) {
+                    return Some(values[i]); // milliseconds already: no division per row
+                }
+                Some(values[i].saturating_mul(*mul).div_euclid(*div))
+            }
+            _ => self.get(i).ok(),
+        }
     }
 
     /// Epoch milliseconds at row `i`; `Err` names what is wrong.

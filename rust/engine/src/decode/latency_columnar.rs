@@ -29,6 +29,17 @@ fn text_at<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> Cow<'c, str> {
     Cow::Borrowed(c.as_ref().and_then(|c| c.get(i)).unwrap_or(""))
 }
 
+/// An optional column's value at row `i`: `Some(None)` when absent or null, `None` when
+/// not a finite number >= 0. Always inlined: as a closure called three times per row the
+/// compiler kept it out of line, at 15 % of the request fast path.
+#[inline(always)]
+fn optional_non_negative(c: &Option<NumCol<'_>>, i: usize) -> Option<Option<f64>> {
+    match c.as_ref().and_then(|c| c.get(i)) {
+        Some(v) if !(v.is_finite() && v >= 0.0) => None,
+        v => Some(v),
+    }
+}
+
 /// Whether a batch looks like request events (it has a `latency_ms` column).
 pub fn is_requests(batch: &RecordBatch) -> bool {
     find_column(batch, &["latency_ms"]).is_some()
@@ -87,13 +98,8 @@ impl<'a> LatencyBatch<'a> {
     #[inline]
     pub fn plain_row(&self, i: usize) -> Option<RequestValues<'_>> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        let opt = |c: &Option<NumCol<'_>>| -> Option<Option<f64>> {
-            match c.as_ref().and_then(|c| c.get(i)) {
-                Some(v) if !ok(v) => None,
-                v => Some(v),
-            }
-        };
-        let ts_ms = self.ts.get(i).ok()?;
+        let opt = |c: &Option<NumCol<'_>>| optional_non_negative(c, i);
+        let ts_ms = self.ts.get_ms(i)?;
         let latency_ms = self.latency.get(i).filter(|&v| ok(v))?;
         let status = self.status.as_ref().and_then(|c| c.get(i));
         let flagged = self.error.is_some_and(|e| e.is_valid(i) && e.value(i));

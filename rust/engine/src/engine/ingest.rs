@@ -379,14 +379,27 @@ pub(crate) fn settle_request(
     );
 }
 
-/// Whether a request at `ts` lands in a window still open for every window family (the
-/// common case, with no late event to record).
+/// The end of event time closed so far: a window ending at or before it is closed.
 #[inline]
-pub(crate) fn request_open_everywhere(st: &State, cfg: &EngineConfig, ts: EpochMs) -> bool {
-    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+pub(crate) fn closed_until(st: &State) -> EpochMs {
+    st.watermarks.current().max(st.positions.batch_floor)
+}
+
+/// The earliest event time whose windows are all still open, for every window family, while
+/// `closed_until` holds: a request at or after it has no late event to record (the common
+/// case). A window family's newest window holding `ts` ends at `align_down(ts, slide) +
+/// size`, which is after `c` exactly when `ts >= align_down(c - size, slide) + slide`.
+pub(crate) fn open_everywhere_from(cfg: &EngineConfig, closed_until: EpochMs) -> EpochMs {
     cfg.windows
         .iter()
-        .all(|spec| spec.last_end_holding(ts) > closed_until)
+        .map(|spec| {
+            closed_until
+                .checked_sub(spec.size_ms)
+                .and_then(|x| x.div_euclid(spec.slide_ms).checked_mul(spec.slide_ms))
+                .map_or(EpochMs::MIN, |start| start.saturating_add(spec.slide_ms))
+        })
+        .max()
+        .unwrap_or(EpochMs::MIN)
 }
 
 /// Records the late events of a request (one per window family it is too late for); false
