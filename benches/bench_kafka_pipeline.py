@@ -475,6 +475,17 @@ def bootstrap_servers() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
 
 
+# The local broker this process started (the bench stops it when done: a bench run leaves
+# no broker behind that it did not find running).
+STARTED_LOCAL_BROKER: list[str] = []
+
+
+def stop_started_broker() -> None:
+    if STARTED_LOCAL_BROKER:
+        STARTED_LOCAL_BROKER.clear()
+        subprocess.run(["bash", str(KAFKA_LOCAL), "down"], capture_output=True, text=True)
+
+
 def broker_problem(bootstrap: str, start_local: bool) -> str | None:
     """None when a broker answers at `bootstrap`; else why not. `start_local`: start the
     repository's local broker first when the default address does not answer."""
@@ -487,6 +498,7 @@ def broker_problem(bootstrap: str, start_local: bool) -> str | None:
         up = subprocess.run(["bash", str(KAFKA_LOCAL), "up"], capture_output=True, text=True)
         if up.returncode != 0:
             return f"no Kafka broker at {bootstrap}; kafka-local.sh up failed: {up.stderr[-300:]}"
+        STARTED_LOCAL_BROKER.append(bootstrap)
     from confluent_kafka.admin import AdminClient
 
     try:
@@ -1192,6 +1204,7 @@ def run(
                 notes.append(f"live mode failed: {str(e)[:500]}")
     finally:
         delete_topics(bootstrap, run_id)
+        stop_started_broker()
 
     glr = results.get(GL_NAME)
 
