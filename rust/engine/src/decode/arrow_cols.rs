@@ -367,6 +367,25 @@ impl<'a> NumCol<'a> {
     }
 }
 
+/// Row `i` of an Arrow timestamp column in milliseconds (`mul`, `div`: from its unit);
+/// `None` when null. Millisecond columns skip the division.
+#[inline(always)]
+fn timestamp_ms(
+    values: &[i64],
+    nulls: Option<&NullBuffer>,
+    mul: i64,
+    div: i64,
+    i: usize,
+) -> Option<EpochMs> {
+    if nulls.is_some_and(|n| n.is_null(i)) {
+        return None;
+    }
+    if (mul, div) == (1, 1) {
+        return Some(values[i]);
+    }
+    Some(values[i].saturating_mul(mul).div_euclid(div))
+}
+
 /// An event-time column: Arrow timestamps of any unit, Unix numbers (seconds, or integer
 /// milliseconds above 1e11), or RFC 3339 strings.
 pub enum TimeCol<'a> {
@@ -408,13 +427,7 @@ impl<'a> TimeCol<'a> {
     pub fn get_ms(&self, i: usize) -> Option<EpochMs> {
         match self {
             TimeCol::Timestamp(values, nulls, mul, div) => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    return None;
-                }
-                if (*mul, *div) == (1, 1) {
-                    return Some(values[i]); // milliseconds already: no division per row
-                }
-                Some(values[i].saturating_mul(*mul).div_euclid(*div))
+                timestamp_ms(values, nulls.as_ref(), *mul, *div, i)
             }
             _ => self.get(i).ok(),
         }
@@ -425,10 +438,8 @@ impl<'a> TimeCol<'a> {
     pub fn get(&self, i: usize) -> Result<EpochMs, String> {
         match self {
             TimeCol::Timestamp(values, nulls, mul, div) => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    return Err("null timestamp".into());
-                }
-                Ok(values[i].saturating_mul(*mul).div_euclid(*div))
+                timestamp_ms(values, nulls.as_ref(), *mul, *div, i)
+                    .ok_or_else(|| "null timestamp".into())
             }
             TimeCol::Number(n) => {
                 let v = n.get(i).ok_or("null timestamp")?;

@@ -211,7 +211,7 @@ pub(crate) fn route(
     at: &Origin<'_>,
 ) -> Routed {
     let (id, field, ts, v) = reading;
-    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+    let closed_until = closed_until(st);
     st.saw(at.key, ts);
     if !cfg
         .windows
@@ -405,7 +405,7 @@ pub(crate) fn open_everywhere_from(cfg: &EngineConfig, closed_until: EpochMs) ->
 /// Records the late events of a request (one per window family it is too late for); false
 /// when it is too late for every family, counted then as late or as replayed.
 fn request_on_time(st: &mut State, cfg: &EngineConfig, r: &Request<'_>, at: &Origin<'_>) -> bool {
-    let closed_until = st.watermarks.current().max(st.positions.batch_floor);
+    let closed_until = closed_until(st);
     let replay = st.positions.is_replay(at.offset);
     let mut on_time = false;
     for spec in &cfg.windows {

@@ -22,14 +22,14 @@ const UNRESOLVED: u32 = u32::MAX;
 /// ""), else the dictionary key + 1; plain string columns have no codes.
 enum LabelCodes<'b, 'a> {
     Absent,
-    /// Keys, row nulls, values and their count (read once, not per row), the column.
-    Dict(
-        &'b Keys<'a>,
-        Option<&'b NullBuffer>,
-        &'b StrCol<'a>,
-        usize,
-        &'b StrCol<'a>,
-    ),
+    /// A dictionary column; its nulls and value count are read once, not per row.
+    Dict {
+        keys: &'b Keys<'a>,
+        nulls: Option<&'b NullBuffer>,
+        values: &'b StrCol<'a>,
+        n_values: usize,
+        col: &'b StrCol<'a>,
+    },
     Plain(&'b StrCol<'a>),
 }
 
@@ -38,9 +38,13 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
         match col {
             None => LabelCodes::Absent,
             Some(c) => match c.dictionary() {
-                Some((keys, values)) => {
-                    LabelCodes::Dict(keys, c.dictionary_nulls(), values, values.len(), c)
-                }
+                Some((keys, values)) => LabelCodes::Dict {
+                    keys,
+                    nulls: c.dictionary_nulls(),
+                    values,
+                    n_values: values.len(),
+                    col: c,
+                },
                 None => LabelCodes::Plain(c),
             },
         }
@@ -49,7 +53,7 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
     /// Codes for the dictionary's entries: the dictionary length + 1.
     fn cardinality(&self) -> usize {
         match self {
-            LabelCodes::Dict(_, _, _, n, _) => n + 1,
+            LabelCodes::Dict { n_values, .. } => n_values + 1,
             _ => 1,
         }
     }
@@ -58,12 +62,17 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
     fn code(&self, i: usize) -> Option<usize> {
         match self {
             LabelCodes::Absent => Some(0),
-            LabelCodes::Dict(keys, nulls, _, n, _) => {
+            LabelCodes::Dict {
+                keys,
+                nulls,
+                n_values,
+                ..
+            } => {
                 if nulls.is_some_and(|b| b.is_null(i)) {
                     return Some(0);
                 }
                 let k = keys.get(i);
-                Some(if k < *n { k + 1 } else { 0 })
+                Some(if k < *n_values { k + 1 } else { 0 })
             }
             LabelCodes::Plain(_) => None,
         }
@@ -72,7 +81,7 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
     /// The text of a code from `code`.
     fn text_of(&self, code: usize) -> &'b str {
         match self {
-            LabelCodes::Dict(_, _, values, _, _) if code > 0 => values.get(code - 1).unwrap_or(""),
+            LabelCodes::Dict { values, .. } if code > 0 => values.get(code - 1).unwrap_or(""),
             _ => "",
         }
     }
@@ -82,7 +91,7 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
     fn text(&self, i: usize) -> &'b str {
         match self {
             LabelCodes::Absent => "",
-            LabelCodes::Plain(c) | LabelCodes::Dict(_, _, _, _, c) => c.get(i).unwrap_or(""),
+            LabelCodes::Plain(c) | LabelCodes::Dict { col: c, .. } => c.get(i).unwrap_or(""),
         }
     }
 }
@@ -101,8 +110,8 @@ pub(crate) fn push_request_rows(
     let mut pod_ids = vec![(UNRESOLVED as usize, 0 as PodId); pod.cardinality()];
     let latest_ts = at.now.saturating_add(cfg.max_future_ms);
     // (closed_until, open_everywhere_from of it): recomputed only when windows close.
-    let mut open = (closed_until(st), 0);
-    open.1 = open_everywhere_from(cfg, open.0);
+    let closed = closed_until(st);
+    let mut open = (closed, open_everywhere_from(cfg, closed));
     // The newest event time of the plain rows, noted once (`saw`) after the loop.
     let mut newest = EpochMs::MIN;
     for i in 0..rows.rows() {
