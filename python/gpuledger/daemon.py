@@ -32,6 +32,7 @@ from gpuledger.daemon_metrics import DaemonMetrics
 from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
 from gpuledger.daemon_seed import HOUR_MS, written_gpu_windows
 from gpuledger.dead_letter_topic import DeadLetterTopic
+from gpuledger.gc_tuning import batched_gc
 from gpuledger.sink import OutputConflictError
 
 TP = tuple[str, int]
@@ -386,7 +387,8 @@ class Daemon:
         library_log.addHandler(forward)
         propagate, library_log.propagate = library_log.propagate, False
         try:
-            return self._run()
+            with batched_gc(self.cfg.run.batch_messages):
+                return self._run()
         finally:
             library_log.removeHandler(forward)
             library_log.propagate = propagate
