@@ -75,3 +75,32 @@ def test_a_topic_without_a_format_is_an_error() -> None:
     engine = gpuledger.Engine(gpuledger.Config())
     with pytest.raises(gpuledger.InputError, match="no message format for topic"):
         engine.push_kafka([FakeMessage("other", 0, 1, GOOD)], {"tel": "prom_json"})
+
+
+class RenamedTopicMessage(FakeMessage):
+    """A second message type in the same batch, overriding one method."""
+
+    def topic(self) -> str:
+        return "tel"
+
+
+class BrokenOffsetMessage(FakeMessage):
+    def offset(self) -> int:
+        raise RuntimeError("offset unavailable")
+
+
+def test_a_batch_of_several_message_types_calls_each_ones_own_methods() -> None:
+    # The methods are looked up on the first message's type; the others go through Python.
+    engine = gpuledger.Engine()
+    msgs = [FakeMessage("tel", 0, 1, GOOD), RenamedTopicMessage("req", 0, 2, GOOD)]
+    fed, errors = engine.push_kafka(msgs, {"tel": "prom_json", "req": "latency_json"})
+    assert fed == [("tel", 0, 1, 1)]
+    assert errors == []
+    assert engine.stats()["consumed"] == 2  # the same reading twice: one aggregated
+
+
+def test_an_exception_from_a_message_method_is_raised_not_swallowed() -> None:
+    engine = gpuledger.Engine()
+    msgs = [FakeMessage("tel", 0, 1, GOOD), BrokenOffsetMessage("tel", 0, 2, GOOD)]
+    with pytest.raises(RuntimeError, match="offset unavailable"):
+        engine.push_kafka(msgs, {"tel": "prom_json"})

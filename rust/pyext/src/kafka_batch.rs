@@ -3,10 +3,10 @@
 //! works. Error messages (end of partition, broker errors) are handed back to Python.
 
 use crate::errors::InputError;
+use crate::noargs_method::NoArgsMethod;
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PyString, PyType};
 
 /// One run of consecutive messages from one partition.
 struct Run<'py> {
@@ -39,15 +39,22 @@ pub fn push_kafka<'py>(
     let mut errors = Vec::new();
     let mut fed: Vec<(String, i32, i64, usize)> = Vec::new();
     let mut skipping: Option<(Bound<'py, PyString>, i32)> = None;
+    // One consume() returns one message type: its methods are looked up once per batch.
+    let ty = match messages.iter().next() {
+        Some(m) => m.get_type(),
+        None => py.get_type::<PyType>(),
+    };
+    let method = |name: &'static str| NoArgsMethod::resolve(&ty, &PyString::intern(py, name));
+    let (error, topic_of, partition_of) = (method("error"), method("topic"), method("partition"));
+    let (value_of, offset_of, timestamp_of) =
+        (method("value"), method("offset"), method("timestamp"));
     for (i, m) in messages.iter().enumerate() {
-        if !m.call_method0(intern!(py, "error"))?.is_none() {
+        if !error.call(&m)?.is_none() {
             errors.push((i, m));
             continue;
         }
-        let topic = m
-            .call_method0(intern!(py, "topic"))?
-            .cast_into::<PyString>()?;
-        let partition: i32 = m.call_method0(intern!(py, "partition"))?.extract()?;
+        let topic = topic_of.call(&m)?.cast_into::<PyString>()?;
+        let partition: i32 = partition_of.call(&m)?.extract()?;
         // Compared as UTF-8 (a pointer into the string for ASCII names), not with Python's
         // rich comparison: this runs once per message.
         let name_now = topic.to_str()?;
@@ -81,16 +88,15 @@ pub fn push_kafka<'py>(
             });
         }
         let run = runs.last_mut().expect("a run was just pushed");
-        let value = m.call_method0(intern!(py, "value"))?;
+        let value = value_of.call(&m)?;
         // A null value (tombstone) is an empty message: a dead letter, not a crash.
         run.values.push(
             value
                 .cast_into::<PyBytes>()
                 .unwrap_or_else(|_| empty.clone()),
         );
-        run.offsets
-            .push(m.call_method0(intern!(py, "offset"))?.extract()?);
-        let (_, ts): (i32, i64) = m.call_method0(intern!(py, "timestamp"))?.extract()?;
+        run.offsets.push(offset_of.call(&m)?.extract()?);
+        let (_, ts): (i32, i64) = timestamp_of.call(&m)?.extract()?;
         run.stamps.push(ts);
         run.last = i;
     }

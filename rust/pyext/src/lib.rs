@@ -8,6 +8,7 @@ mod config;
 mod engine;
 mod errors;
 mod kafka_batch;
+mod noargs_method;
 mod parquet_reader;
 mod sketch;
 
