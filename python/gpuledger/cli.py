@@ -7,15 +7,22 @@ import time
 import click
 
 import gpuledger
-from gpuledger.cli_combine import combine_command
-from gpuledger.cli_replay import replay_command
-from gpuledger.cli_simulate import produce_command, simulate_command
+from gpuledger.cli_lazy import LazyGroup
 
 # 2026-11-28T00:00:00Z: the embedded fleet's first sample.
 DEMO_START_S = 1_795_824_000
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "combine": "gpuledger.cli_combine:combine_command",
+        "replay": "gpuledger.cli_replay:replay_command",
+        "simulate": "gpuledger.cli_simulate:simulate_command",
+        "produce": "gpuledger.cli_simulate:produce_command",
+    },
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(gpuledger.__version__, prog_name="gpuledger")
 def main() -> None:
     """gpuledger: what your GPUs cost, busy and idle, from DCGM telemetry."""
@@ -87,12 +94,6 @@ def run(config_path: str | None, until_eof: bool) -> None:
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     raise SystemExit(Daemon(cfg, until_eof=until_eof).run())
-
-
-main.add_command(combine_command)
-main.add_command(replay_command)
-main.add_command(simulate_command)
-main.add_command(produce_command)
 
 
 if __name__ == "__main__":
