@@ -104,3 +104,9 @@ def test_an_exception_from_a_message_method_is_raised_not_swallowed() -> None:
     msgs = [FakeMessage("tel", 0, 1, GOOD), BrokenOffsetMessage("tel", 0, 2, GOOD)]
     with pytest.raises(RuntimeError, match="offset unavailable"):
         engine.push_kafka(msgs, {"tel": "prom_json"})
+
+
+def test_an_empty_batch_feeds_nothing() -> None:
+    engine = gpuledger.Engine()
+    assert engine.push_kafka([], {"tel": "prom_json"}) == ([], [])
+    assert engine.stats()["consumed"] == 0

@@ -6,7 +6,7 @@ use crate::errors::InputError;
 use crate::noargs_method::NoArgsMethod;
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 /// One run of consecutive messages from one partition.
 struct Run<'py> {
@@ -39,10 +39,10 @@ pub fn push_kafka<'py>(
     let mut errors = Vec::new();
     let mut fed: Vec<(String, i32, i64, usize)> = Vec::new();
     let mut skipping: Option<(Bound<'py, PyString>, i32)> = None;
-    // One consume() returns one message type: its methods are looked up once per batch.
-    let ty = match messages.iter().next() {
-        Some(m) => m.get_type(),
-        None => py.get_type::<PyType>(),
+    // One consume() returns one message type: its methods are looked up once per batch
+    // (an empty batch, a consume() that timed out, looks up nothing).
+    let Some(ty) = messages.iter().next().map(|m| m.get_type()) else {
+        return Ok((fed, errors));
     };
     let method = |name: &'static str| NoArgsMethod::resolve(&ty, &PyString::intern(py, name));
     let (error, topic_of, partition_of) = (method("error"), method("topic"), method("partition"));
