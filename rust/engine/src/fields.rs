@@ -92,6 +92,8 @@ struct FieldInfo {
     unit: Unit,
     /// Multiplier from the unit messages carry to `unit` (1 unless overridden).
     scale: f64,
+    /// The valid values in `unit`, bounds included: finite, and in range for the unit.
+    valid: (f64, f64),
 }
 
 /// Fields the engine aggregates: the built-ins plus those registered for custom aggregations.
@@ -116,10 +118,17 @@ impl Default for FieldRegistry {
 impl FieldRegistry {
     fn add(&mut self, name: &str, unit: Unit) -> FieldId {
         let id = FieldId(self.fields.len() as u16);
+        let valid = match unit {
+            Unit::Ratio => (0.0, 1.0),
+            Unit::Percent => (0.0, 100.0),
+            Unit::Raw => (f64::MIN, f64::MAX),
+            _ => (0.0, f64::MAX),
+        };
         self.fields.push(FieldInfo {
             name: name.into(),
             unit,
             scale: 1.0,
+            valid,
         });
         self.by_name.insert(name.into(), id);
         id
@@ -172,24 +181,30 @@ impl FieldRegistry {
     }
 
     /// Checks a value in the field's default unit; `Err` carries the dead-letter reason.
+    /// Inlined into the decoders' loops: one range comparison (NaN and infinities fail it).
+    #[inline(always)]
     pub fn validate(&self, id: FieldId, v: f64) -> Result<(), String> {
+        let (lo, hi) = self.fields[id.index()].valid;
+        if v >= lo && v <= hi {
+            Ok(())
+        } else {
+            Err(self.invalid_reason(id, v))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invalid_reason(&self, id: FieldId, v: f64) -> String {
         let info = &self.fields[id.index()];
         if !v.is_finite() {
-            return Err(format!("{}: non-finite value {v}", info.name));
+            return format!("{}: non-finite value {v}", info.name);
         }
         let max = match info.unit {
             Unit::Ratio => 1.0,
             Unit::Percent => 100.0,
-            Unit::Raw => return Ok(()),
             _ => f64::INFINITY,
         };
-        if v < 0.0 || v > max {
-            return Err(format!(
-                "{}: value {v} outside the valid range 0..{max}",
-                info.name
-            ));
-        }
-        Ok(())
+        format!("{}: value {v} outside the valid range 0..{max}", info.name)
     }
 }
 
@@ -253,5 +268,35 @@ mod tests {
         assert!(r.validate(FieldId::POWER_USAGE, f64::NAN).is_err());
         assert!(r.validate(FieldId::POWER_USAGE, f64::INFINITY).is_err());
         assert!(r.validate(FieldId::POWER_USAGE, 700.0).is_ok());
+    }
+
+    #[test]
+    fn range_check_edges_and_reasons() {
+        let mut r = FieldRegistry::default();
+        let raw = r.register("MY_COUNTER");
+        let ok = |r: &FieldRegistry, f, v| r.validate(f, v).is_ok();
+        // -0.0 is zero; bounds are included; the largest finite value is finite.
+        assert!(ok(&r, FieldId::GR_ENGINE_ACTIVE, -0.0));
+        assert!(ok(&r, FieldId::GR_ENGINE_ACTIVE, 1.0));
+        assert!(ok(&r, FieldId::POWER_USAGE, f64::MAX));
+        assert!(!ok(&r, FieldId::POWER_USAGE, f64::NEG_INFINITY));
+        assert!(!ok(&r, FieldId::POWER_USAGE, -f64::MIN_POSITIVE));
+        // Raw fields: any finite value, negative ones too.
+        assert!(ok(&r, raw, -5.0));
+        assert!(ok(&r, raw, f64::MIN));
+        assert!(!ok(&r, raw, f64::INFINITY));
+        assert!(!ok(&r, raw, f64::NAN));
+        assert_eq!(
+            r.validate(FieldId::GPU_UTIL, 100.5).unwrap_err(),
+            "DCGM_FI_DEV_GPU_UTIL: value 100.5 outside the valid range 0..100"
+        );
+        assert_eq!(
+            r.validate(FieldId::POWER_USAGE, -1.0).unwrap_err(),
+            "DCGM_FI_DEV_POWER_USAGE: value -1 outside the valid range 0..inf"
+        );
+        assert_eq!(
+            r.validate(raw, f64::NAN).unwrap_err(),
+            "MY_COUNTER: non-finite value NaN"
+        );
     }
 }

@@ -22,19 +22,26 @@ struct Pane {
 }
 
 impl Pane {
+    #[inline(always)]
     fn points_mut(&mut self, series: SeriesId) -> &mut SeriesPoints {
+        let slot = match self.slot_of.get(series as usize) {
+            Some(&slot) if slot != ABSENT => slot,
+            _ => self.add_series(series),
+        };
+        &mut self.entries[slot as usize].1
+    }
+
+    /// The slot of a series this pane does not hold yet.
+    #[inline(never)]
+    fn add_series(&mut self, series: SeriesId) -> u32 {
         let i = series as usize;
         if self.slot_of.len() <= i {
             self.slot_of.resize(i + 1, ABSENT);
         }
-        let slot = self.slot_of[i];
-        if slot == ABSENT {
-            self.slot_of[i] = self.entries.len() as u32;
-            self.entries.push((series, SeriesPoints::default()));
-            &mut self.entries.last_mut().expect("just pushed").1
-        } else {
-            &mut self.entries[slot as usize].1
-        }
+        let slot = self.entries.len() as u32;
+        self.slot_of[i] = slot;
+        self.entries.push((series, SeriesPoints::default()));
+        slot
     }
 
     fn points(&self, series: SeriesId) -> Option<&SeriesPoints> {
@@ -74,23 +81,38 @@ impl PaneStore {
         self.pane_ms
     }
 
-    fn pane_mut(&mut self, start: EpochMs) -> &mut Pane {
-        if self.panes.get(self.last).map(|p| p.0) != Some(start) {
-            self.last = match self.panes.binary_search_by_key(&start, |p| p.0) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.panes.insert(i, (start, Pane::default()));
-                    i
-                }
-            };
+    /// The pane holding `ts`: the last one used when it does (a range check), else found
+    /// (or made) by its start.
+    #[inline(always)]
+    fn pane_mut(&mut self, ts: EpochMs) -> &mut Pane {
+        let in_last = self
+            .panes
+            .get(self.last)
+            .is_some_and(|p| ts >= p.0 && ts - p.0 < self.pane_ms);
+        if !in_last {
+            self.find_pane(align_down(ts, self.pane_ms));
         }
         &mut self.panes[self.last].1
     }
 
+    /// Points `last` at the pane starting at `start`, made if missing (kept sorted).
+    #[inline(never)]
+    fn find_pane(&mut self, start: EpochMs) {
+        self.last = match self.panes.binary_search_by_key(&start, |p| p.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.panes.insert(i, (start, Pane::default()));
+                i
+            }
+        };
+    }
+
+    /// Inlined into the decoders' loops: readings mostly go to the last pane used, for a
+    /// series it holds, later than the field's last point.
+    #[inline(always)]
     pub fn insert(&mut self, series: SeriesId, field: FieldId, ts: EpochMs, v: f64) -> Insert {
-        let start = align_down(ts, self.pane_ms);
         let expected = self.expected_points;
-        self.pane_mut(start)
+        self.pane_mut(ts)
             .points_mut(series)
             .insert_sized(field, ts, v, expected)
     }

@@ -71,7 +71,9 @@ impl SeriesPoints {
     }
 
     /// Inserts, reserving room for `expected` points on a field's first point (the pane's
-    /// samples at the configured interval), so a pane fills without reallocating.
+    /// samples at the configured interval), so a pane fills without reallocating. The
+    /// common case (a later point of a field already started) is inlined.
+    #[inline(always)]
     pub fn insert_sized(
         &mut self,
         field: FieldId,
@@ -79,6 +81,19 @@ impl SeriesPoints {
         value: f64,
         expected: usize,
     ) -> Insert {
+        if let Some(v) = self.points.get_mut(field.index()) {
+            if let Some(&(last, _)) = v.last() {
+                if ts > last {
+                    v.push((ts, value));
+                    return Insert::New;
+                }
+            }
+        }
+        self.insert_slow(field, ts, value, expected)
+    }
+
+    #[inline(never)]
+    fn insert_slow(&mut self, field: FieldId, ts: EpochMs, value: f64, expected: usize) -> Insert {
         if self.points.len() <= field.index() {
             self.points.resize_with(field.index() + 1, Vec::new);
         }

@@ -83,59 +83,44 @@ pub enum Keys<'a> {
 }
 
 impl Keys<'_> {
-    /// The largest key as u64 (a negative key counts as larger than any dictionary).
-    pub fn max_key(&self) -> u64 {
-        macro_rules! signed {
-            ($k:expr) => {{
-                let (mn, mx) = $k.iter().fold((0, 0), |(a, b), &k| (k.min(a), k.max(b)));
-                if mn < 0 {
-                    u64::MAX
-                } else {
-                    mx as u64
-                }
-            }};
-        }
-        macro_rules! unsigned {
-            ($k:expr) => {
-                $k.iter().copied().max().unwrap_or(0) as u64
-            };
-        }
-        match self {
-            Keys::I8(k) => signed!(k),
-            Keys::I16(k) => signed!(k),
-            Keys::I32(k) => signed!(k),
-            Keys::I64(k) => signed!(k),
-            Keys::U8(k) => unsigned!(k),
-            Keys::U16(k) => unsigned!(k),
-            Keys::U32(k) => unsigned!(k),
-            Keys::U64(k) => unsigned!(k),
-        }
-    }
-
-    /// Adds `(key + 1) << shift` to `sig[i]` for every row (0 for a null row).
+    /// Adds `(key + 1) << shift` to `sig[i]` for every row (0 for a null row), in the same
+    /// pass checking every key: false when one is negative or not below `dictionary_len`
+    /// (the signatures are then meaningless and must not be used).
     pub fn add_to_signatures(
         &self,
         nulls: Option<&NullBuffer>,
+        dictionary_len: usize,
         shift: u32,
         width: u32,
         sig: &mut [u64],
-    ) {
+    ) -> bool {
         macro_rules! each {
-            ($k:expr) => {
+            ($k:expr, $u:ty) => {{
+                // Compared as unsigned of the key's own width (a negative key is then huge),
+                // which keeps the loop vectorized. A dictionary longer than that type's range
+                // flags its largest key: the caller then compares labels row by row instead.
+                let limit = dictionary_len.min(<$u>::MAX as usize) as $u;
+                let mut bad = false;
                 for (s, &k) in sig.iter_mut().zip($k.iter()) {
-                    *s |= ((k as u64) + 1) << shift;
+                    let k = k as $u;
+                    bad |= k >= limit;
+                    *s |= (k as u64 + 1) << shift;
                 }
-            };
+                bad
+            }};
         }
-        match self {
-            Keys::I8(k) => each!(k),
-            Keys::I16(k) => each!(k),
-            Keys::I32(k) => each!(k),
-            Keys::I64(k) => each!(k),
-            Keys::U8(k) => each!(k),
-            Keys::U16(k) => each!(k),
-            Keys::U32(k) => each!(k),
-            Keys::U64(k) => each!(k),
+        let bad = match self {
+            Keys::I8(k) => each!(k, u8),
+            Keys::I16(k) => each!(k, u16),
+            Keys::I32(k) => each!(k, u32),
+            Keys::I64(k) => each!(k, u64),
+            Keys::U8(k) => each!(k, u8),
+            Keys::U16(k) => each!(k, u16),
+            Keys::U32(k) => each!(k, u32),
+            Keys::U64(k) => each!(k, u64),
+        };
+        if bad {
+            return false;
         }
         if let Some(n) = nulls {
             let mask = !(((1u64 << width) - 1) << shift);
@@ -145,6 +130,7 @@ impl Keys<'_> {
                 }
             }
         }
+        true
     }
 
     /// The key at row `i` (a negative key, which Arrow forbids, reads as 0).
@@ -213,25 +199,44 @@ impl<'a> StrCol<'a> {
 
     /// Bits a dictionary column's keys take in a row signature (key + 1, 0 for null);
     /// `None` for other columns.
+    /// Bits a row's key takes in a label signature (keys + 1, so 0 is null); `None` for a
+    /// column that is not dictionary-encoded.
     pub fn signature_width(&self) -> Option<u32> {
         match self {
-            // Keys must all be in range (invalid Arrow data falls back to comparing labels).
-            StrCol::Dict { values, keys, .. } if keys.max_key() < values.len() as u64 => {
+            StrCol::Dict { values, .. } => {
                 Some((64 - (values.len() as u64).leading_zeros()).max(1))
             }
             _ => None,
         }
     }
 
-    /// For a dictionary column: adds each row's key + 1 to `sig` at bit `shift` (`width`
-    /// bits, from `signature_width`).
-    pub fn add_to_signatures(&self, shift: u32, width: u32, sig: &mut [u64]) {
-        if let StrCol::Dict { nulls, keys, .. } = self {
-            keys.add_to_signatures(nulls.as_ref(), shift, width, sig);
+    /// Adds this column's keys to the signatures (see `Keys::add_to_signatures`); false when
+    /// a key is out of its dictionary's range.
+    pub fn add_to_signatures(&self, shift: u32, width: u32, sig: &mut [u64]) -> bool {
+        match self {
+            StrCol::Dict {
+                nulls,
+                keys,
+                values,
+                ..
+            } => keys.add_to_signatures(nulls.as_ref(), values.len(), shift, width, sig),
+            _ => false,
         }
     }
 
-    /// For a dictionary column: its keys and values.
+    /// The keys and dictionary length of a dictionary column with i32 keys and no nulls.
+    pub fn i32_keys_without_nulls(&self) -> Option<(&'a [i32], usize)> {
+        match self {
+            StrCol::Dict {
+                nulls: None,
+                keys: Keys::I32(k),
+                values,
+                ..
+            } => Some((k, values.len())),
+            _ => None,
+        }
+    }
+
     pub fn dictionary(&self) -> Option<(&Keys<'a>, &StrCol<'a>)> {
         match self {
             StrCol::Dict { keys, values, .. } => Some((keys, values)),
@@ -434,8 +439,20 @@ impl<'a> TimeCol<'a> {
     }
 
     /// Epoch milliseconds at row `i`; `Err` names what is wrong.
-    #[inline]
+    /// The event time of row `i` in epoch ms; `Err` is why it has none. Timestamp columns
+    /// (the common case) are read inline; numbers and text out of line.
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Result<EpochMs, String> {
+        if let TimeCol::Timestamp(values, nulls, mul, div) = self {
+            if let Some(t) = timestamp_ms(values, nulls.as_ref(), *mul, *div, i) {
+                return Ok(t);
+            }
+        }
+        self.get_converted(i)
+    }
+
+    #[inline(never)]
+    fn get_converted(&self, i: usize) -> Result<EpochMs, String> {
         match self {
             TimeCol::Timestamp(values, nulls, mul, div) => {
                 timestamp_ms(values, nulls.as_ref(), *mul, *div, i)

@@ -8,10 +8,78 @@ use super::wide_json::NAMED_METRICS;
 use super::{DecodeContext, Reading, ReadingSink};
 use crate::fields::FieldId;
 use crate::series::{GpuLabels, MAX_EXTRA_LABELS};
+use crate::time::EpochMs;
 use arrow_array::RecordBatch;
 
 /// Names a columnar batch's time column may have, in order of preference.
 pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "time"];
+
+/// The largest event time of the batch's time column (rows whose time cannot be read are
+/// left out); `None` when it has no time column or no readable time. Replay's estimate of
+/// how far a file has got, to merge files by event time.
+pub fn batch_max_time(batch: &RecordBatch) -> Option<EpochMs> {
+    let ts = TimeCol::new(find_column(batch, TIME_COLUMNS)?)?;
+    (0..batch.num_rows()).filter_map(|i| ts.get_ms(i)).max()
+}
+
+/// Exact signatures of rows' label sets (`ColumnarBatch::label_signatures`).
+pub enum LabelSignatures<'a> {
+    /// Every label column has i32 keys and no nulls (as the Parquet reader, pyarrow and
+    /// DuckDB give them): a row's signature is built when asked, only for the rows that need
+    /// one, from (keys, dictionary length, bit shift) per column. `new_run[i]`: some key of
+    /// row `i` differs from row `i - 1`'s (found column by column, vectorized).
+    PerRow {
+        cols: Vec<(&'a [i32], u32, u32)>,
+        new_run: Vec<bool>,
+    },
+    /// Built for the whole batch, column by column (other key types, or nulls).
+    Batch(Vec<u64>),
+}
+
+impl<'a> LabelSignatures<'a> {
+    fn per_row(cols: Vec<(&'a [i32], u32, u32)>, rows: usize) -> Self {
+        let mut new_run = vec![false; rows];
+        if let Some((first, rest)) = new_run.split_first_mut() {
+            *first = true;
+            for (keys, _, _) in &cols {
+                let keys = &keys[..rows];
+                for ((n, k), prev) in rest.iter_mut().zip(&keys[1..]).zip(keys) {
+                    *n |= k != prev;
+                }
+            }
+        }
+        LabelSignatures::PerRow { cols, new_run }
+    }
+
+    /// Whether row `i` carries exactly the labels of row `i - 1`.
+    #[inline(always)]
+    pub fn continues_run(&self, i: usize) -> bool {
+        match self {
+            LabelSignatures::PerRow { new_run, .. } => !new_run[i],
+            LabelSignatures::Batch(sig) => i > 0 && sig[i] == sig[i - 1],
+        }
+    }
+
+    /// The signature of row `i`; `None` when one of its keys is outside its dictionary
+    /// (the row's labels must then be compared one by one).
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<u64> {
+        match self {
+            LabelSignatures::Batch(sig) => Some(sig[i]),
+            LabelSignatures::PerRow { cols, .. } => {
+                let mut sig = 0u64;
+                for &(keys, len, shift) in cols {
+                    let k = keys[i] as u32; // a negative key becomes too large
+                    if k >= len {
+                        return None;
+                    }
+                    sig |= (u64::from(k) + 1) << shift;
+                }
+                Some(sig)
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -150,10 +218,9 @@ impl<'a> ColumnarBatch<'a> {
         i > 0 && self.same_labels(i, i - 1)
     }
 
-    /// One exact signature per row of all its labels, when every label column is a
-    /// dictionary and their keys pack into 64 bits: rows with equal signatures carry the same
-    /// labels. Built column by column, which the compiler vectorizes.
-    pub fn label_signatures(&self) -> Option<Vec<u64>> {
+    /// Exact signatures of the rows' label sets, when every label column is a dictionary and
+    /// their keys pack into 64 bits: rows with equal signatures carry the same labels.
+    pub fn label_signatures(&self) -> Option<LabelSignatures<'_>> {
         if matches!(self.gpu_index, Some(IndexCol::Number(_))) {
             return None;
         }
@@ -182,13 +249,29 @@ impl<'a> ColumnarBatch<'a> {
         if widths.iter().sum::<u32>() > 64 {
             return None;
         }
-        let mut sig = vec![0u64; self.rows];
-        let mut shift = 0;
-        for (c, &w) in cols.iter().zip(&widths) {
-            c.add_to_signatures(shift, w, &mut sig);
-            shift += w;
+        let shifts = widths.iter().scan(0, |at, &w| {
+            let shift = *at;
+            *at += w;
+            Some(shift)
+        });
+        let per_row: Option<Vec<(&[i32], u32, u32)>> = cols
+            .iter()
+            .zip(shifts.clone())
+            .map(|(c, shift)| {
+                let (keys, len) = c.i32_keys_without_nulls()?;
+                Some((keys, u32::try_from(len).ok()?, shift))
+            })
+            .collect();
+        if let Some(cols) = per_row {
+            return Some(LabelSignatures::per_row(cols, self.rows));
         }
-        Some(sig)
+        let mut sig = vec![0u64; self.rows];
+        for ((c, &w), shift) in cols.iter().zip(&widths).zip(shifts) {
+            if !c.add_to_signatures(shift, w, &mut sig) {
+                return None; // a key outside its dictionary: rows are compared label by label
+            }
+        }
+        Some(LabelSignatures::Batch(sig))
     }
 
     /// Whether rows `i` and `j` carry the same labels (so the same series).
@@ -370,4 +453,185 @@ fn index_text() -> &'static [String] {
 
 fn opt<'c>(c: &'c Option<StrCol<'_>>, i: usize) -> &'c str {
     c.as_ref().and_then(|c| c.get(i)).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+    use std::sync::Arc;
+
+    fn batch(name: &str, ts: ArrayRef) -> RecordBatch {
+        let n = ts.len();
+        let gpu: ArrayRef = Arc::new(StringArray::from(vec!["GPU-0"; n]));
+        RecordBatch::try_from_iter([(name, ts), ("gpu", gpu)]).unwrap()
+    }
+
+    #[test]
+    fn batch_max_time_skips_unreadable_rows_and_reads_every_time_kind() {
+        let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![
+            Some(1_764_331_201_000),
+            None,
+            Some(1_764_331_205_500),
+            Some(1_764_331_203_000),
+        ]));
+        assert_eq!(batch_max_time(&batch("ts", ms)), Some(1_764_331_205_500));
+        // Unix seconds as floats, under another time column name; NaN is no time.
+        let secs: ArrayRef = Arc::new(Float64Array::from(vec![1_764_331_201.25, f64::NAN]));
+        assert_eq!(
+            batch_max_time(&batch("timestamp", secs)),
+            Some(1_764_331_201_250)
+        );
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["2025-11-28T12:00:01Z", "no"]));
+        assert_eq!(
+            batch_max_time(&batch("time", text)),
+            Some(1_764_331_201_000)
+        );
+        let none: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![None, None]));
+        assert_eq!(batch_max_time(&batch("ts", none)), None);
+        let other: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
+        assert_eq!(batch_max_time(&batch("value", other)), None);
+    }
+
+    fn long_batch(gpu_keys: Vec<Option<i32>>, gpus: &[&str]) -> RecordBatch {
+        long_batch_pods(gpu_keys, gpus, |i| if i % 2 == 0 { "p0" } else { "p1" })
+    }
+
+    fn long_batch_pods(
+        gpu_keys: Vec<Option<i32>>,
+        gpus: &[&str],
+        pod: fn(usize) -> &'static str,
+    ) -> RecordBatch {
+        use arrow_array::{DictionaryArray, Int32Array};
+        let n = gpu_keys.len();
+        let values: ArrayRef = Arc::new(StringArray::from(gpus.to_vec()));
+        // Unchecked, as data arriving over FFI may be: keys are not validated here.
+        let gpu = unsafe { DictionaryArray::new_unchecked(Int32Array::from(gpu_keys), values) };
+        let pods = DictionaryArray::<arrow_array::types::Int32Type>::from_iter(
+            (0..n).map(|i| Some(pod(i))),
+        );
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            (
+                "ts",
+                Arc::new(TimestampMillisecondArray::from(vec![1_764_331_201_000; n])),
+            ),
+            ("gpu", Arc::new(gpu)),
+            ("pod", Arc::new(pods)),
+            (
+                "field",
+                Arc::new(StringArray::from(vec!["DCGM_FI_DEV_GPU_UTIL"; n])),
+            ),
+            ("value", Arc::new(Float64Array::from(vec![1.0; n]))),
+        ];
+        RecordBatch::try_from_iter(cols).unwrap()
+    }
+
+    #[test]
+    fn label_signatures_tell_label_sets_apart_and_refuse_keys_outside_the_dictionary() {
+        let fields = crate::fields::FieldRegistry::default();
+        let ctx = DecodeContext {
+            fields: &fields,
+            extra_labels: &[],
+        };
+        let ok = long_batch(vec![Some(0), Some(1), Some(0), None], &["GPU-a", "GPU-b"]);
+        let cols = ColumnarBatch::new(&ok, None, &ctx).unwrap();
+        let sigs = cols.label_signatures().expect("all keys in range");
+        assert!(
+            matches!(sigs, LabelSignatures::Batch(_)),
+            "a null key: whole batch"
+        );
+        let sig: Vec<u64> = (0..4).map(|i| sigs.get(i).unwrap()).collect();
+        // rows: (a, p0), (b, p1), (a, p0), (null, p1)
+        assert_eq!(sig[0], sig[2]);
+        assert_ne!(sig[0], sig[1]);
+        assert_ne!(sig[1], sig[3], "a null GPU is not GPU key 0");
+        for (i, j) in [(0, 1), (0, 2), (1, 3)] {
+            assert_eq!(sig[i] == sig[j], cols.same_labels(i, j), "rows {i} and {j}");
+        }
+        // Without nulls, signatures are built per row, and equal the whole-batch ones.
+        let plain = long_batch(
+            vec![Some(0), Some(1), Some(0), Some(1)],
+            &["GPU-a", "GPU-b"],
+        );
+        let cols = ColumnarBatch::new(&plain, None, &ctx).unwrap();
+        let sigs = cols.label_signatures().unwrap();
+        assert!(matches!(sigs, LabelSignatures::PerRow { .. }));
+        assert_eq!(sigs.get(0), Some(sig[0]));
+        assert_eq!(sigs.get(1), Some(sig[1]));
+        for (i, j) in [(0, 1), (0, 2), (1, 3)] {
+            assert_eq!(sigs.get(i) == sigs.get(j), cols.same_labels(i, j));
+        }
+        // A key outside the dictionary: no signature for that row (per row), or for the
+        // batch (whole batch, here with a null key too).
+        for keys in [vec![Some(0), Some(2)], vec![Some(0), Some(-1)]] {
+            let bad = long_batch(keys, &["GPU-a", "GPU-b"]);
+            let cols = ColumnarBatch::new(&bad, None, &ctx).unwrap();
+            let sigs = cols.label_signatures().unwrap();
+            assert!(sigs.get(0).is_some());
+            assert_eq!(sigs.get(1), None);
+        }
+        for keys in [vec![None, Some(2)], vec![None, Some(-1)]] {
+            let bad = long_batch(keys, &["GPU-a", "GPU-b"]);
+            let cols = ColumnarBatch::new(&bad, None, &ctx).unwrap();
+            assert!(cols.label_signatures().is_none());
+        }
+        let beyond = long_batch(vec![Some(0), Some(2)], &["GPU-a", "GPU-b"]);
+        let cols = ColumnarBatch::new(&beyond, None, &ctx).unwrap();
+        assert!(
+            cols.labels(1).is_err(),
+            "no GPU for a key beyond the dictionary"
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_has_signatures_and_no_runs() {
+        let fields = crate::fields::FieldRegistry::default();
+        let ctx = DecodeContext {
+            fields: &fields,
+            extra_labels: &[],
+        };
+        let empty = long_batch(vec![], &["GPU-a"]);
+        let cols = ColumnarBatch::new(&empty, None, &ctx).unwrap();
+        assert!(matches!(
+            cols.label_signatures(),
+            Some(LabelSignatures::PerRow { .. })
+        ));
+        assert_eq!(batch_max_time(&empty), None);
+    }
+
+    #[test]
+    fn runs_of_equal_labels_are_found_in_both_signature_kinds() {
+        let fields = crate::fields::FieldRegistry::default();
+        let ctx = DecodeContext {
+            fields: &fields,
+            extra_labels: &[],
+        };
+        // rows: (a, p0) (a, p0) (b, p0) (b, p1) (b, p1) (a, p1)
+        let pod = |i: usize| if i < 3 { "p0" } else { "p1" };
+        let keys = vec![Some(0), Some(0), Some(1), Some(1), Some(1), Some(0)];
+        let want = [false, true, false, false, true, false];
+        let plain = long_batch_pods(keys.clone(), &["GPU-a", "GPU-b"], pod);
+        let with_null = long_batch_pods(
+            keys.into_iter().chain([None, None]).collect(),
+            &["GPU-a", "GPU-b"],
+            |i| if i < 3 { "p0" } else { "p1" },
+        );
+        for (batch, kind) in [(&plain, "per row"), (&with_null, "batch")] {
+            let cols = ColumnarBatch::new(batch, None, &ctx).unwrap();
+            let sigs = cols.label_signatures().unwrap();
+            let got: Vec<bool> = (0..6).map(|i| sigs.continues_run(i)).collect();
+            assert_eq!(got, want, "{kind}");
+            for i in 1..6 {
+                assert_eq!(
+                    sigs.continues_run(i),
+                    cols.same_labels(i, i - 1),
+                    "{kind} {i}"
+                );
+            }
+        }
+        let cols = ColumnarBatch::new(&with_null, None, &ctx).unwrap();
+        let sigs = cols.label_signatures().unwrap();
+        assert!(matches!(sigs, LabelSignatures::Batch(_)));
+        assert!(sigs.continues_run(7), "two null GPUs on one pod");
+    }
 }

@@ -210,7 +210,7 @@ pub(crate) fn route(
     reading: (SeriesId, FieldId, EpochMs, f64),
     at: &Origin<'_>,
 ) -> Routed {
-    let (id, field, ts, v) = reading;
+    let ts = reading.2;
     let closed_until = closed_until(st);
     st.saw(at.key, ts);
     if !cfg
@@ -220,11 +220,22 @@ pub(crate) fn route(
     {
         return route_late(st, cfg, fields, reading, at);
     }
+    route_on_time(st, reading, at.offset)
+}
+
+/// `route` for a reading on time in every window family (the caller checked, e.g. against
+/// `open_everywhere_from`, and notes its event time with `State::saw` itself).
+#[inline(always)]
+pub(crate) fn route_on_time(
+    st: &mut State,
+    (id, field, ts, v): (SeriesId, FieldId, EpochMs, f64),
+    offset: i64,
+) -> Routed {
     let mut out = Routed::default();
     match st.panes.insert(id, field, ts, v) {
         Insert::New => {
             out.new = true;
-            st.positions.hold(ts, at.offset);
+            st.positions.hold(ts, offset);
         }
         Insert::Duplicate => out.duplicate = true,
     }

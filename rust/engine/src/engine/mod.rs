@@ -19,7 +19,7 @@ use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::exposition::Exposition;
 use crate::decode::latency_columnar::{self, LatencyBatch};
 use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
-use crate::fields::FieldRegistry;
+use crate::fields::{FieldId, FieldRegistry};
 use crate::idle_streaks::{IdleTracker, SeedRows};
 use crate::late_dead::{DeadLetter, LateEvent};
 use crate::latency_store::{LatencyStore, ServiceTable};
@@ -360,21 +360,36 @@ impl Engine {
             extra_labels: &self.extra_labels,
         };
         let (st, cfg, fields) = (&mut self.st, &self.cfg, &self.fields);
-        // The last row whose series is known, to reuse it while labels repeat; with
-        // dictionary labels, every distinct label signature of the batch is looked up once.
-        let mut last: Option<(usize, SeriesId)> = None;
+        // The last row whose series is known (with its label signature), to reuse it while
+        // labels repeat; with dictionary labels, each distinct signature is interned once.
+        let mut last: Option<(usize, Option<u64>, SeriesId)> = None;
         let signatures = cols.label_signatures();
         let mut by_signature: HashMap<u64, SeriesId, foldhash::fast::FixedState> =
             HashMap::default();
+        // The series of the current run of rows with equal labels, once one row resolved it.
+        let mut run_series: Option<SeriesId> = None;
+        // Readings at or after `open.1` are on time in every window family (one comparison
+        // instead of a division per family); `open.0` is the closed_until it was taken from.
+        let mut open = (EpochMs::MIN, EpochMs::MIN);
+        // The newest event time routed on time, noted once (`saw`) after the loop.
+        let mut newest = EpochMs::MIN;
+        let mut at = Origin {
+            source,
+            partition,
+            key,
+            offset: first_row,
+            now,
+        };
         for i in 0..cols.rows() {
             st.stats.consumed += 1;
-            let at = Origin {
-                source,
-                partition,
-                key,
-                offset: first_row + i as i64,
-                now,
-            };
+            if !signatures.as_ref().is_some_and(|s| s.continues_run(i)) {
+                run_series = None;
+            }
+            at.offset = first_row + i as i64;
+            let closed = ingest::closed_until(st);
+            if closed != open.0 {
+                open = (closed, ingest::open_everywhere_from(cfg, closed));
+            }
             let reading = cols.time(i).and_then(|ts| {
                 cols.long_reading(i, &ctx)
                     .map(|fv| fv.map(|(f, v)| (f, ts, v)))
@@ -390,10 +405,16 @@ impl Engine {
                     continue;
                 }
             };
-            let known = match (&signatures, last) {
-                (Some(sig), Some((row, id))) if sig[i] == sig[row] => Some(id),
-                (Some(sig), _) => by_signature.get(&sig[i]).copied(),
-                (None, Some((row, id))) if cols.same_labels(i, row) => Some(id),
+            if let Some(id) = run_series {
+                let reading = (id, field, ts, v);
+                ingest_reading(st, cfg, fields, &at, reading, open.1, &mut newest);
+                continue;
+            }
+            let sig = signatures.as_ref().and_then(|s| s.get(i));
+            let known = match (sig, last) {
+                (Some(s), Some((_, Some(last_sig), id))) if s == last_sig => Some(id),
+                (Some(s), _) => by_signature.get(&s).copied(),
+                (None, Some((row, _, id))) if cols.same_labels(i, row) => Some(id),
                 (None, _) => None,
             };
             let id = match known {
@@ -401,8 +422,8 @@ impl Engine {
                 None => match cols.labels(i) {
                     Ok(labels) => {
                         let id = st.series.intern(&labels);
-                        if let Some(sig) = &signatures {
-                            by_signature.insert(sig[i], id);
+                        if let Some(s) = sig {
+                            by_signature.insert(s, id);
                         }
                         id
                     }
@@ -412,17 +433,15 @@ impl Engine {
                     }
                 },
             };
-            last = Some((i, id));
-            if ingest::is_blank(v) {
-                st.stats.skipped_blank += 1;
-                continue;
+            last = Some((i, sig, id));
+            if signatures.is_some() {
+                run_series = Some(id);
             }
-            if let Err(reason) = ingest::check_reading(cfg, fields, field, ts, v, now) {
-                ingest::dead(st, cfg, &at, reason, &[]);
-                continue;
-            }
-            let routed = ingest::route(st, cfg, fields, (id, field, ts, v), &at);
-            ingest::count(&mut st.stats, routed, false);
+            let reading = (id, field, ts, v);
+            ingest_reading(st, cfg, fields, &at, reading, open.1, &mut newest);
+        }
+        if newest != EpochMs::MIN {
+            st.saw(key, newest);
         }
     }
 
@@ -598,6 +617,37 @@ impl Engine {
         self.st.positions.drop_while(|_| true);
         closed
     }
+}
+
+/// One long-form reading whose series is known: a blank is skipped, an invalid value is a
+/// dead letter, anything else is routed and counted. At or after `open_from` it is on time
+/// everywhere (its time goes into `newest`); before, `route` decides.
+#[inline(always)]
+fn ingest_reading(
+    st: &mut State,
+    cfg: &EngineConfig,
+    fields: &FieldRegistry,
+    at: &Origin<'_>,
+    reading: (SeriesId, FieldId, EpochMs, f64),
+    open_from: EpochMs,
+    newest: &mut EpochMs,
+) {
+    let (_, field, ts, v) = reading;
+    if ingest::is_blank(v) {
+        st.stats.skipped_blank += 1;
+        return;
+    }
+    if let Err(reason) = ingest::check_reading(cfg, fields, field, ts, v, at.now) {
+        ingest::dead(st, cfg, at, reason, &[]);
+        return;
+    }
+    let routed = if ts >= open_from {
+        *newest = (*newest).max(ts);
+        ingest::route_on_time(st, reading, at.offset)
+    } else {
+        ingest::route(st, cfg, fields, reading, at)
+    };
+    ingest::count(&mut st.stats, routed, false);
 }
 
 fn wall_clock_ms() -> EpochMs {
