@@ -5,7 +5,7 @@ use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;
 use crate::fields::FieldId;
 use crate::series::{Series, SeriesId};
-use crate::stats::{quantile_sorted, sort_values};
+use crate::stats::quantile_select;
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 use arrow_array::builder::{Int64Builder, StringBuilder};
@@ -214,7 +214,7 @@ impl<'a> CustomBuilder<'a> {
                 Reducer::Min => Some(g.min),
                 Reducer::Max => Some(g.max),
                 Reducer::Last => g.last.map(|l| l.1),
-                Reducer::Quantile(q) => quantile_sorted(sort_values(&mut g.values), q),
+                Reducer::Quantile(q) => quantile_select(&mut g.values, q),
                 Reducer::TimeWeightedMean => ratio(g.weighted_sum, g.weight),
                 Reducer::ShareAbove(_) => ratio(g.weight_above, g.weight),
             };

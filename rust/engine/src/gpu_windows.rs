@@ -5,7 +5,7 @@ use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;
 use crate::fields::FieldId;
 use crate::series::{Series, SeriesId, SeriesTable};
-use crate::stats::{counter_increase, quantile_sorted, sort_values};
+use crate::stats::{counter_increase, min_max, quantile_select};
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 use arrow_array::builder::{BooleanBuilder, Int32Builder, Int64Builder, StringBuilder};
@@ -76,7 +76,9 @@ impl GpuWindowRow {
         buf.clear();
         buf.extend(pts.iter().map(|&(_, v)| v * scale));
         let sum_u: f64 = buf.iter().sum();
-        let sorted = sort_values(buf);
+        let util_range = min_max(buf);
+        let util_p95 = quantile_select(buf, 0.95);
+        let util_p50 = quantile_select(buf, 0.5);
         let util_mean = (samples > 0).then(|| sum_u / samples as f64);
         // busy = sum(u) * interval, scaled down with covered_s when the cap binds, so that
         // idle never goes negative (docs/design.md).
@@ -103,10 +105,10 @@ impl GpuWindowRow {
             samples,
             covered_s,
             util_mean,
-            util_min: sorted.first().copied(),
-            util_max: sorted.last().copied(),
-            util_p50: quantile_sorted(sorted, 0.5),
-            util_p95: quantile_sorted(sorted, 0.95),
+            util_min: util_range.map(|r| r.0),
+            util_max: util_range.map(|r| r.1),
+            util_p50,
+            util_p95,
             busy_gpu_s,
             idle_gpu_s,
             allocated,

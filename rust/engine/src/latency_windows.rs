@@ -4,7 +4,7 @@
 use crate::arrow_util::{float_col, int_col, str_col, ts_col, ts_type};
 use crate::latency_store::LatencyAcc;
 use crate::services::Slo;
-use crate::stats::{quantile_sorted, sort_values};
+use crate::stats::quantile_select;
 use crate::time::EpochMs;
 use arrow_array::builder::BinaryBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
@@ -60,7 +60,7 @@ impl LatencyWindowRow {
             }
         }
         let rate_mean_rps = n / window_s;
-        let rate_p99_rps = quantile_sorted(sort_values(scratch), 0.99).unwrap_or(0.0);
+        let rate_p99_rps = quantile_select(scratch, 0.99).unwrap_or(0.0);
         let violation_ratio = ratio(a.slo_violations as f64);
         let q = |qs: &[f64], sk: &crate::sketch::LatencySketch| -> Vec<Option<f64>> {
             sk.quantiles(qs)

@@ -5,7 +5,7 @@
 use crate::arrow_util::{float_col, str_col, ts_col, ts_type};
 use crate::gpu_windows::{utilization_points, GpuWindowRow};
 use crate::series::Series;
-use crate::stats::{quantile_sorted, sort_values};
+use crate::stats::{min_max, quantile_select};
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
 use arrow_array::builder::Int64Builder;
@@ -144,9 +144,8 @@ impl<'a> PoolBuilder<'a> {
                 let demand_mean_gpus = a.demand.iter().sum::<f64>() / n;
                 scratch.clear();
                 scratch.extend_from_slice(&a.demand);
-                let sorted = sort_values(scratch);
-                let demand_p95_gpus = quantile_sorted(sorted, 0.95).unwrap_or(0.0);
-                let demand_peak_gpus = sorted.last().copied().unwrap_or(0.0);
+                let demand_peak_gpus = min_max(scratch).map_or(0.0, |r| r.1);
+                let demand_p95_gpus = quantile_select(scratch, 0.95).unwrap_or(0.0);
                 let buffer_gpus = provisioned_mean_gpus - demand_p95_gpus;
                 let mean_price = if a.gpu_s > 0.0 {
                     a.cost / a.gpu_s * 3600.0

@@ -13,6 +13,38 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
 }
 
+/// `quantile_sorted(sorted(values), q)` without sorting: the one or two order statistics it
+/// interpolates between are found by selection, O(n) (`values` is reordered). Bit for bit
+/// the same result, order statistics taken in the same total order.
+pub fn quantile_select(values: &mut [f64], q: f64) -> Option<f64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    let (_, &mut at_lo, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let at_hi = if hi == lo {
+        at_lo
+    } else {
+        // hi = lo + 1: the smallest of what selection put above rank lo.
+        above.iter().copied().min_by(f64::total_cmp)?
+    };
+    Some(at_lo + (h - lo as f64) * (at_hi - at_lo))
+}
+
+/// The smallest and largest of `values` in total order; `None` when empty.
+pub fn min_max(values: &[f64]) -> Option<(f64, f64)> {
+    let first = *values.first()?;
+    Some(values.iter().fold((first, first), |(lo, hi), &v| {
+        (
+            if v.total_cmp(&lo).is_lt() { v } else { lo },
+            if v.total_cmp(&hi).is_gt() { v } else { hi },
+        )
+    }))
+}
+
 /// Sorts `values` in place (total order; callers hold no NaN) and returns it.
 pub fn sort_values(values: &mut [f64]) -> &[f64] {
     values.sort_unstable_by(f64::total_cmp);
@@ -54,5 +86,46 @@ mod tests {
         // reset after 22: counter restarts at 0 and reaches 3
         assert_eq!(counter_increase([10.0, 22.0, 3.0, 5.0]), Some(17.0));
         assert_eq!(counter_increase([10.0]), None);
+    }
+
+    #[test]
+    fn selection_gives_the_sorted_quantiles_bit_for_bit() {
+        // A deterministic spread of values with ties, zeros of both signs and one-element
+        // and two-element slices.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [1usize, 2, 3, 7, 59, 60, 61, 300] {
+            for round in 0..20 {
+                let mut v: Vec<f64> = (0..n)
+                    .map(|_| match next() % 10 {
+                        0 => 0.0,
+                        1 => -0.0,
+                        2 => 0.5,
+                        _ => (next() % 10_000) as f64 / 9_999.0,
+                    })
+                    .collect();
+                if round == 0 {
+                    v.sort_by(f64::total_cmp); // already sorted input too
+                }
+                let mut sorted = v.clone();
+                sort_values(&mut sorted);
+                let (lo, hi) = min_max(&v).unwrap();
+                assert_eq!(lo.to_bits(), sorted[0].to_bits());
+                assert_eq!(hi.to_bits(), sorted[n - 1].to_bits());
+                for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+                    let mut work = v.clone();
+                    let got = quantile_select(&mut work, q).unwrap();
+                    let want = quantile_sorted(&sorted, q).unwrap();
+                    assert_eq!(got.to_bits(), want.to_bits(), "n {n} q {q}");
+                }
+            }
+        }
+        assert_eq!(quantile_select(&mut [], 0.5), None);
+        assert_eq!(min_max(&[]), None);
     }
 }
