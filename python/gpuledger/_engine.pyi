@@ -25,7 +25,7 @@ class ExpositionState:
     def lines_read(self) -> int: ...
 
 class ParquetBatches:
-    def __init__(self, path: str, batch_size: int = ...) -> None: ...
+    def __init__(self, path: str, batch_size: int = ..., read_ahead: int = ...) -> None: ...
     @property
     def rows(self) -> int: ...
     def __iter__(self) -> ParquetBatches: ...
@@ -82,6 +82,15 @@ class Engine:
         partition: int = ...,
         first_row: int = ...,
     ) -> None: ...
+    def push_parquet(
+        self,
+        reader: ParquetBatches,
+        max_bytes: int,
+        form: str | None = ...,
+        source: str = ...,
+        partition: int = ...,
+        first_row: int = ...,
+    ) -> tuple[int, int | None]: ...
     def push_exposition(
         self,
         state: ExpositionState,

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from gpuledger import _engine
 from gpuledger._config_validate import _AGG_NAME as AGGREGATION_NAME
 from gpuledger._config_validate import BUILTIN_TABLES
+from gpuledger._engine import ParquetBatches
 from gpuledger.config import Config, ConfigError
 
 WindowFunction = Callable[[pa.Table], "pa.Table | pa.RecordBatch"]
@@ -179,6 +180,23 @@ class Engine:
         `form` is "long", "wide", "requests" or None to detect (a `latency_ms` column means
         requests). Row numbers are the offsets."""
         self._core.push_arrow(data, form, source, partition, first_row)
+
+    def push_parquet(
+        self,
+        reader: ParquetBatches,
+        max_bytes: int,
+        *,
+        form: str | None = None,
+        source: str = "",
+        partition: int = 0,
+        first_row: int = 0,
+    ) -> tuple[int, int | None]:
+        """Pushes the next batches of a Parquet file read in Rust (`reader`, a
+        `gpuledger._engine.ParquetBatches`) until they hold `max_bytes` of Arrow data or the
+        file ends: what `push_arrow` does with each batch, without a pyarrow object per
+        batch. Returns the rows pushed (0 once the file has ended) and their largest event
+        time in epoch ms (None: none readable). Raises `InputError`."""
+        return self._core.push_parquet(reader, max_bytes, form, source, partition, first_row)
 
     def push_exposition(
         self,

@@ -3,9 +3,10 @@
 
 use crate::config::engine_config;
 use crate::errors::{ArrowExportError, ConfigError, InputError};
+use crate::parquet_reader::ParquetBatches;
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
-use gpuledger_engine::decode::columnar::Form;
+use gpuledger_engine::decode::columnar::{batch_max_time, Form};
 use gpuledger_engine::decode::exposition::Exposition;
 use gpuledger_engine::{
     custom_agg, gpu_windows, idle_streaks, late_dead, latency_windows, pool_windows, service_cost,
@@ -15,12 +16,25 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatch, PySchema};
+use std::collections::HashMap;
 
 /// Messages handed to Rust per GIL release; between chunks Ctrl-C is checked.
 const CHUNK: usize = 65_536;
 
 fn arrow_err(e: ArrowError) -> PyErr {
     ArrowExportError::new_err(e.to_string())
+}
+
+fn parse_form(form: Option<&str>) -> PyResult<Option<Form>> {
+    match form {
+        None => Ok(None),
+        Some("long") => Ok(Some(Form::Long)),
+        Some("wide") => Ok(Some(Form::Wide)),
+        Some("requests") => Ok(Some(Form::Requests)),
+        Some(other) => Err(InputError::new_err(format!(
+            "form must be \"long\", \"wide\", \"requests\" or None, not {other:?}"
+        ))),
+    }
 }
 
 fn parse_format(s: &str) -> PyResult<MessageFormat> {
@@ -60,6 +74,9 @@ impl ExpositionState {
 #[pyclass(module = "gpuledger._engine", name = "Engine")]
 pub struct Engine {
     inner: Core,
+    /// Each table's empty batch as a pyarrow object, exported once: most polls close
+    /// nothing in most tables, and an export costs more than the poll itself.
+    empty: HashMap<String, Py<PyAny>>,
 }
 
 impl Engine {
@@ -113,7 +130,20 @@ impl Engine {
         }
         let d = PyDict::new(py);
         for (name, batch) in out {
-            d.set_item(name, PyRecordBatch::new(batch).into_pyarrow(py)?)?;
+            if batch.num_rows() > 0 {
+                d.set_item(name, PyRecordBatch::new(batch).into_pyarrow(py)?)?;
+                continue;
+            }
+            // pyarrow batches are immutable: one empty batch per table serves every poll.
+            let empty = match self.empty.get(&name) {
+                Some(b) => b.bind(py).clone(),
+                None => {
+                    let b = PyRecordBatch::new(batch).into_pyarrow(py)?;
+                    self.empty.insert(name.clone(), b.clone().unbind());
+                    b
+                }
+            };
+            d.set_item(name, empty)?;
         }
         Ok(d)
     }
@@ -127,7 +157,10 @@ impl Engine {
     fn new(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let cfg = engine_config(kwargs)?;
         let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
-        Ok(Engine { inner })
+        Ok(Engine {
+            inner,
+            empty: HashMap::new(),
+        })
     }
 
     /// Ingests a list of messages (bytes) of one format from one partition. Offsets are
@@ -240,17 +273,7 @@ impl Engine {
         partition: i32,
         first_row: i64,
     ) -> PyResult<()> {
-        let form = match form {
-            None => None,
-            Some("long") => Some(Form::Long),
-            Some("wide") => Some(Form::Wide),
-            Some("requests") => Some(Form::Requests),
-            Some(other) => {
-                return Err(InputError::new_err(format!(
-                    "form must be \"long\", \"wide\", \"requests\" or None, not {other:?}"
-                )))
-            }
-        };
+        let form = parse_form(form)?;
         let reader = data.into_reader()?;
         let mut row = first_row;
         for batch in reader {
@@ -263,6 +286,53 @@ impl Engine {
             py.check_signals()?;
         }
         Ok(())
+    }
+
+    /// Pushes the next batches of `reader` (as `push_arrow` would, row numbers from
+    /// `first_row`) until they hold at least `max_bytes` of Arrow data or the file ends, with
+    /// no Python object per batch. Returns the rows pushed (0: the file had ended) and the
+    /// largest event time among them (None: no readable time). Raises `InputError`: reading
+    /// errors start "reading Parquet", a batch whose columns cannot be read "rows from N".
+    #[pyo3(signature = (reader, max_bytes, form = None, source = "", partition = 0, first_row = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn push_parquet(
+        &mut self,
+        py: Python<'_>,
+        reader: PyRef<'_, ParquetBatches>,
+        max_bytes: usize,
+        form: Option<&str>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+    ) -> PyResult<(u64, Option<i64>)> {
+        let form = parse_form(form)?;
+        let reader: &ParquetBatches = &reader;
+        let (mut row, mut bytes, mut end) = (first_row, 0usize, None);
+        while bytes < max_bytes.max(1) {
+            let inner = &mut self.inner;
+            let pushed = py.detach(|| {
+                let batch = match reader.next_batch() {
+                    None => return Ok(None),
+                    Some(b) => b?,
+                };
+                inner
+                    .push_record_batch(&batch, form, source, partition, row)
+                    .map_err(|e| format!("rows from {row}: {e}"))?;
+                Ok::<_, String>(Some((
+                    batch.num_rows(),
+                    batch.get_array_memory_size(),
+                    batch_max_time(&batch),
+                )))
+            });
+            let Some((rows, size, max_time)) = pushed.map_err(InputError::new_err)? else {
+                break;
+            };
+            row += rows as i64;
+            bytes += size;
+            end = end.max(max_time);
+            py.check_signals()?;
+        }
+        Ok(((row - first_row) as u64, end))
     }
 
     /// Ingests dcgm-exporter exposition text. With `last` false, an unfinished last line

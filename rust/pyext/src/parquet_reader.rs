@@ -1,32 +1,55 @@
-//! `ParquetBatches`: a Parquet file read in Rust, as an iterator of `pyarrow.RecordBatch`
-//! (string label columns as dictionaries). The GIL is released while each batch is decoded,
-//! so replay's read-ahead thread overlaps reading with the engine's work.
+//! `ParquetBatches`: a Parquet file read in Rust (string label columns as dictionaries),
+//! either iterated from Python as `pyarrow.RecordBatch`es or handed whole to
+//! `Engine.push_parquet`, which pushes its batches without any Python object per batch.
+//! With `read_ahead`, a Rust thread decodes batches ahead of the engine.
 
 use crate::errors::InputError;
+use arrow_array::RecordBatch;
 use gpuledger_engine::parquet_input::ParquetBatches as Core;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatch;
 use std::sync::Mutex;
 
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
+
 #[pyclass(module = "gpuledger._engine", name = "ParquetBatches")]
 pub struct ParquetBatches {
-    // A Python object may be used from any thread (replay reads ahead on one); the reader is
-    // Send but not Sync, so it sits behind a lock that only `__next__` takes.
-    inner: Mutex<Option<Core>>,
+    // A Python object may be used from any thread; the reader is Send but not Sync, so it
+    // sits behind a lock that only `next_batch` takes.
+    inner: Mutex<Option<Batches>>,
     rows: u64,
+}
+
+impl ParquetBatches {
+    /// The next batch, or `None` at the end. After the end or an error the file is closed
+    /// (and every later call gives `None`). Call it without the GIL: it decodes.
+    pub fn next_batch(&self) -> Option<Result<RecordBatch, String>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let next = guard.as_mut()?.next();
+        if !matches!(next, Some(Ok(_))) {
+            *guard = None;
+        }
+        next
+    }
 }
 
 #[pymethods]
 impl ParquetBatches {
     /// Opens `path` (raises `InputError` naming the file when it is not readable Parquet);
-    /// batches hold at most `batch_size` rows.
+    /// batches hold at most `batch_size` rows. `read_ahead` > 0: a thread decodes up to that
+    /// many batches ahead.
     #[new]
-    #[pyo3(signature = (path, batch_size = 65_536))]
-    fn new(py: Python<'_>, path: &str, batch_size: usize) -> PyResult<Self> {
-        let inner = py
+    #[pyo3(signature = (path, batch_size = 65_536, read_ahead = 0))]
+    fn new(py: Python<'_>, path: &str, batch_size: usize, read_ahead: usize) -> PyResult<Self> {
+        let core = py
             .detach(|| Core::open(path, batch_size))
             .map_err(InputError::new_err)?;
-        let rows = inner.rows();
+        let rows = core.rows();
+        let inner: Batches = if read_ahead > 0 {
+            Box::new(core.read_ahead(read_ahead).map_err(InputError::new_err)?)
+        } else {
+            Box::new(core)
+        };
         Ok(ParquetBatches {
             inner: Mutex::new(Some(inner)),
             rows,
@@ -44,15 +67,7 @@ impl ParquetBatches {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let next = py.detach(|| {
-            let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let next = guard.as_mut()?.next();
-            if !matches!(next, Some(Ok(_))) {
-                *guard = None; // the end, or an error: the file is closed
-            }
-            next
-        });
-        match next {
+        match py.detach(|| self.next_batch()) {
             None => Ok(None),
             Some(Err(e)) => Err(InputError::new_err(e)),
             Some(Ok(batch)) => Ok(Some(PyRecordBatch::new(batch).into_pyarrow(py)?)),
