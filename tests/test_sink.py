@@ -4,6 +4,7 @@ the files readable by pyarrow.dataset, Polars and DuckDB."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import pickle
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gpuledger
+import gpuledger.sink as sink_module
 from gpuledger.config import OutputConfig
 from gpuledger.fleet import default_fleet, prom_json_messages
 from gpuledger.sink import (
@@ -242,6 +244,7 @@ def test_tables_without_a_usable_time_column_are_refused_before_writing(tmp_path
         ({"writer_id": "a/b"}, "writer_id"),
         ({"writer_id": ""}, "writer_id"),
         ({"writer_id": "../x"}, "writer_id"),
+        ({"durable": "never"}, "durable"),
     ],
 )
 def test_bad_sink_settings(tmp_path: Path, kwargs: dict[str, str], match: str) -> None:
@@ -613,6 +616,80 @@ def test_file_is_synced_before_rename_and_directory_after(
     events.clear()  # new directories: each new entry is made durable in its parent
     ArrowSink(tmp_path).write({"gpu_windows": gpu_rows("2026-11-29T00:00:00")}, batch_key="k")
     assert events == ["fsync dir", "fsync dir", "fsync file", "rename", "fsync dir"]
+
+
+def test_on_sync_defers_every_fsync_to_one_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", None)  # the fallback: fsync each
+    sink = ArrowSink(tmp_path, durable="on_sync")
+    written = sink.write({"gpu_windows": gpu_rows("2026-11-28T12:00:00")}, batch_key="a")
+    written += sink.write({"gpu_windows": gpu_rows("2026-11-28T13:00:00")}, batch_key="b")
+    assert synced == []
+    # Readers already see whole files; only durability waits for sync().
+    assert [pa.ipc.open_file(f).read_all().num_rows for f in written] == [1, 1]
+    sink.sync()
+    # Each file once; each directory that gained an entry once (hour dirs, date dir, table
+    # dir, the output dir and .staging's parent are all among them).
+    assert synced.count("file") == 2
+    new_dirs = {
+        tmp_path,
+        tmp_path / "gpu_windows",
+        tmp_path / "gpu_windows/date=2026-11-28",
+        tmp_path / "gpu_windows/date=2026-11-28/hour=12",
+        tmp_path / "gpu_windows/date=2026-11-28/hour=13",
+    }
+    assert synced.count("dir") == len(new_dirs)
+    synced.clear()
+    sink.sync()  # nothing new
+    assert synced == []
+
+
+def test_on_sync_uses_syncfs_and_reports_its_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sink_module._LIBC_SYNCFS is None:
+        pytest.skip("no syncfs(2) on this platform: the fsync fallback is tested above")
+    calls: list[int] = []
+
+    def syncfs(fd: int) -> int:
+        calls.append(fd)
+        return 0
+
+    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", syncfs)
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync with syncfs at hand"))
+    sink = ArrowSink(tmp_path, durable="on_sync")
+    sink.write({"gpu_windows": gpu_rows("2026-11-28T12:00:00")}, batch_key="a")
+    sink.sync()
+    assert len(calls) == 1
+
+    def failing(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", failing)
+    sink.write({"gpu_windows": gpu_rows("2026-11-28T13:00:00")}, batch_key="b")
+    with pytest.raises(SinkWriteError) as info:
+        sink.sync()
+    assert info.value.errno == errno.EIO
+    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", syncfs)
+    sink.sync()  # what failed is synced again
+    assert len(calls) == 2
+
+
+def test_real_syncfs_runs(tmp_path: Path) -> None:
+    sink = ArrowSink(tmp_path, durable="on_sync")
+    sink.write({"gpu_windows": gpu_rows("2026-11-28T12:00:00")}, batch_key="a")
+    sink.sync()  # the platform's own call (syncfs on Linux), for real
+    assert len(list_files(tmp_path, "gpu_windows")) == 1
 
 
 def test_permission_denied_is_a_sink_write_error(

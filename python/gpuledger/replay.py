@@ -428,7 +428,11 @@ def replay(
     for f in inputs:
         f.peek()
     engine = Engine(cfg, window_functions=window_functions, fields=fields)
-    sink = ArrowSink(out, format=output_format or cfg.output.format, writer_id=writer_id)
+    # Files become durable once, at the end (one syncfs), not one fsync each as written: a
+    # replay that is interrupted is rerun into an empty directory anyway.
+    sink = ArrowSink(
+        out, format=output_format or cfg.output.format, writer_id=writer_id, durable="on_sync"
+    )
     totals = _Totals(min(cfg.engine.window_s) * 1000)
     lateness_ms = round(cfg.engine.allowed_lateness_s * 1000)
     total_bytes = sum(f.size for f in inputs)
@@ -469,6 +473,7 @@ def replay(
     if any(t.num_rows for t in closed.tables.values()):
         pending.append(closed)
     write("end")
+    sink.sync()
     seconds = time.perf_counter() - started
     stats = engine.stats()
     if progress is not None:

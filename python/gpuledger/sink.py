@@ -5,18 +5,22 @@ readable as they are by pyarrow.dataset, DuckDB and Polars. Every file is writte
 under a deterministic name: written and fsynced under a hidden temporary name in
 ``OUT/.staging/``, renamed into its partition, then the directory is fsynced. Partition
 directories therefore only ever hold complete files (Polars' directory scans, unlike
-pyarrow.dataset, do not skip hidden files). Writing the same batch again is a no-op; other rows
-under a taken name are an error, never an overwrite. docs/output-files.md has the rules.
+pyarrow.dataset, do not skip hidden files). With ``durable="on_sync"`` (replay) the fsyncs
+are left out and ``sync()`` makes everything written durable at once. Writing the same batch
+again is a no-op; other rows under a taken name are an error, never an overwrite.
+docs/output-files.md has the rules.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +36,7 @@ from gpuledger.config import OutputConfig
 from gpuledger.engine import Windows
 
 __all__ = [
+    "DURABILITY",
     "FORMATS",
     "TIME_COLUMNS",
     "ArrowSink",
@@ -44,6 +49,11 @@ __all__ = [
 log = logging.getLogger("gpuledger.sink")
 
 FORMATS = {"arrow": "arrow", "parquet": "parquet"}  # format -> file extension
+DURABILITY = ("each", "on_sync")
+"""When written files are made durable: "each" before `write` returns (the daemon: it commits
+offsets right after); "on_sync" only at `ArrowSink.sync()` (replay, which syncs once at the
+end: an interrupted replay is rerun into an empty directory anyway). Readers see only
+complete files either way (the rename is atomic)."""
 TIME_COLUMNS: Mapping[str, str] = {
     "idle_streaks": "as_of",
     "late_events": "event_time",
@@ -114,14 +124,25 @@ class ArrowSink:
     """
 
     def __init__(
-        self, out_dir: str | os.PathLike[str], *, format: str = "arrow", writer_id: str = "0"
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        format: str = "arrow",
+        writer_id: str = "0",
+        durable: str = "each",
     ) -> None:
         if format not in FORMATS:
             raise ValueError(f"format must be one of {sorted(FORMATS)}, not {format!r}")
+        if durable not in DURABILITY:
+            raise ValueError(f"durable must be one of {DURABILITY}, not {durable!r}")
         _check_token(writer_id, WRITER_ID, "writer_id")
         self.out_dir = Path(out_dir)
         self.format = format
         self.writer_id = writer_id
+        self.durable = durable
+        # With durable="on_sync": what `sync()` must make durable.
+        self._unsynced_files: list[Path] = []
+        self._unsynced_dirs: set[Path] = set()
         self.cleanup_temp()
 
     @classmethod
@@ -163,6 +184,25 @@ class ArrowSink:
         for p in planned:
             self._write_atomic(p)
         return [p.path for p in planned]
+
+    def sync(self) -> None:
+        """Makes every file written so far durable, with the directory entries that name it
+        (only needed with `durable="on_sync"`; otherwise each `write` already did). One
+        `syncfs` of the output's file system where the OS has it, else an fsync of each file
+        and directory written. Raises SinkWriteError; the same files are synced again by the
+        next call then."""
+        if not self._unsynced_files and not self._unsynced_dirs:
+            return
+        try:
+            if not _syncfs(self.out_dir):
+                for f in self._unsynced_files:
+                    _fsync_file(f)
+                for d in sorted(self._unsynced_dirs, key=lambda d: len(d.parts), reverse=True):
+                    _fsync_dir(d)
+        except OSError as e:
+            raise SinkWriteError.of(e, self.out_dir) from e
+        self._unsynced_files.clear()
+        self._unsynced_dirs.clear()
 
     @property
     def staging_dir(self) -> Path:
@@ -216,17 +256,24 @@ class ArrowSink:
     def _write_atomic(self, planned: _Planned) -> None:
         path = planned.path
         tmp = self.staging_dir / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        now = self.durable == "each"
+        later = None if now else self._unsynced_dirs
         try:
-            _make_dirs(self.staging_dir)
-            _make_dirs(path.parent)
+            _make_dirs(self.staging_dir, later)
+            _make_dirs(path.parent, later)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
             try:
                 _write_all(fd, planned.data)
-                os.fsync(fd)
+                if now:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            if now:
+                _fsync_dir(path.parent)
+            else:
+                self._unsynced_files.append(path)
+                self._unsynced_dirs.add(path.parent)
         except BaseException as e:
             with contextlib.suppress(OSError):  # must not hide the failure
                 os.unlink(tmp)
@@ -367,8 +414,9 @@ def _entries(directory: Path, *, best_effort: bool = False) -> list[os.DirEntry[
         return []
 
 
-def _make_dirs(directory: Path) -> None:
-    """`mkdir -p directory`, making each new entry durable (fsync of its parent)."""
+def _make_dirs(directory: Path, unsynced: set[Path] | None = None) -> None:
+    """`mkdir -p directory`, making each new entry durable (fsync of its parent), or, given
+    `unsynced`, adding the parents there for a later sync."""
     missing = []
     d = directory
     while not d.is_dir() and d.parent != d:
@@ -381,7 +429,10 @@ def _make_dirs(directory: Path) -> None:
             if not d.is_dir():
                 raise
             continue
-        _fsync_dir(d.parent)
+        if unsynced is None:
+            _fsync_dir(d.parent)
+        else:
+            unsynced.add(d.parent)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -389,6 +440,44 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(directory: Path) -> bool:
+    """syncfs(2) of the file system holding `directory` (Linux): everything written there
+    reaches the disk in one call. False where the call does not exist."""
+    if _LIBC_SYNCFS is None:
+        return False
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+    try:
+        if _LIBC_SYNCFS(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(directory))
+    finally:
+        os.close(fd)
+    return True
+
+
+def _libc_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_LIBC_SYNCFS = _libc_syncfs()
 
 
 def _fsync_dir(directory: Path) -> None:
