@@ -176,6 +176,17 @@ def test_rows_of_one_batch_in_two_hours_go_to_two_partitions(tmp_path: Path) -> 
     assert uuids == [["GPU-0", "GPU-2"], ["GPU-1"], ["GPU-3"], ["GPU-4"]]
 
 
+def test_rows_in_time_order_are_cut_by_hour_across_chunks(tmp_path: Path) -> None:
+    starts = [f"2026-11-28T{h:02d}:{m:02d}:00" for h in (10, 11, 12) for m in (0, 20, 40)]
+    whole = gpu_rows(*starts)
+    # As closed windows arrive: several chunks, an hour spanning two of them.
+    table = pa.concat_tables([whole.slice(0, 4), whole.slice(4, 0), whole.slice(4, 5)])
+    written = ArrowSink(tmp_path).write({"gpu_windows": table}, batch_key="b")
+    got = [pa.ipc.open_file(p).read_all()["gpu_uuid"].to_pylist() for p in written]
+    assert got == [[f"GPU-{i}" for i in range(h, h + 3)] for h in (0, 3, 6)]
+    assert [p.parent.name for p in written] == ["hour=10", "hour=11", "hour=12"]
+
+
 def test_partitions_are_utc_whatever_the_time_zone(tmp_path: Path) -> None:
     schema = pa.schema(
         [("window_start", pa.timestamp("us", tz="America/New_York")), ("v", pa.int64())]

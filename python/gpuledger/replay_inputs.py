@@ -49,8 +49,10 @@ __all__ = [
 
 CHUNK_BYTES = 8 << 20
 """Default bytes of input per chunk (decompressed, for text; Arrow buffer bytes, columnar)."""
+PARQUET_BATCH_ROWS = 65_536
+"""Rows per Parquet batch pushed by replay."""
 PARQUET_READ_AHEAD = 2
-"""Parquet batches (of 65,536 rows) a Rust thread decodes ahead of the engine: enough to
+"""Parquet batches (of `PARQUET_BATCH_ROWS`) a Rust thread decodes ahead of the engine: enough to
 overlap decoding with the engine's work on a second core (on one core, 0 to 32 measured
 alike; deeper only holds more decoded batches in memory)."""
 JSON_FORMATS = ("prom_json", "wide_json", "latency_json")
@@ -642,7 +644,9 @@ class InputFile:
         from the Rust reader (decoded ahead on its thread), with no Python object per batch.
         A chunk's `end_ms` and `records` are known once it is pushed."""
         try:
-            reader = _engine.ParquetBatches(path, 65_536, read_ahead=PARQUET_READ_AHEAD)
+            reader = _engine.ParquetBatches(
+                path, PARQUET_BATCH_ROWS, read_ahead=PARQUET_READ_AHEAD
+            )
         except _engine.InputError as e:
             raise ReplayInputError(str(e).replace(path, self.path)) from None
         total = max(1, reader.rows)
