@@ -644,9 +644,7 @@ class InputFile:
         from the Rust reader (decoded ahead on its thread), with no Python object per batch.
         A chunk's `end_ms` and `records` are known once it is pushed."""
         try:
-            reader = _engine.ParquetBatches(
-                path, PARQUET_BATCH_ROWS, read_ahead=PARQUET_READ_AHEAD
-            )
+            reader = _engine.ParquetBatches(path, PARQUET_BATCH_ROWS, read_ahead=PARQUET_READ_AHEAD)
         except _engine.InputError as e:
             raise ReplayInputError(str(e).replace(path, self.path)) from None
         total = max(1, reader.rows)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import itertools
 import logging
 import os
 import re
@@ -327,11 +328,12 @@ def _by_hour(table_name: str, table: pa.Table) -> Iterator[tuple[tuple[str, str]
 
     # Closed windows come in time order: the hours are then runs, cut as zero-copy slices
     # (one filter per hour cost most of a write).
-    runs = pc.run_end_encode(hours.combine_chunks())
+    # (In pyarrow since 13; pyarrow-stubs do not list it yet.)
+    runs = pc.run_end_encode(hours.combine_chunks())  # type: ignore[attr-defined]
     values, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
-    if all(a < b for a, b in zip(values, values[1:])):
+    if all(a < b for a, b in itertools.pairwise(values)):
         start = 0
-        for value, end in zip(values, ends):
+        for value, end in zip(values, ends, strict=True):
             yield partition(value), table.slice(start, end - start)
             start = end
         return
