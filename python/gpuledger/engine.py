@@ -71,11 +71,17 @@ class Windows:
 
     def concat(self, other: Windows) -> Windows:
         """These windows followed by `other`'s, table by table."""
-        names = list(self.tables) + [n for n in other.tables if n not in self.tables]
+        return Windows.concat_all([self, other])
+
+    @staticmethod
+    def concat_all(parts: Sequence[Windows]) -> Windows:
+        """The windows of `parts`, in order, table by table (one concatenation per table, so
+        n parts cost one pass, not n - 1)."""
+        names = list(dict.fromkeys(n for w in parts for n in w.tables))
         out = {}
         for n in names:
-            parts = [t[n] for t in (self.tables, other.tables) if n in t and t[n].num_columns]
-            out[n] = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+            tables = [w.tables[n] for w in parts if n in w.tables and w.tables[n].num_columns]
+            out[n] = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
         return Windows(out)
 
 

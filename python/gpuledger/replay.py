@@ -450,9 +450,7 @@ def replay(
     def write(key: str) -> None:
         nonlocal written, pending, pending_rows
         if pending:
-            windows = pending[0]
-            for w in pending[1:]:
-                windows = windows.concat(w)
+            windows = Windows.concat_all(pending)
             totals.add(windows)
             written += len(sink.write(windows, batch_key=key))
         pending, pending_rows = [], 0
