@@ -652,8 +652,7 @@ class InputFile:
         ended = False
         while rows < reader.rows and not ended:
             pushed = False
-
-            chunk = Chunk(lambda e: None, None, 0)
+            chunk = Chunk(lambda e: None, None, 0)  # its push is set below
 
             def push(engine: Any, chunk: Chunk = chunk) -> None:
                 nonlocal rows, ended, pushed

@@ -3,27 +3,24 @@
 /// Quantile `q` of `sorted` (ascending) by linear interpolation between closest ranks
 /// (numpy's default `linear` method). `None` for an empty slice.
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
-    let n = sorted.len();
+    let (h, lo, hi) = ranks(sorted.len(), q)?;
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+/// The fractional rank `h` of quantile `q` among `n` values and the ranks around it.
+fn ranks(n: usize, q: f64) -> Option<(f64, usize, usize)> {
     if n == 0 {
         return None;
     }
     let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
-    let lo = h.floor() as usize;
-    let hi = h.ceil() as usize;
-    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+    Some((h, h.floor() as usize, h.ceil() as usize))
 }
 
 /// `quantile_sorted(sorted(values), q)` without sorting: the one or two order statistics it
 /// interpolates between are found by selection, O(n) (`values` is reordered). Bit for bit
 /// the same result, order statistics taken in the same total order.
 pub fn quantile_select(values: &mut [f64], q: f64) -> Option<f64> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
-    let lo = h.floor() as usize;
-    let hi = h.ceil() as usize;
+    let (h, lo, hi) = ranks(values.len(), q)?;
     let (_, &mut at_lo, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
     let at_hi = if hi == lo {
         at_lo

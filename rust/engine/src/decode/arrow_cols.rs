@@ -439,6 +439,24 @@ impl<'a> TimeCol<'a> {
     }
 
     /// Epoch milliseconds at row `i`; `Err` names what is wrong.
+    /// The largest event time of rows `0..rows`, in epoch ms; rows without one are left out.
+    /// For timestamps, the maximum of the stored values (a vectorized pass) converted once:
+    /// the conversion to ms never reorders values.
+    pub fn max_ms(&self, rows: usize) -> Option<EpochMs> {
+        match self {
+            TimeCol::Timestamp(values, nulls, mul, div) => {
+                let values = &values[..rows];
+                // (Readers may give a null buffer with no nulls in it.)
+                let max = match nulls.as_ref().filter(|n| n.null_count() > 0) {
+                    None => values.iter().copied().max(),
+                    Some(n) => n.valid_indices().map(|i| values[i]).max(),
+                }?;
+                Some(max.saturating_mul(*mul).div_euclid(*div))
+            }
+            _ => (0..rows).filter_map(|i| self.get_ms(i)).max(),
+        }
+    }
+
     /// The event time of row `i` in epoch ms; `Err` is why it has none. Timestamp columns
     /// (the common case) are read inline; numbers and text out of line.
     #[inline(always)]

@@ -18,8 +18,7 @@ pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "time"];
 /// left out); `None` when it has no time column or no readable time. Replay's estimate of
 /// how far a file has got, to merge files by event time.
 pub fn batch_max_time(batch: &RecordBatch) -> Option<EpochMs> {
-    let ts = TimeCol::new(find_column(batch, TIME_COLUMNS)?)?;
-    (0..batch.num_rows()).filter_map(|i| ts.get_ms(i)).max()
+    TimeCol::new(find_column(batch, TIME_COLUMNS)?)?.max_ms(batch.num_rows())
 }
 
 /// Exact signatures of rows' label sets (`ColumnarBatch::label_signatures`).
@@ -491,6 +490,23 @@ mod tests {
         assert_eq!(batch_max_time(&batch("ts", none)), None);
         let other: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
         assert_eq!(batch_max_time(&batch("value", other)), None);
+        // A null slot's stored value (any bits) is not a time; units convert after the max.
+        use arrow_array::{Array, TimestampNanosecondArray, TimestampSecondArray};
+        use arrow_buffer::{NullBuffer, ScalarBuffer};
+        let stored = ScalarBuffer::from(vec![1_764_331_201, i64::MAX, 1_764_331_202]);
+        let valid = NullBuffer::from(vec![true, false, true]);
+        let secs: ArrayRef = Arc::new(TimestampSecondArray::new(stored, Some(valid)));
+        assert_eq!(batch_max_time(&batch("ts", secs)), Some(1_764_331_202_000));
+        let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![
+            1_764_331_201_999_999_999,
+            1_764_331_200_000_000_000,
+        ]));
+        assert_eq!(batch_max_time(&batch("ts", ns)), Some(1_764_331_201_999));
+        // A slice: only its own rows count.
+        let all = TimestampMillisecondArray::from(vec![Some(9), None, Some(5), Some(7), Some(99)]);
+        let sliced: ArrayRef = Arc::new(all.slice(1, 3));
+        assert_eq!(sliced.len(), 3);
+        assert_eq!(batch_max_time(&batch("ts", sliced)), Some(7));
     }
 
     fn long_batch(gpu_keys: Vec<Option<i32>>, gpus: &[&str]) -> RecordBatch {
