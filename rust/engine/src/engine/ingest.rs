@@ -286,13 +286,9 @@ fn route_late(
         });
     }
     if on_time {
-        match st.panes.insert(id, field, ts, v) {
-            Insert::New => {
-                out.new = true;
-                st.positions.hold(ts, at.offset);
-            }
-            Insert::Duplicate => out.duplicate = true,
-        }
+        let r = route_on_time(st, (id, field, ts, v), at.offset);
+        out.new = r.new;
+        out.duplicate = r.duplicate;
     } else if replay
         && still_held(cfg, st.panes.pane_ms(), ts, closed_until)
         && cfg.windows.iter().all(|w| w.last_end_holding(ts) <= global)

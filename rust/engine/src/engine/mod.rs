@@ -360,9 +360,9 @@ impl Engine {
             extra_labels: &self.extra_labels,
         };
         let (st, cfg, fields) = (&mut self.st, &self.cfg, &self.fields);
-        // The last row whose series is known (with its label signature), to reuse it while
-        // labels repeat; with dictionary labels, each distinct signature is interned once.
-        let mut last: Option<(usize, Option<u64>, SeriesId)> = None;
+        // Without signatures: the last row whose series is known, to reuse it while labels
+        // repeat. With them, each distinct signature of the batch is interned once.
+        let mut last: Option<(usize, SeriesId)> = None;
         let signatures = cols.label_signatures();
         let mut by_signature: HashMap<u64, SeriesId, foldhash::fast::FixedState> =
             HashMap::default();
@@ -412,9 +412,8 @@ impl Engine {
             }
             let sig = signatures.as_ref().and_then(|s| s.get(i));
             let known = match (sig, last) {
-                (Some(s), Some((_, Some(last_sig), id))) if s == last_sig => Some(id),
                 (Some(s), _) => by_signature.get(&s).copied(),
-                (None, Some((row, _, id))) if cols.same_labels(i, row) => Some(id),
+                (None, Some((row, id))) if cols.same_labels(i, row) => Some(id),
                 (None, _) => None,
             };
             let id = match known {
@@ -433,7 +432,7 @@ impl Engine {
                     }
                 },
             };
-            last = Some((i, sig, id));
+            last = Some((i, id));
             if signatures.is_some() {
                 run_series = Some(id);
             }
