@@ -6,7 +6,7 @@ replay's Parquet chunks must be pushed in order."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -171,3 +171,67 @@ def test_empty_batches_and_files(tmp_path: Path, table: pa.Table) -> None:
     pq.write_table(empty, path)
     assert engine.push_parquet(_engine.ParquetBatches(str(path)), 1 << 20) == (0, None)
     assert engine.stats()["consumed"] == 0
+
+
+def request_table(n: int) -> pa.Table:
+    """Request events in the columnar form, with a negative latency (a dead letter) and a
+    null pod."""
+    services = ["chat", "embed", "rerank"]
+    rows = {
+        "ts": [datetime.fromtimestamp(START + i * 0.05, tz=timezone.utc) for i in range(n)],
+        "service": [services[i % 3] for i in range(n)],
+        "pod": [f"{services[i % 3]}-{i % 5}" for i in range(n)],
+        "latency_ms": [float(20 + (i * 37) % 400) for i in range(n)],
+        "status": [500 if i % 97 == 0 else 200 for i in range(n)],
+    }
+    rows["latency_ms"][n // 2] = -5.0
+    rows["pod"][n // 3] = None
+    return pa.table(rows)
+
+
+@pytest.mark.parametrize("read_ahead", [0, 3])
+def test_push_parquet_file_equals_push_arrow(
+    tmp_path: Path, table: pa.Table, parquet_file: str, read_ahead: int
+) -> None:
+    engine = new_engine()
+    assert engine.push_parquet_file(parquet_file, batch_rows=777, read_ahead=read_ahead) == (
+        table.num_rows
+    )
+    assert everything(engine) == expected(table, parquet_file)  # source: the path
+    requests = request_table(5_000)
+    path = tmp_path / "requests.parquet"
+    pq.write_table(requests, path, row_group_size=1_500)
+    engine = new_engine()
+    engine.push_parquet_file(path, source="req", batch_rows=1_000, read_ahead=read_ahead)
+    want = new_engine()
+    want.push_arrow(requests, source="req")
+    got = everything(engine)
+    assert got == everything(want)
+    stats = got["stats"]
+    assert isinstance(stats, dict)
+    assert stats["consumed"] == 5_000 and stats["dead"] == 1
+    assert any(r["requests"] for r in got["latency_windows"])  # type: ignore[attr-defined]
+
+
+def test_push_parquet_file_bad_input(tmp_path: Path, table: pa.Table) -> None:
+    engine = new_engine()
+    with pytest.raises(gpuledger.InputError, match=r"missing\.parquet"):
+        engine.push_parquet_file(tmp_path / "missing.parquet")
+    text = tmp_path / "not.parquet"
+    text.write_text('{"ts": 1}\n')
+    with pytest.raises(gpuledger.InputError, match=r"not\.parquet"):
+        engine.push_parquet_file(text)
+    with pytest.raises(ValueError, match="batch_rows"):
+        engine.push_parquet_file(text, batch_rows=0)
+    with pytest.raises(ValueError, match="read_ahead"):
+        engine.push_parquet_file(text, read_ahead=-1)
+    # A batch whose columns cannot be read: an InputError, the engine still usable.
+    no_time = tmp_path / "no_time.parquet"
+    pq.write_table(table.drop_columns(["ts"]), no_time)
+    with pytest.raises(gpuledger.InputError, match="rows from 0: no time column"):
+        engine.push_parquet_file(no_time)
+    assert engine.stats()["consumed"] == 0
+    ok = tmp_path / "ok.parquet"
+    pq.write_table(table, ok)
+    engine.push_parquet_file(ok)
+    assert engine.stats()["consumed"] == table.num_rows

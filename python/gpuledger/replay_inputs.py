@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from gpuledger import _engine
+from gpuledger.engine import PARQUET_BATCH_ROWS
 
 T = TypeVar("T")
 
@@ -49,8 +50,6 @@ __all__ = [
 
 CHUNK_BYTES = 8 << 20
 """Default bytes of input per chunk (decompressed, for text; Arrow buffer bytes, columnar)."""
-PARQUET_BATCH_ROWS = 65_536
-"""Rows per Parquet batch pushed by replay."""
 PARQUET_READ_AHEAD = 2
 """Parquet batches (of `PARQUET_BATCH_ROWS`) a Rust thread decodes ahead of the engine: enough to
 overlap decoding with the engine's work on a second core (on one core, 0 to 32 measured
@@ -590,7 +589,7 @@ class InputFile:
             # Read in Rust: string label columns come as dictionaries straight from
             # Parquet's dictionary pages, and each batch is decoded without the GIL.
             try:
-                batches = _engine.ParquetBatches(path, 1 if first_only else 65_536)
+                batches = _engine.ParquetBatches(path, 1 if first_only else PARQUET_BATCH_ROWS)
             except _engine.InputError as e:
                 raise ReplayInputError(str(e).replace(path, self.path)) from None
             total = max(1, batches.rows)
