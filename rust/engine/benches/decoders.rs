@@ -5,7 +5,9 @@
 //! Throughput is in messages (for exposition: sample lines) per second.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gpuledger_engine::decode::exposition::{self, LineSink};
-use gpuledger_engine::decode::{prom_json, wide_json, DecodeContext, Reading, ReadingSink};
+use gpuledger_engine::decode::{
+    latency_json, prom_json, wide_json, DecodeContext, Reading, ReadingSink,
+};
 use gpuledger_engine::fields::FieldRegistry;
 use std::hint::black_box;
 
@@ -182,6 +184,48 @@ fn bench_wide_json(c: &mut Criterion) {
     g.finish();
 }
 
+/// 1000 request events in the spec's form (bench_latency.py's shape): 4 services, 16 pods.
+fn latency_messages() -> Vec<Vec<u8>> {
+    let services = ["chat-llm", "code-llm", "embed", "rerank"];
+    (0..1000u64)
+        .map(|i| {
+            let s = services[(i % 4) as usize];
+            format!(
+                r#"{{"ts":{}.{:03},"service":"{s}","namespace":"team-{s}","pod":"{s}-{}","latency_ms":{}.{:03},"ttft_ms":{}.{:02},"status":{},"tokens_in":{},"tokens_out":{},"request_id":"r-{i:x}"}}"#,
+                1_795_867_200 + i / 1000,
+                i % 1000,
+                i % 4,
+                20 + (i * 37) % 400,
+                (i * 7) % 1000,
+                5 + i % 60,
+                (i * 13) % 100,
+                if i % 97 == 0 { 500 } else { 200 },
+                10 + (i * 31) % 1990,
+                1 + (i * 17) % 499,
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn bench_latency_json(c: &mut Criterion) {
+    let msgs = latency_messages();
+    let mut g = c.benchmark_group("latency_json");
+    g.throughput(Throughput::Elements(msgs.len() as u64));
+    g.bench_function("scanner/requests_1000", |b| {
+        b.iter(|| {
+            let (mut n, mut v) = (0usize, 0f64);
+            for m in &msgs {
+                let r = latency_json::decode(black_box(m)).expect("a valid request");
+                n += r.service.len() + r.pod.len() + r.values.request_id.len();
+                v += r.values.latency_ms + r.values.tokens_in + r.values.ts_ms as f64;
+            }
+            black_box((n, v))
+        })
+    });
+    g.finish();
+}
+
 /// A dcgm-exporter scrape of 8 GPUs under Kubernetes: 20 metrics (6 known to the engine)
 /// with HELP/TYPE lines, preceded by `# scrape_ts`; `scrapes` of them back to back.
 fn exposition_text(scrapes: usize) -> (Vec<u8>, u64) {
@@ -246,5 +290,11 @@ fn bench_exposition(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_prom_json, bench_wide_json, bench_exposition);
+criterion_group!(
+    benches,
+    bench_prom_json,
+    bench_wide_json,
+    bench_latency_json,
+    bench_exposition
+);
 criterion_main!(benches);

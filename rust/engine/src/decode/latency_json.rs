@@ -13,6 +13,7 @@
 //! and token counts must be finite and >= 0. A request without a service gets one from the
 //! pod-to-service patterns (engine); without either it is invalid there.
 
+use super::decimal::parse_f64;
 use super::json_scan::{Scanner, Tok};
 use super::wide_json::timestamp;
 use crate::time::EpochMs;
@@ -43,8 +44,8 @@ pub struct RequestValues<'a> {
 fn number(key: &str, tok: Tok<'_>) -> Result<Option<f64>, String> {
     let v = match tok {
         Tok::Null => return Ok(None),
-        Tok::Num(n) => n.parse::<f64>().ok(),
-        Tok::Str(s) => s.value().trim().parse::<f64>().ok(),
+        Tok::Num(n) => parse_f64(n),
+        Tok::Str(s) => parse_f64(s.value().trim()),
         t => return Err(format!("{key} is {}, expected a number", t.kind())),
     };
     match v {

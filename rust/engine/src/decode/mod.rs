@@ -8,6 +8,7 @@
 
 pub mod arrow_cols;
 pub mod columnar;
+pub mod decimal;
 pub mod exposition;
 pub mod json_scan;
 pub mod latency_columnar;

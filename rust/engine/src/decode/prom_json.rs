@@ -17,6 +17,7 @@
 //! Checks in order: JSON syntax and types, then unknown metric (`unknown_field`, `Ok`), then
 //! the RFC 3339 timestamp, then a non-empty `UUID`.
 
+use super::decimal::parse_f64;
 use super::json_scan::{Scanner, Tok};
 use super::units::to_default_unit;
 use super::{DecodeContext, Reading, ReadingSink};
@@ -104,14 +105,10 @@ fn value_of(tok: Tok<'_>) -> Result<f64, String> {
     match tok {
         Tok::Str(s) => {
             let s = s.value();
-            s.trim()
-                .parse::<f64>()
-                .map_err(|_| format!("value {s:?} is not a number"))
+            parse_f64(s.trim()).ok_or_else(|| format!("value {s:?} is not a number"))
         }
         // The scanner already rejected numbers that overflow an f64.
-        Tok::Num(n) => n
-            .parse::<f64>()
-            .map_err(|_| format!("value {n} is not a number")),
+        Tok::Num(n) => parse_f64(n).ok_or_else(|| format!("value {n} is not a number")),
         t => Err(format!(
             "value is {}, expected a string holding a number",
             t.kind()

@@ -24,6 +24,7 @@
 //! Readings (in key order) and unknown metrics reach the sink only once the whole message is
 //! known to be good.
 
+use super::decimal::parse_f64;
 use super::json_scan::{Scanner, Tok};
 use super::units::to_default_unit;
 use super::{DecodeContext, Reading, ReadingSink};
@@ -121,15 +122,13 @@ fn number_or_string_label<'a>(key: &str, tok: Tok<'a>) -> Result<Tok<'a>, String
 /// (shared by the request-event decoder).
 pub(crate) fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
     match tok {
-        Tok::Num(n) => n
-            .parse::<f64>()
-            .ok()
+        Tok::Num(n) => parse_f64(n)
             .and_then(unix_number_to_ms)
             .ok_or_else(|| format!("ts {n} is not a valid Unix time")),
         Tok::Str(s) => {
             let s = s.value();
             parse_rfc3339_ms(&s)
-                .or_else(|| s.trim().parse::<f64>().ok().and_then(unix_number_to_ms))
+                .or_else(|| parse_f64(s.trim()).and_then(unix_number_to_ms))
                 .ok_or_else(|| format!("ts {s:?} is neither Unix time nor RFC 3339"))
         }
         t => Err(format!(
