@@ -40,12 +40,26 @@ pub fn parse_f64(text: &str) -> Option<f64> {
             return text.parse::<f64>().ok(); // "1." (the standard parser takes it)
         }
     }
-    if i != digits.len() || int_digits == 0 || int_digits + frac_digits > 15 {
+    if i != digits.len() || int_digits == 0 || int_digits + frac_digits > EXACT_DIGITS {
         return text.parse::<f64>().ok();
     }
-    let v = m as f64 / POW10[frac_digits];
-    Some(if negative { -v } else { v })
+    Some(exact_decimal(m, frac_digits, negative))
 }
+
+/// `m` / 10^`frac_digits`, negated when `negative`: the correctly rounded value of a decimal
+/// whose digits (at most 15, so `m` < 2^53) make `m`, `frac_digits` of them after the point.
+#[inline(always)]
+pub fn exact_decimal(m: u64, frac_digits: usize, negative: bool) -> f64 {
+    let v = m as f64 / POW10[frac_digits];
+    if negative {
+        -v
+    } else {
+        v
+    }
+}
+
+/// Most digits a decimal may have for `exact_decimal`.
+pub const EXACT_DIGITS: usize = 15;
 
 #[cfg(test)]
 mod tests {

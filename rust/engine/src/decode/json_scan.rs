@@ -11,6 +11,7 @@
 //! No recursion (skipping keeps a bit stack in a `u128`), and no allocation unless a string
 //! that the decoder keeps holds escapes.
 
+use super::decimal::{exact_decimal, EXACT_DIGITS};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -62,12 +63,34 @@ impl<'a> JsonStr<'a> {
     }
 }
 
+/// A JSON number as it stands in the message (already checked against the JSON grammar and
+/// the f64 range), with its value when the scanner could compute it exactly on the way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JsonNum<'a> {
+    text: &'a str,
+    /// `exact_decimal` of the digits, for numbers without exponent of at most 15 digits.
+    exact: Option<f64>,
+}
+
+impl<'a> JsonNum<'a> {
+    /// The number's text, as written.
+    pub fn text(self) -> &'a str {
+        self.text
+    }
+
+    /// Its value: what `str::parse::<f64>` gives for the text.
+    #[inline]
+    pub fn value(self) -> Option<f64> {
+        self.exact.or_else(|| self.text.parse::<f64>().ok())
+    }
+}
+
 /// One JSON value as a decoder sees it: strings and numbers are kept (numbers as their
 /// source text), containers and literals are skipped and only their kind is remembered.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Tok<'a> {
     Str(JsonStr<'a>),
-    Num(&'a str),
+    Num(JsonNum<'a>),
     #[default]
     Null,
     Bool,
@@ -81,7 +104,7 @@ impl<'a> Tok<'a> {
     pub fn text(self) -> Cow<'a, str> {
         match self {
             Tok::Str(s) => s.value(),
-            Tok::Num(n) => Cow::Borrowed(n),
+            Tok::Num(n) => Cow::Borrowed(n.text),
             _ => Cow::Borrowed(""),
         }
     }
@@ -432,20 +455,25 @@ impl<'a> Scanner<'a> {
         Ok(self.json_str()?.value())
     }
 
-    /// Validates and skips the number at the cursor; returns its text.
-    pub fn number(&mut self) -> Result<&'a str, SyntaxError> {
+    /// Validates and skips the number at the cursor; returns it (its text, and its value
+    /// when that is exact from the digits alone, computed on the way).
+    pub fn number(&mut self) -> Result<JsonNum<'a>, SyntaxError> {
         let b = self.b;
         let start = self.pos;
         let mut i = start;
-        let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
-        if b.get(i) == Some(&b'-') {
+        // The digits as an integer (wrapping past 19 digits: then unused), for `exact`.
+        let mut m: u64 = 0;
+        let digit = |i: usize| b.get(i).copied().filter(u8::is_ascii_digit);
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
             i += 1;
         }
+        let int_start = i;
         match b.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                i += 1;
-                while digit(i) {
+                while let Some(c) = digit(i) {
+                    m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
                     i += 1;
                 }
             }
@@ -454,27 +482,32 @@ impl<'a> Scanner<'a> {
                 return Err(self.eof_or("invalid number"));
             }
         }
-        let mut check_range = false;
+        let int_digits = i - int_start;
+        let mut frac_digits = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
-            if !digit(i) {
+            if digit(i).is_none() {
                 self.pos = i;
                 return Err(self.eof_or("invalid number"));
             }
-            while digit(i) {
+            let frac_start = i;
+            while let Some(c) = digit(i) {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
                 i += 1;
             }
+            frac_digits = i - frac_start;
         }
+        let mut check_range = false;
         if matches!(b.get(i), Some(b'e' | b'E')) {
             i += 1;
             if matches!(b.get(i), Some(b'+' | b'-')) {
                 i += 1;
             }
-            if !digit(i) {
+            if digit(i).is_none() {
                 self.pos = i;
                 return Err(self.eof_or("invalid number"));
             }
-            while digit(i) {
+            while digit(i).is_some() {
                 i += 1;
             }
             check_range = true;
@@ -487,7 +520,9 @@ impl<'a> Scanner<'a> {
             return Err(self.err("number out of range"));
         }
         self.pos = i;
-        Ok(text)
+        let exact = (!check_range && int_digits + frac_digits <= EXACT_DIGITS)
+            .then(|| exact_decimal(m, frac_digits, negative));
+        Ok(JsonNum { text, exact })
     }
 
     fn literal(&mut self, word: &'static [u8]) -> Result<(), SyntaxError> {
@@ -747,7 +782,12 @@ mod tests {
             "1e308",
         ] {
             let mut sc = Scanner::new(ok.as_bytes());
-            assert_eq!(sc.number(), Ok(ok), "{ok}");
+            let n = sc.number().unwrap();
+            assert_eq!(n.text(), ok);
+            assert_eq!(
+                n.value().map(f64::to_bits),
+                ok.parse::<f64>().ok().map(f64::to_bits)
+            );
         }
         for bad in ["-", "01", "1.", ".5", "1e", "1e+", "+1", "1e400", "-1e309"] {
             assert!(skip(bad).is_err(), "{bad}");
@@ -756,6 +796,47 @@ mod tests {
             .unwrap_err()
             .what
             .contains("out of range"));
+    }
+
+    /// The value computed while scanning equals the standard parser's, bit for bit, for
+    /// numbers with and without fraction or exponent, around the 15-digit limit, signed.
+    #[test]
+    fn number_values_equal_the_standard_parser() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut texts: Vec<String> = ["0", "-0", "0.0", "-0.0", "0.000", "1", "-1.5"]
+            .map(String::from)
+            .to_vec();
+        for _ in 0..30_000 {
+            let int_len = (next() % 17 + 1) as usize;
+            let frac_len = (next() % 17) as usize;
+            let digit = |r: u64| char::from(b'0' + (r % 10) as u8);
+            let mut t = String::new();
+            if next() % 2 == 0 {
+                t.push('-');
+            }
+            t.push(char::from(b'1' + (next() % 9) as u8));
+            t.extend((1..int_len).map(|_| digit(next())));
+            if frac_len > 0 {
+                t.push('.');
+                t.extend((0..frac_len).map(|_| digit(next())));
+            }
+            if next() % 8 == 0 {
+                t.push_str(&format!("e{}", next() % 40));
+            }
+            texts.push(t);
+        }
+        for t in &texts {
+            let n = Scanner::new(t.as_bytes()).number().unwrap();
+            assert_eq!(n.text(), t);
+            let want = t.parse::<f64>().ok().map(f64::to_bits);
+            assert_eq!(n.value().map(f64::to_bits), want, "{t}");
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct RequestValues<'a> {
 fn number(key: &str, tok: Tok<'_>) -> Result<Option<f64>, String> {
     let v = match tok {
         Tok::Null => return Ok(None),
-        Tok::Num(n) => parse_f64(n),
+        Tok::Num(n) => n.value(),
         Tok::Str(s) => parse_f64(s.value().trim()),
         t => return Err(format!("{key} is {}, expected a number", t.kind())),
     };
@@ -59,7 +59,7 @@ fn text<'a>(key: &str, tok: Tok<'a>) -> Result<Cow<'a, str>, String> {
     match tok {
         Tok::Str(s) => Ok(s.value()),
         Tok::Null => Ok(Cow::Borrowed("")),
-        Tok::Num(n) if key == "request_id" => Ok(Cow::Borrowed(n)),
+        Tok::Num(n) if key == "request_id" => Ok(Cow::Borrowed(n.text())),
         t => Err(format!("{key} is {}, expected a string", t.kind())),
     }
 }
@@ -143,10 +143,11 @@ pub fn decode(bytes: &[u8]) -> Result<Request<'_>, String> {
                     "tokens_out" => tokens_out = number(k, tok)?.or(tokens_out),
                     "status" => {
                         status = match tok {
-                            Tok::Num(n) => Some(
-                                n.parse::<i64>()
-                                    .map_err(|_| format!("status {n} is not an integer"))?,
-                            ),
+                            Tok::Num(n) => {
+                                Some(n.text().parse::<i64>().map_err(|_| {
+                                    format!("status {} is not an integer", n.text())
+                                })?)
+                            }
                             Tok::Null => None,
                             t => {
                                 return Err(format!("status is {}, expected an integer", t.kind()))

@@ -108,7 +108,9 @@ fn value_of(tok: Tok<'_>) -> Result<f64, String> {
             parse_f64(s.trim()).ok_or_else(|| format!("value {s:?} is not a number"))
         }
         // The scanner already rejected numbers that overflow an f64.
-        Tok::Num(n) => parse_f64(n).ok_or_else(|| format!("value {n} is not a number")),
+        Tok::Num(n) => n
+            .value()
+            .ok_or_else(|| format!("value {} is not a number", n.text())),
         t => Err(format!(
             "value is {}, expected a string holding a number",
             t.kind()

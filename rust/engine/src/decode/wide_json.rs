@@ -85,9 +85,9 @@ fn metric_value(key: &str, tok: Tok<'_>) -> Result<Option<f64>, String> {
         Tok::Null => Ok(None),
         // The scanner already rejected numbers that overflow an f64.
         Tok::Num(n) => n
-            .parse()
+            .value()
             .map(Some)
-            .map_err(|_| format!("{key}: {n} is not a number")),
+            .ok_or_else(|| format!("{key}: {} is not a number", n.text())),
         Tok::Str(s) => {
             let s = s.value();
             s.trim()
@@ -122,9 +122,10 @@ fn number_or_string_label<'a>(key: &str, tok: Tok<'a>) -> Result<Tok<'a>, String
 /// (shared by the request-event decoder).
 pub(crate) fn timestamp(tok: Tok<'_>) -> Result<EpochMs, String> {
     match tok {
-        Tok::Num(n) => parse_f64(n)
+        Tok::Num(n) => n
+            .value()
             .and_then(unix_number_to_ms)
-            .ok_or_else(|| format!("ts {n} is not a valid Unix time")),
+            .ok_or_else(|| format!("ts {} is not a valid Unix time", n.text())),
         Tok::Str(s) => {
             let s = s.value();
             parse_rfc3339_ms(&s)
