@@ -23,6 +23,8 @@ pub mod service_cost;
 pub mod services;
 pub mod sketch;
 pub mod stats;
+#[cfg(test)]
+mod test_rng;
 pub mod time;
 pub mod watermark;
 pub mod window;

@@ -91,13 +91,7 @@ mod tests {
     fn selection_gives_the_sorted_quantiles_bit_for_bit() {
         // A deterministic spread of values with ties, zeros of both signs and one-element
         // and two-element slices.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift(0x9E37_79B9_7F4A_7C15);
         for n in [1usize, 2, 3, 7, 59, 60, 61, 300] {
             for round in 0..20 {
                 let mut v: Vec<f64> = (0..n)

@@ -98,13 +98,7 @@ mod tests {
     fn equals_the_standard_parser_on_generated_decimals() {
         // Every split of digit strings of 1..=18 digits into integer and fraction parts,
         // from a fixed-seed generator (xorshift), signed and not.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
             let len = (next() % 18 + 1) as usize;
             let digits: String = (0..len)

@@ -802,13 +802,7 @@ mod tests {
     /// numbers with and without fraction or exponent, around the 15-digit limit, signed.
     #[test]
     fn number_values_equal_the_standard_parser() {
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_F491_4F6C_DD1D);
         let mut texts: Vec<String> = ["0", "-0", "0.0", "-0.0", "0.000", "1", "-1.5"]
             .map(String::from)
             .to_vec();
