@@ -157,12 +157,24 @@ mod tests {
         w.close().unwrap();
     }
 
-    #[test]
-    fn labels_come_as_dictionaries_and_rows_are_all_there() {
-        let dir = std::env::temp_dir().join(format!("gpuledger-pq-{}", std::process::id()));
+    /// A fresh directory of this test process (remove it when done) and a file path in it.
+    fn temp_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("gpuledger-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.parquet");
+        (dir, path)
+    }
+
+    /// `temp_file` holding the Parquet file of `write`.
+    fn written(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (dir, path) = temp_file(tag);
         write(&path);
+        (dir, path)
+    }
+
+    #[test]
+    fn labels_come_as_dictionaries_and_rows_are_all_there() {
+        let (dir, path) = written("pq");
         let batches = ParquetBatches::open(path.to_str().unwrap(), 4096).unwrap();
         assert_eq!(batches.rows(), 10_000);
         let mut seen = 0;
@@ -183,10 +195,7 @@ mod tests {
 
     #[test]
     fn read_ahead_gives_the_same_batches_and_stops_when_dropped() {
-        let dir = std::env::temp_dir().join(format!("gpuledger-pq-ra-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.parquet");
-        write(&path);
+        let (dir, path) = written("pq-ra");
         let path = path.to_str().unwrap();
         let direct: Vec<RecordBatch> = ParquetBatches::open(path, 1000)
             .unwrap()
@@ -212,9 +221,7 @@ mod tests {
 
     #[test]
     fn not_parquet_is_an_error_naming_the_file() {
-        let dir = std::env::temp_dir().join(format!("gpuledger-pq-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("x.parquet");
+        let (dir, path) = temp_file("pq-bad");
         std::fs::write(&path, b"PAR1 this is not a parquet file").unwrap();
         let e = ParquetBatches::open(path.to_str().unwrap(), 10)
             .err()

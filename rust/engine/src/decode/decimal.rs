@@ -8,6 +8,17 @@ const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
+/// Reads the run of ASCII digits in `b` from `i` into `m` (`m * 10 + digit` each, wrapping
+/// past 19 digits, where `exact_decimal` is not used anyway); returns the index after it.
+#[inline(always)]
+pub fn digit_run(b: &[u8], mut i: usize, m: &mut u64) -> usize {
+    while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    i
+}
+
 /// `text.parse::<f64>().ok()`, faster for `-?digits(.digits)?` with at most 15 digits.
 ///
 /// Why the short path is exact: with at most 15 digits the integer `m` is below 2^53, so it
@@ -20,21 +31,12 @@ pub fn parse_f64(text: &str) -> Option<f64> {
         Some(b'-') => (true, &b[1..]),
         _ => (false, b),
     };
-    // Wrapping: more than 19 digits wrap, but those take the standard parser below anyway.
     let mut m: u64 = 0;
-    let mut i = 0;
-    while let Some(&c) = digits.get(i).filter(|c| c.is_ascii_digit()) {
-        m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-        i += 1;
-    }
+    let mut i = digit_run(digits, 0, &mut m);
     let int_digits = i;
     let mut frac_digits = 0;
     if digits.get(i) == Some(&b'.') {
-        i += 1;
-        while let Some(&c) = digits.get(i).filter(|c| c.is_ascii_digit()) {
-            m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            i += 1;
-        }
+        i = digit_run(digits, i + 1, &mut m);
         frac_digits = i - int_digits - 1;
         if frac_digits == 0 {
             return text.parse::<f64>().ok(); // "1." (the standard parser takes it)

@@ -11,7 +11,7 @@
 //! No recursion (skipping keeps a bit stack in a `u128`), and no allocation unless a string
 //! that the decoder keeps holds escapes.
 
-use super::decimal::{exact_decimal, EXACT_DIGITS};
+use super::decimal::{digit_run, exact_decimal, EXACT_DIGITS};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -86,7 +86,7 @@ impl<'a> JsonNum<'a> {
 }
 
 /// One JSON value as a decoder sees it: strings and numbers are kept (numbers as their
-/// source text), containers and literals are skipped and only their kind is remembered.
+/// source text and, when exact, their value), containers and literals are skipped and only their kind is remembered.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Tok<'a> {
     Str(JsonStr<'a>),
@@ -461,9 +461,9 @@ impl<'a> Scanner<'a> {
         let b = self.b;
         let start = self.pos;
         let mut i = start;
-        // The digits as an integer (wrapping past 19 digits: then unused), for `exact`.
+        // The digits as an integer, for `exact`.
         let mut m: u64 = 0;
-        let digit = |i: usize| b.get(i).copied().filter(u8::is_ascii_digit);
+        let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
         let negative = b.get(i) == Some(&b'-');
         if negative {
             i += 1;
@@ -471,12 +471,7 @@ impl<'a> Scanner<'a> {
         let int_start = i;
         match b.get(i) {
             Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(c) = digit(i) {
-                    m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                    i += 1;
-                }
-            }
+            Some(b'1'..=b'9') => i = digit_run(b, i, &mut m),
             _ => {
                 self.pos = i;
                 return Err(self.eof_or("invalid number"));
@@ -486,15 +481,12 @@ impl<'a> Scanner<'a> {
         let mut frac_digits = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
-            if digit(i).is_none() {
+            if !digit(i) {
                 self.pos = i;
                 return Err(self.eof_or("invalid number"));
             }
             let frac_start = i;
-            while let Some(c) = digit(i) {
-                m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                i += 1;
-            }
+            i = digit_run(b, i, &mut m);
             frac_digits = i - frac_start;
         }
         let mut check_range = false;
@@ -503,11 +495,11 @@ impl<'a> Scanner<'a> {
             if matches!(b.get(i), Some(b'+' | b'-')) {
                 i += 1;
             }
-            if digit(i).is_none() {
+            if !digit(i) {
                 self.pos = i;
                 return Err(self.eof_or("invalid number"));
             }
-            while digit(i).is_some() {
+            while digit(i) {
                 i += 1;
             }
             check_range = true;
