@@ -798,7 +798,7 @@ def assert_same_tables(
 
 
 def read_output(out_dir: Path) -> dict[str, pa.Table]:
-    from gpuledger.sink import read_table
+    from gpuledger.output.sink import read_table
 
     return {name: read_table(out_dir, name) for name in TABLES}
 
@@ -844,7 +844,7 @@ def assert_tables_close(
     """Window tables match row by row on their keys: one row per key on both sides, the same
     keys, every non-float column equal and floats within `rel` (partial rows combined add in
     another order than one engine does); `exclude` columns are not compared."""
-    from gpuledger.combine import KEYS as COMBINE_KEYS
+    from gpuledger.output.combine import KEYS as COMBINE_KEYS
 
     problems = []
     for name in tables:
@@ -941,7 +941,7 @@ def combine_function() -> Callable[[Mapping[str, pa.Table]], dict[str, pa.Table]
     fn = getattr(gpuledger, "combine_tables", None)
     if fn is None:
         try:
-            from gpuledger.combine import combine_tables as fn
+            from gpuledger.output.combine import combine_tables as fn
         except ImportError:
             return None
     return fn  # type: ignore[no-any-return]
