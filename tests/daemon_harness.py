@@ -988,13 +988,14 @@ _AVAILABLE: tuple[bool, str] | None = None
 
 
 def require_daemon() -> None:
-    """Skips the test when `gpuledger run` does not exist yet."""
+    """Fails the test when `gpuledger run` cannot start (e.g. broken at import): a daemon
+    test never skips, so a broken daemon cannot pass CI."""
     global _AVAILABLE
     if _AVAILABLE is None:
         _AVAILABLE = daemon_available()
     ok, text = _AVAILABLE
     if not ok:
-        pytest.skip(f"`gpuledger run` is not available yet: {text.strip()[-300:]}")
+        pytest.fail(f"`gpuledger run --help` failed: {text.strip()[-300:]}")
 
 
 class DaemonExited(AssertionError):
@@ -1260,7 +1261,7 @@ class DaemonPool:
 
 def daemon_pool(tmp_path: Path) -> Iterator[DaemonPool]:
     """Body of each test module's `daemons` fixture (``yield from daemon_pool(tmp_path)``):
-    a `DaemonPool` whose leftover processes die at teardown; skips without the daemon."""
+    a `DaemonPool` whose leftover processes die at teardown; fails without the daemon."""
     require_daemon()
     pool = DaemonPool(tmp_path)
     try:
