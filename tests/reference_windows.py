@@ -1,9 +1,9 @@
 """An independent, deliberately naive plain-Python model of gpuledger's window engine.
 
-It reads prometheus-kafka-adapter JSON messages (spec inputs.md 1a) and produces the rows of
+It reads prometheus-kafka-adapter JSON messages (docs/inputs.md 1a) and produces the rows of
 `gpu_windows`, `pool_windows`, `late_events` and `dead_letters` plus the engine counters,
-following docs/windows-and-metrics.md (the spec) and docs/design.md (the engine's choices where
-the spec is silent). It shares no code with the engine and imports nothing from gpuledger:
+following docs/schema.md and docs/design.md (the engine's choices where
+the docs are silent). It shares no code with the engine and imports nothing from gpuledger:
 the tests compare the two.
 
 The model mirrors the engine's API (`push`, `mark_idle`, `poll`, `advance_to`, `finish`,
@@ -11,7 +11,7 @@ The model mirrors the engine's API (`push`, `mark_idle`, `poll`, `advance_to`, `
 accepted reading forever (the engine drops panes no open window needs; that never changes a
 result, see "Pane retention" below) and recomputes each window from scratch when it closes.
 
-Modelled rules, each from the spec or docs/design.md:
+Modelled rules, each from docs/schema.md or docs/design.md:
 
 * Time is integer milliseconds. Windows are epoch aligned: family (size, slide) has windows
   `[k*slide, k*slide + size)`; tumbling families have slide == size. Families are the

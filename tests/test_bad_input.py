@@ -1,4 +1,4 @@
-"""Every bad-input case of spec inputs.md section 3 for GPU telemetry: each bad message is a
+"""Every bad-input case of docs/inputs.md section 3 for GPU telemetry: each bad message is a
 dead letter with its provenance and a reason (or a counted skip), nothing crashes, the good
 messages around it still count, and the counters reconcile."""
 

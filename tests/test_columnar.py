@@ -1,4 +1,4 @@
-"""Columnar input (inputs.md 1d): long and wide Arrow forms from pyarrow and Polars give the
+"""Columnar input (docs/inputs.md 1d): long and wide Arrow forms from pyarrow and Polars give the
 same windows as the equivalent JSON messages; bad rows are dead letters."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Bad input through the daemon (inputs.md section 3, delivery.md 4 and 9): every bad-input
-case mixed into good traffic on real topics. The daemon keeps running; each bad message is
-exactly one dead letter with its topic, partition, offset and a reason, in the
-`dead_letters` table and on the dead-letter topic (with provenance headers); label values
-that look like paths are data, never paths; the counters reconcile."""
+"""Bad input through the daemon (docs/inputs.md section 3, docs/daemon.md, guarantees 4 and 9):
+every bad-input case mixed into good traffic on real topics. The daemon keeps running; each bad
+message is exactly one dead letter with its topic, partition, offset and a reason, in the
+`dead_letters` table and on the dead-letter topic (with provenance headers); label values that look
+like paths are data, never paths; the counters reconcile."""
 
 from __future__ import annotations
 

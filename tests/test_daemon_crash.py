@@ -1,5 +1,5 @@
-"""Exactly-once output under SIGKILL (delivery.md 1): a producer writes continuously while the
-daemon is killed with SIGKILL at random moments and restarted (same group, same output
+"""Exactly-once output under SIGKILL (docs/daemon.md, guarantee 1): a producer writes continuously
+while the daemon is killed with SIGKILL at random moments and restarted (same group, same output
 directory) again and again; after a final `--until-eof` drain, the output equals that of one
 uninterrupted run over the same topics, and the library engine's."""
 

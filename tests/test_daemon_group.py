@@ -1,7 +1,7 @@
-"""Consumer group scaling (delivery.md 2): two daemons in one group split the partitions while
-a producer writes; one leaves with SIGTERM mid-run (a rebalance), the survivor carries on, a
-fresh member drains with `--until-eof`. Together their rows equal one uninterrupted run:
-nothing lost, nothing duplicated."""
+"""Consumer group scaling (docs/daemon.md, guarantee 2): two daemons in one group split the
+partitions while a producer writes; one leaves with SIGTERM mid-run (a rebalance), the survivor
+carries on, a fresh member drains with `--until-eof`. Together their rows equal one uninterrupted
+run: nothing lost, nothing duplicated."""
 
 from __future__ import annotations
 

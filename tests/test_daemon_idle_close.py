@@ -1,7 +1,7 @@
-"""Windows close without new data (delivery.md 3): a partition that goes silent stops holding
-the watermark back after `idle_timeout_s`, and when every partition is quiet for
-`idle_timeout_s` plus the lateness, every window up to the newest event is written. Data
-that arrives afterwards for a written window is a `late_events` row (delivery.md 4)."""
+"""Windows close without new data (docs/daemon.md, guarantee 3): a partition that goes silent stops
+holding the watermark back after `idle_timeout_s`, and when every partition is quiet for
+`idle_timeout_s` plus the lateness, every window up to the newest event is written. Data that
+arrives afterwards for a written window is a `late_events` row (docs/daemon.md, guarantee 4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Outages and stops (delivery.md 5, 6, 7): a broker restart, an unwritable output directory
-and SIGTERM delay output but lose and duplicate nothing.
+"""Outages and stops (docs/daemon.md, guarantees 5, 6, 7): a broker restart, an unwritable output
+directory and SIGTERM delay output but lose and duplicate nothing.
 
 These tests produce in phases or pause the daemon, so every partition is silent for a few
 seconds at some point; `idle_timeout_s` is raised above those gaps so that no partition is
@@ -108,9 +108,9 @@ def test_broker_restart_delays_output_and_loses_nothing(
 def test_sigterm_during_broker_outage_exits_in_bounded_time_and_loses_nothing(
     daemons: DaemonPool, tmp_path: Path
 ) -> None:
-    """Graceful stop (delivery.md 7) does not depend on the broker: with the broker down,
-    SIGTERM still stops the daemon within a bounded time (stop_timeout_s, 8 s by default,
-    plus a margin); once the broker is back, a rerun gives the reference output."""
+    """Graceful stop (docs/daemon.md, guarantee 7) does not depend on the broker: with the broker
+    down, SIGTERM still stops the daemon within a bounded time (stop_timeout_s, 8 s by default, plus
+    a margin); once the broker is back, a rerun gives the reference output."""
     with PrivateBroker(tmp_path / "broker") as broker:
         bootstrap = broker.bootstrap
         topics = Topics(

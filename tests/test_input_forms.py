@@ -1,5 +1,5 @@
-"""The GPU telemetry forms of inputs.md 1a-1c through the Python API: the spec's own examples
-decode, and the same samples in every form give the same windows."""
+"""The GPU telemetry forms of docs/inputs.md 1a-1c through the Python API: the examples of
+docs/inputs.md decode, and the same samples in every form give the same windows."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Request latency through the Python API: the spec's and vLLM's forms, latency_windows
-columns, SLOs from configuration, the service cost join, and sketches in output columns
-that merge across windows."""
+"""Request latency through the Python API: gpuledger's and vLLM's forms (docs/inputs.md 2),
+latency_windows columns, SLOs from configuration, the service cost join, and sketches in output
+columns that merge across windows."""
 
 from __future__ import annotations
 

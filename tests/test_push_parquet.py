@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -132,15 +133,22 @@ def test_push_parquet_errors(tmp_path: Path, table: pa.Table) -> None:
         engine.push_parquet(_engine.ParquetBatches(str(good)), 1, form="tall")
 
 
-def test_parquet_chunks_must_be_pushed_before_the_next(parquet_file: str) -> None:
+def test_parquet_chunks_know_their_rows_and_end_before_the_push(
+    parquet_file: str, table: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gpuledger.replay.forms.columnar as columnar
+
+    monkeypatch.setattr(columnar, "PARQUET_BATCH_ROWS", 500)  # several batches, several chunks
     f = InputFile(parquet_file, 0, chunk_bytes=10_000)
     f.peek()
-    chunks = f.chunks()
-    first = next(chunks)
-    assert first.records == 0 and first.end_ms is None  # known once pushed
-    with pytest.raises(RuntimeError, match="must be pushed"):
-        next(chunks)
-    chunks.close()
+    chunks = list(f.chunks())  # plain values: read ahead of any push
+    assert len(chunks) > 1
+    assert sum(c.records for c in chunks) == table.num_rows
+    ends = [c.end_ms for c in chunks]
+    assert all(e is not None for e in ends)
+    assert max(e for e in ends if e is not None) == pc.max(table["ts"]).cast(pa.int64()).as_py()
+    firsts = [c.payload.first_row for c in chunks]  # type: ignore[union-attr]
+    assert firsts == [sum(c.records for c in chunks[:i]) for i in range(len(chunks))]
 
 
 def test_polls_hand_out_one_empty_batch_per_table() -> None:

@@ -22,16 +22,16 @@ from click.testing import CliRunner
 
 import gpuledger
 from gpuledger.cli.replay import replay_command
+from gpuledger.errors import ReplayInputError
 from gpuledger.output.sink import _sorted, read_table
 from gpuledger.replay import Progress, ReplayError, replay, replay_config
-from gpuledger.replay.inputs import (
-    InputFile,
-    ReplayInputError,
+from gpuledger.replay.detect import (
     detect_compression,
     detect_format,
     expand_paths,
     time_from_name,
 )
+from gpuledger.replay.inputs import InputFile
 from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
@@ -334,10 +334,10 @@ def test_telemetry_and_requests_merge_by_time(tmp_path: Path, prom: list[bytes])
 def test_merging_does_not_rest_on_time_estimates(
     tmp_path: Path, prom: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gpuledger.replay.inputs as ri
+    import gpuledger.replay.event_times as ri
 
-    monkeypatch.setattr(ri, "_first_json_ms", lambda *a, **k: None)
-    monkeypatch.setattr(ri, "_last_json_ms", lambda *a, **k: None)
+    monkeypatch.setattr(ri, "first_json_ms", lambda *a, **k: None)
+    monkeypatch.setattr(ri, "last_json_ms", lambda *a, **k: None)
     reqs = requests()
     tel = write_bytes(tmp_path / "telemetry.jsonl", lines(prom))
     lat = write_bytes(tmp_path / "requests.jsonl", lines(reqs))

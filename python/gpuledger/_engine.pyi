@@ -28,8 +28,15 @@ class ParquetBatches:
     def __init__(self, path: str, batch_size: int = ..., read_ahead: int = ...) -> None: ...
     @property
     def rows(self) -> int: ...
+    def next_chunk(self, max_bytes: int) -> ParquetChunk | None: ...
     def __iter__(self) -> ParquetBatches: ...
     def __next__(self) -> pa.RecordBatch: ...
+
+class ParquetChunk:
+    @property
+    def rows(self) -> int: ...
+    @property
+    def end_ms(self) -> int | None: ...
 
 class Engine:
     def __init__(
@@ -91,6 +98,14 @@ class Engine:
         partition: int = ...,
         first_row: int = ...,
     ) -> tuple[int, int | None]: ...
+    def push_parquet_chunk(
+        self,
+        chunk: ParquetChunk,
+        form: str | None = ...,
+        source: str = ...,
+        partition: int = ...,
+        first_row: int = ...,
+    ) -> None: ...
     def push_exposition(
         self,
         state: ExpositionState,

@@ -11,7 +11,7 @@ import click
 from gpuledger.config import load_config
 from gpuledger.errors import ConfigError, GpuledgerError
 from gpuledger.output.sink import FORMATS as OUTPUT_FORMATS
-from gpuledger.replay.inputs import FORMATS
+from gpuledger.replay.detect import FORMATS
 from gpuledger.replay.run import ORDERS, Progress, replay
 
 

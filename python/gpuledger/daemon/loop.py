@@ -208,8 +208,8 @@ class Daemon:
                 if key not in g.idle and now - self.last_data[key] >= timeout:
                     g.engine.mark_idle(key[1], source=key[0])
                     g.idle.add(key)
-            # Every partition quiet for idle_timeout_s plus the lateness: nothing more is
-            # coming for the windows up to the newest event, so they close (delivery.md 3).
+            # Every partition quiet for idle_timeout_s plus the lateness: nothing more is coming for
+            # the windows up to the newest event, so they close (docs/daemon.md, guarantee 3).
             quiet = now - max(self.last_data[k] for k in g.partitions)
             newest = g.engine.max_event_ms
             if (

@@ -3,9 +3,9 @@ would be several times slower). Telemetry encoders return one chunk per GPU-seco
 (several lines for `prom_json` and `exposition`); `keyed_messages` splits them into Kafka
 messages keyed by GPU UUID.
 
-Formats: `prom_json` (prometheus-kafka-adapter, five DCGM fields per GPU-second, inputs.md 1a),
+Formats: `prom_json` (prometheus-kafka-adapter, five DCGM fields per GPU-second, docs/inputs.md 1a),
 `wide_json` (one message per GPU-second, 1b), `exposition` (dcgm-exporter text after a
-`# scrape_ts` line, 1c) and the request events of inputs.md 2. Label values are generated
+`# scrape_ts` line, 1c) and the request events of docs/inputs.md 2. Label values are generated
 names without quotes or backslashes, so they need no escaping.
 """
 

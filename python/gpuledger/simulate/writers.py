@@ -1,9 +1,9 @@
 """Writing a simulation to files in `OUT/`:
 
 - `telemetry.jsonl` (prom_json or wide_json: one message per line), `telemetry.prom`
-  (exposition) or `telemetry.parquet` (the long columnar form of inputs.md 1d:
+  (exposition) or `telemetry.parquet` (the long columnar form of docs/inputs.md 1d:
   `ts, gpu, field, value, gpu_index, hostname, model_name, namespace, pod, container`);
-- `requests.jsonl` (inputs.md 2) or `requests.parquet` (the same columns);
+- `requests.jsonl` (docs/inputs.md 2) or `requests.parquet` (the same columns);
 - `simulation.json`: the scenario, its parameters and the figures it was built with.
 
 Line files get `.gz` or `.zst` appended when compressed. Same seed, same bytes.

@@ -184,7 +184,7 @@ fn bench_wide_json(c: &mut Criterion) {
     g.finish();
 }
 
-/// 1000 request events in the spec's form (bench_latency.py's shape): 4 services, 16 pods.
+/// 1000 request events in gpuledger's form (docs/inputs.md 2; bench_latency.py's shape): 4 services, 16 pods.
 fn latency_messages() -> Vec<Vec<u8>> {
     let services = ["chat-llm", "code-llm", "embed", "rerank"];
     (0..1000u64)

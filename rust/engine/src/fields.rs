@@ -88,7 +88,7 @@ impl Unit {
 
 struct FieldInfo {
     name: Box<str>,
-    /// The unit values are validated and aggregated in (the spec's default unit).
+    /// The unit values are validated and aggregated in (the default unit, docs/inputs.md 1).
     unit: Unit,
     /// Multiplier from the unit messages carry to `unit` (1 unless overridden).
     scale: f64,

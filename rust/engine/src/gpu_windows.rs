@@ -1,5 +1,5 @@
 //! Table `gpu_windows`: the row of one (window, GPU, pod), how it is computed from the
-//! window's points, and its Arrow schema. Column names and units are the spec's contract.
+//! window's points, and its Arrow schema. Column names and units are the contract of docs/schema.md.
 
 use crate::arrow_util::{float_col, ts_col, ts_type};
 use crate::attribution::Attribution;

@@ -3,7 +3,7 @@
 
 use crate::config::engine_config;
 use crate::errors::{ArrowExportError, ConfigError, InputError};
-use crate::parquet_reader::ParquetBatches;
+use crate::parquet_reader::{ParquetBatches, ParquetChunk};
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
 use gpuledger_engine::decode::columnar::{batch_max_time, Form};
@@ -333,6 +333,31 @@ impl Engine {
             py.check_signals()?;
         }
         Ok(((row - first_row) as u64, end))
+    }
+
+    /// Pushes a chunk taken with `ParquetBatches.next_chunk` (as `push_arrow` would, row
+    /// numbers from `first_row`). Raises `InputError` "rows from N: ..." for a batch whose
+    /// columns cannot be read.
+    #[pyo3(signature = (chunk, form = None, source = "", partition = 0, first_row = 0))]
+    fn push_parquet_chunk(
+        &mut self,
+        py: Python<'_>,
+        chunk: PyRef<'_, ParquetChunk>,
+        form: Option<&str>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+    ) -> PyResult<()> {
+        let form = parse_form(form)?;
+        let mut row = first_row;
+        for batch in &chunk.batches {
+            let inner = &mut self.inner;
+            py.detach(|| inner.push_record_batch(batch, form, source, partition, row))
+                .map_err(|e| InputError::new_err(format!("rows from {row}: {e}")))?;
+            row += batch.num_rows() as i64;
+            py.check_signals()?;
+        }
+        Ok(())
     }
 
     /// Ingests dcgm-exporter exposition text. With `last` false, an unfinished last line

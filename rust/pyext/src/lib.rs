@@ -22,6 +22,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sketch::merge_sketches, m)?)?;
     m.add_class::<engine::ExpositionState>()?;
     m.add_class::<parquet_reader::ParquetBatches>()?;
+    m.add_class::<parquet_reader::ParquetChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;

@@ -1,10 +1,13 @@
 //! `ParquetBatches`: a Parquet file read in Rust (string label columns as dictionaries),
 //! either iterated from Python as `pyarrow.RecordBatch`es or handed whole to
 //! `Engine.push_parquet`, which pushes its batches without any Python object per batch.
-//! With `read_ahead`, a Rust thread decodes batches ahead of the engine.
+//! With `read_ahead`, a Rust thread decodes batches ahead of the engine. `next_chunk` takes
+//! the next batches adding up to a byte budget as a `ParquetChunk`, a plain value that knows
+//! its rows and newest event time before it is pushed (replay merges files by those times).
 
 use crate::errors::InputError;
 use arrow_array::RecordBatch;
+use gpuledger_engine::decode::columnar::batch_max_time;
 use gpuledger_engine::parquet_input::ParquetBatches as Core;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatch;
@@ -18,6 +21,29 @@ pub struct ParquetBatches {
     // sits behind a lock that only `next_batch` takes.
     inner: Mutex<Option<Batches>>,
     rows: u64,
+}
+
+/// Decoded batches of a Parquet file, held in Rust until `Engine.push_parquet_chunk`.
+#[pyclass(module = "gpuledger._engine", name = "ParquetChunk", frozen)]
+pub struct ParquetChunk {
+    pub batches: Vec<RecordBatch>,
+    rows: u64,
+    end_ms: Option<i64>,
+}
+
+#[pymethods]
+impl ParquetChunk {
+    /// Rows in the chunk.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The largest event time in the chunk, epoch ms (None: no readable time).
+    #[getter]
+    fn end_ms(&self) -> Option<i64> {
+        self.end_ms
+    }
 }
 
 impl ParquetBatches {
@@ -60,6 +86,29 @@ impl ParquetBatches {
     #[getter]
     fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The next batches, decoded until they hold at least `max_bytes` of Arrow data (at
+    /// least one batch) or the file ends; None at the end. Raises `InputError` on a read error.
+    fn next_chunk(&self, py: Python<'_>, max_bytes: usize) -> PyResult<Option<ParquetChunk>> {
+        let mut chunk = ParquetChunk {
+            batches: Vec::new(),
+            rows: 0,
+            end_ms: None,
+        };
+        let mut bytes = 0usize;
+        while bytes < max_bytes.max(1) {
+            let Some(batch) = py.detach(|| self.next_batch()) else {
+                break;
+            };
+            let batch = batch.map_err(InputError::new_err)?;
+            chunk.rows += batch.num_rows() as u64;
+            bytes += batch.get_array_memory_size();
+            chunk.end_ms = chunk.end_ms.max(batch_max_time(&batch));
+            chunk.batches.push(batch);
+            py.check_signals()?;
+        }
+        Ok((!chunk.batches.is_empty()).then_some(chunk))
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

@@ -1,4 +1,4 @@
-//! Columnar input (spec inputs.md 1d), read in place from Arrow record batches: the long
+//! Columnar input (docs/inputs.md 1d), read in place from Arrow record batches: the long
 //! form (`ts, gpu, field, value` plus label columns, one reading per row) or the wide form
 //! (the columns of the wide JSON form, several readings per row). Each row is one message
 //! for counting and provenance (its row number is the offset).

@@ -1,4 +1,4 @@
-//! dcgm-exporter's Prometheus text exposition, one scrape after another (spec inputs.md 1c).
+//! dcgm-exporter's Prometheus text exposition, one scrape after another (docs/inputs.md 1c).
 //!
 //! `DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-...",Hostname="l40s-1",...} 87 [TIMESTAMP_MS]`
 //!

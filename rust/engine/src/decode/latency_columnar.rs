@@ -1,4 +1,4 @@
-//! Columnar request latency events (spec inputs.md 2, columnar input): one request per row
+//! Columnar request latency events (docs/inputs.md 2, columnar input): one request per row
 //! of an Arrow batch with the columns of gpuledger's JSON form (`ts`, `service`,
 //! `namespace`, `pod`, `latency_ms`, `ttft_ms`, `status`, `error`, `tokens_in`,
 //! `tokens_out`, `request_id`). Rows decode to the same [`Request`] as JSON events.

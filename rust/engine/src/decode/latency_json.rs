@@ -1,4 +1,4 @@
-//! Request latency events (spec inputs.md 2): gpuledger's JSON and vLLM's per-request form.
+//! Request latency events (docs/inputs.md 2): gpuledger's JSON and vLLM's per-request form.
 //!
 //! gpuledger: `{"ts":..,"service":..,"namespace":..,"pod":..,"latency_ms":..,"ttft_ms":..,
 //! "status":200,"tokens_in":..,"tokens_out":..,"request_id":..,"error":false}`.

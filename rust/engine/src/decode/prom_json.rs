@@ -1,4 +1,4 @@
-//! prometheus-kafka-adapter JSON: one DCGM sample per message (spec inputs.md 1a).
+//! prometheus-kafka-adapter JSON: one DCGM sample per message (docs/inputs.md 1a).
 //!
 //! `{"timestamp":"2026-11-28T12:00:01Z","value":"0.734","name":"DCGM_FI_...","labels":{...}}`
 //!

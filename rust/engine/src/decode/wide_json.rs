@@ -1,5 +1,5 @@
 //! Wide JSON, gpuledger's compact form: one message per GPU per sample, several readings
-//! per message (spec inputs.md 1b).
+//! per message (docs/inputs.md 1b).
 //!
 //! `{"ts":1764331201.0,"gpu":"GPU-...","gpu_index":3,"host":"gpu-node-17",...,"gr_engine_active":0.734,"power_w":512.5}`
 //!

@@ -14,11 +14,11 @@ use crate::time::EpochMs;
 /// Message formats handed over as one message per element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageFormat {
-    /// prometheus-kafka-adapter JSON (spec inputs.md 1a).
+    /// prometheus-kafka-adapter JSON (docs/inputs.md 1a).
     PromJson,
-    /// gpuledger's wide JSON, one message per GPU per sample (spec inputs.md 1b).
+    /// gpuledger's wide JSON, one message per GPU per sample (docs/inputs.md 1b).
     WideJson,
-    /// Request latency events, gpuledger's or vLLM's JSON (spec inputs.md 2).
+    /// Request latency events, gpuledger's or vLLM's JSON (docs/inputs.md 2).
     LatencyJson,
 }
 
