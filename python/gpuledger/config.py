@@ -16,6 +16,8 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from gpuledger.web_config import WebConfig
+
 __all__ = [
     "Aggregation",
     "Config",
@@ -139,6 +141,8 @@ class IdleConfig:
 class KafkaConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "gpuledger"
+    # Kafka static membership (group.instance.id): "" = dynamic membership.
+    instance_id: str = ""
     # Once loaded: the [kafka.client] table, overridden by the secrets file, then the environment.
     client: Mapping[str, ClientValue] = field(default_factory=frozen_map)
     secrets_file: str = ""
@@ -149,12 +153,15 @@ class KafkaConfig:
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": self.group_id,
         }
+        if self.instance_id:
+            base["group.instance.id"] = self.instance_id
         return base | dict(self.client)
 
     def __repr__(self) -> str:
         return (
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, "
-            f"group_id={self.group_id!r}, client={masked(self.client)!r}, "
+            f"group_id={self.group_id!r}, instance_id={self.instance_id!r}, "
+            f"client={masked(self.client)!r}, "
             f"secrets_file={self.secrets_file!r})"
         )
 
@@ -176,6 +183,8 @@ class OutputConfig:
 @dataclass(frozen=True, kw_only=True)
 class ObservabilityConfig:
     metrics_port: int = 9464
+    metrics_bind: str = "0.0.0.0"
+    web: WebConfig = field(default_factory=WebConfig)
     log_format: str = "human"
     status_interval_s: float = 30.0
 

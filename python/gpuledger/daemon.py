@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from gpuledger.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.config import Config, masked
 from gpuledger.daemon_groups import PartitionGroup, group_partitions
+from gpuledger.daemon_http import Health
 from gpuledger.daemon_log import EventLog, ForwardToEventLog
 from gpuledger.daemon_metrics import DaemonMetrics
 from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
@@ -59,7 +60,8 @@ class Daemon:
         self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
         self.tags = {t.telemetry: "t", t.latency: "r"}
         self.output = OutputWriter(Path(cfg.output.dir), cfg.output.format)
-        self.metrics = DaemonMetrics(cfg.observability.metrics_port)
+        health = Health(lambda: len(getattr(self, "assigned", ())))  # /readyz: partitions held
+        self.metrics = DaemonMetrics(cfg.observability, health)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
         self.groups: list[PartitionGroup] = []
@@ -413,6 +415,7 @@ class Daemon:
         status_base = (last_status, 0)
         while self.stop_signal is None:
             msgs = self.consumer.consume(batch, timeout=0.2)
+            self.metrics.health.beat()
             if self.fatal_error is not None:
                 raise KafkaException(self.fatal_error)
             started = time.perf_counter()

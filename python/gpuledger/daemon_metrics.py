@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gpuledger.config import ObservabilityConfig
+from gpuledger.daemon_http import Health, serve
 
 SKIP_REASONS = ("unknown_field", "blank", "duplicate", "replayed")
 
 
 class DaemonMetrics:
-    def __init__(self, port: int) -> None:
+    """`health` answers the probes; None: no member state (always ready while alive)."""
+
+    def __init__(self, obs: ObservabilityConfig, health: Health | None = None) -> None:
         r = self.registry = CollectorRegistry()
         self.consumed = Counter("gpuledger_messages_consumed", "Messages consumed", registry=r)
         self.aggregated = Counter(
@@ -52,10 +57,19 @@ class DaemonMetrics:
             "1 while the output directory cannot be written",
             registry=r,
         )
+        self.health = health or Health(lambda: 1)
+        self.partitions = Gauge(
+            "gpuledger_partitions_assigned",
+            "Input partitions this member holds (readiness needs at least one)",
+            registry=r,
+        )
+        self.partitions.set_function(self.health.partitions)
         self._last: dict[str, int] = {}
-        self.port = port
-        if port > 0:
-            start_http_server(port, registry=r)
+        self.port = obs.metrics_port
+        self.server = None
+        if self.port > 0:
+            self.server, _ = serve(r, self.port, obs.metrics_bind, obs.web, self.health)
+            self.port = self.server.server_port
 
     def count(self, totals: Mapping[str, int]) -> None:
         """Advances the counters to the engine's running totals."""
