@@ -61,7 +61,7 @@ class Daemon:
         self.tags = {t.telemetry: "t", t.latency: "r"}
         self.output = OutputWriter(Path(cfg.output.dir), cfg.output.format)
         health = Health(lambda: len(getattr(self, "assigned", ())))  # /readyz: partitions held
-        self.metrics = DaemonMetrics(cfg.observability, health)
+        self.metrics = DaemonMetrics(cfg, health)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
         self.groups: list[PartitionGroup] = []
@@ -272,6 +272,7 @@ class Daemon:
                 self.rows_through[key] = span[1]
         self.files_written += files
         self.metrics.files.inc(files)
+        self.metrics.business.observe(windows)  # once per window: pending is written
         g.pending = None
         if files:
             self.log.info("flushed", files=files)

@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from gpuledger.config import ConfigError
 from gpuledger.web_config import WebConfig
 
 StartResponse = Callable[..., Any]
@@ -153,9 +154,16 @@ def tls_context(web: WebConfig) -> ssl.SSLContext | None:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    where = "observability.web.tls_server_config"
+    try:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(where, f"cannot load {tls.cert_file} / {tls.key_file}: {e}") from e
     if tls.client_ca_file:
-        ctx.load_verify_locations(cafile=tls.client_ca_file)
+        try:
+            ctx.load_verify_locations(cafile=tls.client_ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"{where}.client_ca_file", f"{tls.client_ca_file}: {e}") from e
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
@@ -163,14 +171,19 @@ def tls_context(web: WebConfig) -> ssl.SSLContext | None:
 def serve(
     registry: CollectorRegistry, port: int, bind: str, web: WebConfig, health: Health
 ) -> tuple[WSGIServer, threading.Thread]:
-    """Starts the endpoint on a daemon thread. Raises OSError when the address is taken or a
-    TLS file cannot be read (the daemon stops before consuming anything)."""
+    """Starts the endpoint on a daemon thread. Raises ConfigError when a TLS file cannot be
+    loaded or the address cannot be bound (the daemon stops before consuming anything)."""
     ctx = tls_context(web)
 
     class Server(_Server):
         address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
 
-    httpd = make_server(bind, port, make_app(registry, health, web), Server, _QuietHandler)
+    try:
+        httpd = make_server(bind, port, make_app(registry, health, web), Server, _QuietHandler)
+    except OSError as e:
+        raise ConfigError(
+            "observability.metrics_port", f"cannot listen on {bind}:{port}: {e}"
+        ) from e
     if ctx is not None:
         # The handshake happens in the request's own thread (on first read), so a client that
         # connects and stalls cannot hold up the accept loop.

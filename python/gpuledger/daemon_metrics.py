@@ -1,6 +1,7 @@
 """The daemon's Prometheus endpoint (prometheus-client): message counters that reconcile
 (consumed = aggregated + skipped + late + dead), consumer lag, windows and files written,
-batch time, watermark delay and whether output is blocked."""
+batch time, watermark delay, whether output is blocked, partitions held, and the business
+metrics of gpuledger.business_metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gpuledger.config import ObservabilityConfig
+from gpuledger.business_metrics import BusinessMetrics
+from gpuledger.config import Config
 from gpuledger.daemon_http import Health, serve
 
 SKIP_REASONS = ("unknown_field", "blank", "duplicate", "replayed")
@@ -17,7 +19,8 @@ SKIP_REASONS = ("unknown_field", "blank", "duplicate", "replayed")
 class DaemonMetrics:
     """`health` answers the probes; None: no member state (always ready while alive)."""
 
-    def __init__(self, obs: ObservabilityConfig, health: Health | None = None) -> None:
+    def __init__(self, cfg: Config, health: Health | None = None) -> None:
+        obs = cfg.observability
         r = self.registry = CollectorRegistry()
         self.consumed = Counter("gpuledger_messages_consumed", "Messages consumed", registry=r)
         self.aggregated = Counter(
@@ -64,6 +67,10 @@ class DaemonMetrics:
             registry=r,
         )
         self.partitions.set_function(self.health.partitions)
+        # Rates and streaks follow the smallest tumbling window (hopping ones overlap).
+        sizes = cfg.engine.window_s or tuple(h.size_s for h in cfg.engine.hopping) or (60,)
+        self.business = BusinessMetrics(min(sizes), cfg.idle.ttl_s)
+        r.register(self.business)
         self._last: dict[str, int] = {}
         self.port = obs.metrics_port
         self.server = None
