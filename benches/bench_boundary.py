@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 import gpuledger
-from gpuledger.fleet import Gpu, default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import Gpu, default_fleet, prom_json_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C

@@ -122,7 +122,7 @@ class Fleet:
 
     def __init__(self, n_gpus: int, start_s: int, move_after_s: int | None = 270, seed: int = 7):
         import_gpuledger()  # the package imports the extension (maybe being rebuilt)
-        from gpuledger.fleet import default_fleet
+        from gpuledger.simulate.small_fleet import default_fleet
 
         base = default_fleet(seed)
         self.rng = random.Random(seed)
@@ -802,7 +802,7 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
 
 def run_daemon_backlog(a: dict[str, Any], timeout: float, rep: int) -> dict[str, Any]:
     import_gpuledger()
-    from gpuledger.sink import read_table
+    from gpuledger.output.sink import read_table
 
     with tempfile.TemporaryDirectory(prefix="gl-bench-daemon-") as tmp:
         cfg = Path(tmp) / "gpuledger.toml"

@@ -208,7 +208,7 @@ def worker(a: argparse.Namespace) -> None:
 def write_inputs(n: int) -> tuple[dict[Any, Path], int]:
     """The messages, generated once, one per line: the whole set (key None) and the halves
     by GPU UUID (0: GPUs 0-7, 1: GPUs 8-15; each (window, GPU) row is in one half)."""
-    from gpuledger.fleet import Gpu, default_fleet, prom_json_messages
+    from gpuledger.simulate.small_fleet import Gpu, default_fleet, prom_json_messages
 
     fleet: list[Gpu] = default_fleet() * 2
     fleet = [Gpu(**{**g.__dict__, "uuid": g.uuid[:-2] + f"{i:02x}"}) for i, g in enumerate(fleet)]

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import gpuledger
-from gpuledger.table_text import render
+from gpuledger.output.text import render
 
 # The same as this TOML in a config file (see docs/custom-aggregations.md):
 #   [[aggregations]]

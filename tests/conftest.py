@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = REPO / "compose" / "kafka-local" / "kafka-local.sh"
 pytest_plugins = ["s3_server"]  # the S3-compatible server's fixtures
@@ -31,6 +33,18 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "kafka: needs a running Kafka broker (see tests/conftest.py)"
     )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # No test may skip: the project's setup installs everything the tests need, so a skip
+    # means a missing install step or a missing feature, and it fails the run (CI included).
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter.write_line(
+            f"{len(skipped)} test(s) skipped: no test may skip (tests/conftest.py)", red=True
+        )
 
 
 def pytest_collection_modifyitems(items):

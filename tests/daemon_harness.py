@@ -798,7 +798,7 @@ def assert_same_tables(
 
 
 def read_output(out_dir: Path) -> dict[str, pa.Table]:
-    from gpuledger.sink import read_table
+    from gpuledger.output.sink import read_table
 
     return {name: read_table(out_dir, name) for name in TABLES}
 
@@ -844,7 +844,7 @@ def assert_tables_close(
     """Window tables match row by row on their keys: one row per key on both sides, the same
     keys, every non-float column equal and floats within `rel` (partial rows combined add in
     another order than one engine does); `exclude` columns are not compared."""
-    from gpuledger.combine import KEYS as COMBINE_KEYS
+    from gpuledger.output.combine import KEYS as COMBINE_KEYS
 
     problems = []
     for name in tables:
@@ -941,7 +941,7 @@ def combine_function() -> Callable[[Mapping[str, pa.Table]], dict[str, pa.Table]
     fn = getattr(gpuledger, "combine_tables", None)
     if fn is None:
         try:
-            from gpuledger.combine import combine_tables as fn
+            from gpuledger.output.combine import combine_tables as fn
         except ImportError:
             return None
     return fn  # type: ignore[no-any-return]
@@ -988,13 +988,14 @@ _AVAILABLE: tuple[bool, str] | None = None
 
 
 def require_daemon() -> None:
-    """Skips the test when `gpuledger run` does not exist yet."""
+    """Fails the test when `gpuledger run` cannot start (e.g. broken at import): a daemon
+    test never skips, so a broken daemon cannot pass CI."""
     global _AVAILABLE
     if _AVAILABLE is None:
         _AVAILABLE = daemon_available()
     ok, text = _AVAILABLE
     if not ok:
-        pytest.skip(f"`gpuledger run` is not available yet: {text.strip()[-300:]}")
+        pytest.fail(f"`gpuledger run --help` failed: {text.strip()[-300:]}")
 
 
 class DaemonExited(AssertionError):
@@ -1260,7 +1261,7 @@ class DaemonPool:
 
 def daemon_pool(tmp_path: Path) -> Iterator[DaemonPool]:
     """Body of each test module's `daemons` fixture (``yield from daemon_pool(tmp_path)``):
-    a `DaemonPool` whose leftover processes die at teardown; skips without the daemon."""
+    a `DaemonPool` whose leftover processes die at teardown; fails without the daemon."""
     require_daemon()
     pool = DaemonPool(tmp_path)
     try:

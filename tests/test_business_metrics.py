@@ -1,4 +1,4 @@
-"""Business metrics (gpuledger.business_metrics) from real engine output: the rates, counters
+"""Business metrics (gpuledger.daemon.business_metrics) from real engine output: the rates, counters
 and open idle streaks equal independent Decimal arithmetic over the same window rows, and the
 label cardinality stays within its documented bound."""
 
@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from fleet_topics import fleet_topics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import gpuledger
-from gpuledger import business_metrics
-from gpuledger.business_metrics import OTHER, TOP_STREAK_PODS, BusinessMetrics
-from gpuledger.demo_source import fleet_topics
+from gpuledger.daemon import business_metrics
+from gpuledger.daemon.business_metrics import OTHER, TOP_STREAK_PODS, BusinessMetrics
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 SECONDS = 900

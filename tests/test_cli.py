@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 import gpuledger
 from gpuledger.cli import DEMO_START_S, main
-from gpuledger.demo import LATENCY, TELEMETRY, demo_config
-from gpuledger.demo_source import simulated_topics
-from gpuledger.sink import read_table
+from gpuledger.cli.demo import LATENCY, TELEMETRY, demo_config
+from gpuledger.output.sink import read_table
+from gpuledger.simulate.topics import simulated_topics
 
 
 def test_version_and_help() -> None:

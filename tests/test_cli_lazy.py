@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from gpuledger.cli import main
-from gpuledger.cli_lazy import LazyGroup
+from gpuledger.cli.lazy import LazyGroup
 
-LAZY_MODULES = ("gpuledger.cli_replay", "gpuledger.cli_simulate", "gpuledger.cli_combine")
+LAZY_MODULES = ("gpuledger.cli.replay", "gpuledger.cli.simulate", "gpuledger.cli.combine")
 
 
 def test_run_does_not_import_the_other_commands() -> None:
@@ -45,6 +45,6 @@ def test_an_unknown_command_is_a_usage_error() -> None:
 
 
 def test_a_lazy_name_that_is_not_a_command_is_refused() -> None:
-    group = LazyGroup(lazy={"bad": "gpuledger.cli_lazy:LazyGroup"})
+    group = LazyGroup(lazy={"bad": "gpuledger.cli.lazy:LazyGroup"})
     with pytest.raises(TypeError, match="not a click command"):
         group.get_command(click.Context(group), "bad")

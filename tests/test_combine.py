@@ -1,6 +1,7 @@
-"""Combining the partial rows of scaled-out instances (gpuledger.combine, `gpuledger combine`):
-two engines over disjoint partitions, combined, against one engine over every partition.
-Exact columns must match; approximate ones must follow the rule docs/scale-out.md states."""
+"""Combining the partial rows of scaled-out instances (gpuledger.output.combine,
+`gpuledger combine`): two engines over disjoint partitions, combined, against one engine over
+every partition. Exact columns must match; approximate ones must follow the rule
+docs/scale-out.md states."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 import gpuledger
-from gpuledger.cli_combine import combine_command
-from gpuledger.combine import KEYS, CombineError, combine_dirs, combine_tables
-from gpuledger.fleet import default_fleet, prom_json_messages
-from gpuledger.sink import ArrowSink, list_files, read_table
+from gpuledger.cli.combine import combine_command
+from gpuledger.output.combine import KEYS, CombineError, combine_dirs, combine_tables
+from gpuledger.output.sink import ArrowSink, list_files, read_table
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 from gpuledger.sketch import LatencySketch
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from gpuledger import _config_validate
 from gpuledger.config import (
     Aggregation,
     Config,
@@ -22,6 +21,7 @@ from gpuledger.config import (
     Slo,
     load_config,
 )
+from gpuledger.config import env as config_env
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "configuration.md"
@@ -315,7 +315,7 @@ def test_env_without_double_underscore_or_prefix_is_ignored() -> None:
     [("true", True), ("YES", True), ("1", True), ("false", False), ("no", False), ("0", False)],
 )
 def test_env_bool_values(text: str, expected: bool) -> None:
-    assert _config_validate.parse_env("GPULEDGER_X__Y", text, "bool") is expected
+    assert config_env.parse_env("GPULEDGER_X__Y", text, "bool") is expected
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The daemon's HTTP endpoint (gpuledger.daemon_http) served for real: plain HTTP on a bind
+"""The daemon's HTTP endpoint (gpuledger.daemon.http) served for real: plain HTTP on a bind
 address, then TLS with basic auth (bcrypt, the exporter toolkit's settings shape) and mutual
 TLS, with certificates generated here by `cryptography`; the probes' answers."""
 
@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, Counter
 
 from gpuledger.config import Config, ConfigError
-from gpuledger.daemon_http import Health, serve
+from gpuledger.daemon.http import Health, serve
 
 PASSWORD = "scrape-me-please"
 

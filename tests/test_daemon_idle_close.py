@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 from confluent_kafka import Producer
 
-from gpuledger.fleet import default_fleet, prom_json_messages
-from gpuledger.sink import list_files, read_table
+from gpuledger.output.sink import list_files, read_table
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 MINUTES = 5

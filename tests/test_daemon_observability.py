@@ -16,7 +16,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 SECRET = "hunter2-do-not-log-me"

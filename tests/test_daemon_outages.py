@@ -56,7 +56,6 @@ def _drain(daemons: DaemonPool, cfg: dict, name: str = "drain") -> None:
     assert_counters_reconcile(d.stopped())
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="the private broker needs java")
 def test_broker_restart_delays_output_and_loses_nothing(
     daemons: DaemonPool, tmp_path: Path
 ) -> None:
@@ -106,7 +105,6 @@ def test_broker_restart_delays_output_and_loses_nothing(
         daemons.assert_json_logs()
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="the private broker needs java")
 def test_sigterm_during_broker_outage_exits_in_bounded_time_and_loses_nothing(
     daemons: DaemonPool, tmp_path: Path
 ) -> None:

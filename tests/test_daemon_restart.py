@@ -1,5 +1,5 @@
 """The daemon's restart path without a broker: its main loop on the in-process consumer
-(`gpuledger.memory_source`), stopped gracefully mid-stream and started again from the commits
+(`gpuledger.daemon.memory_source`), stopped gracefully mid-stream and started again from the commits
 it made, gives the same tables as one uninterrupted run, `idle_streaks` included (seeded from
 the gpu_windows already written). The Kafka versions of this are tests/test_daemon_*.py."""
 
@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet_topics import fleet_topics
 
 import gpuledger
 from gpuledger.daemon import Daemon
-from gpuledger.daemon_log import EventLog
-from gpuledger.demo_source import fleet_topics
-from gpuledger.memory_source import MemoryConsumer
-from gpuledger.sink import read_table
+from gpuledger.daemon.log import EventLog
+from gpuledger.daemon.memory_source import MemoryConsumer
+from gpuledger.output.sink import read_table
 
 START = 1_795_867_200
 TABLES = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows", "idle_streaks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from gpuledger.gc_tuning import batched_gc
+from gpuledger.daemon.gc_tuning import batched_gc
 
 
 def test_thresholds_raised_and_startup_frozen_then_restored() -> None:

@@ -253,7 +253,8 @@ def test_seeded_restart_continues_like_an_uninterrupted_run(seed: int, cut: int)
 
 
 def test_seeding_reads_rows_written_twice_and_any_producer() -> None:
-    pl = pytest.importorskip("polars")
+    import polars as pl
+
     e1 = gpuledger.Engine(config())
     e1.push_arrow(telemetry(PLAN, range(3)))
     written = e1.advance_to(at(3)).gpu_windows

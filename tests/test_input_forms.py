@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 import gpuledger
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gpuledger
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200
 

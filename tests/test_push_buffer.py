@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import gpuledger
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200
 MESSAGES = list(prom_json_messages(default_fleet()[:4], START, 180))

@@ -15,8 +15,8 @@ import pytest
 
 import gpuledger
 from gpuledger import _engine
-from gpuledger.fleet import default_fleet, prom_json_messages
-from gpuledger.replay_inputs import InputFile
+from gpuledger.replay.inputs import InputFile
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 

@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 import gpuledger
-from gpuledger.cli_replay import replay_command
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.cli.replay import replay_command
+from gpuledger.output.sink import _sorted, read_table
 from gpuledger.replay import Progress, ReplayError, replay, replay_config
-from gpuledger.replay_inputs import (
+from gpuledger.replay.inputs import (
     InputFile,
     ReplayInputError,
     detect_compression,
@@ -32,7 +32,7 @@ from gpuledger.replay_inputs import (
     expand_paths,
     time_from_name,
 )
-from gpuledger.sink import _sorted, read_table
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 SMALL_CHUNK = 64 << 10  # many chunks, so windows close and are written along the way
@@ -334,7 +334,7 @@ def test_telemetry_and_requests_merge_by_time(tmp_path: Path, prom: list[bytes])
 def test_merging_does_not_rest_on_time_estimates(
     tmp_path: Path, prom: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gpuledger.replay_inputs as ri
+    import gpuledger.replay.inputs as ri
 
     monkeypatch.setattr(ri, "_first_json_ms", lambda *a, **k: None)
     monkeypatch.setattr(ri, "_last_json_ms", lambda *a, **k: None)
@@ -738,7 +738,7 @@ def write_big_prom_json(path: Path, target_bytes: int, gpus: int = 256) -> tuple
 def test_replay_of_gigabytes_stays_under_the_memory_ceiling(tmp_path: Path) -> None:
     path = tmp_path / "big.jsonl.zst"
     size, events = write_big_prom_json(path, BIG_BYTES)
-    code = "from gpuledger.cli_replay import replay_command; replay_command()"
+    code = "from gpuledger.cli.replay import replay_command; replay_command()"
     cmd = [sys.executable, "-c", code, str(path), "--out", str(tmp_path / "out"), "--json-summary"]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from gpuledger.cli import main
-from gpuledger.sink import read_table
+from gpuledger.output.sink import read_table
 
 TABLES = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows", "idle_streaks")
 CONFIG = """

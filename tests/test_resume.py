@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 import gpuledger
-from gpuledger.fleet import default_fleet, prom_json_messages
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 TABLES = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows")
@@ -262,7 +262,7 @@ def test_a_partition_moving_between_instances_is_counted_once(seed: int) -> None
         for s, p, commit, nxt in e.positions():
             checkpoints[(s, p)] = (commit, nxt, e.watermark_ms)
     # Each instance runs one engine per distinct checkpoint watermark among the partitions
-    # it now owns (as the daemon does: gpuledger.daemon_groups).
+    # it now owns (as the daemon does: gpuledger.daemon.groups).
     owners = {"a": [("tel", 0), ("req", 0)], "b": [("tel", 1), ("tel", 2)]}
     groups: dict[tuple[str, int | None], list[tuple[str, int]]] = {}
     for name, keys in owners.items():

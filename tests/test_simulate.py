@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import gpuledger
-from gpuledger.cli_simulate import produce_command, simulate_command
+from gpuledger.cli.simulate import produce_command, simulate_command
 from gpuledger.simulate import DEFAULT_START_S, Simulation, parse_duration, parse_start, write_files
 from gpuledger.simulate import trace as trace_mod
 from gpuledger.simulate.compression import read_lines

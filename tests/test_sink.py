@@ -20,16 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 
 import gpuledger
-import gpuledger.sink as sink_module
+import gpuledger.output.sink as sink_module
 from gpuledger.config import OutputConfig
-from gpuledger.fleet import default_fleet, prom_json_messages
-from gpuledger.sink import (
+from gpuledger.output.sink import (
     ArrowSink,
     OutputConflictError,
     SinkWriteError,
     list_files,
     read_table,
 )
+from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 UTC = timezone.utc
@@ -131,7 +131,7 @@ def test_layout_names_and_schema(
 
 def read_table_of(table: pa.Table) -> pa.Table:
     """What read_table returns for these rows: all of them, sorted by every column."""
-    from gpuledger.sink import _sorted
+    from gpuledger.output.sink import _sorted
 
     return _sorted(table.combine_chunks())
 

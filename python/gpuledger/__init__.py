@@ -1,28 +1,52 @@
 """gpuledger: GPU utilization, idle headroom and tail-latency cost windows as Apache Arrow.
 
-The engine is Rust (`gpuledger._engine`); this package is its Python face.
+The engine is Rust (`gpuledger._engine`); this package is its Python face. Its rooms:
+`config` (settings), `daemon` (`gpuledger run`), `replay` (recorded files), `output` (the sink,
+combine), `cli`, `simulate`; at the top the engine wrapper (`engine`), latency sketches
+(`sketch`), every exception (`errors`) and the list of output tables (`tables`).
+docs/architecture.md shows the data's path through them.
 """
 
-from gpuledger._engine import (
+import sys
+
+from gpuledger._engine import __version__ as __version__
+from gpuledger._engine import schemas
+from gpuledger.config import Config, load_config
+from gpuledger.engine import Engine, WindowFunction, Windows
+from gpuledger.errors import (
     ArrowExportError,
+    CombineError,
+    ConfigError,
     GpuledgerError,
     InputError,
-    schemas,
+    OutputConflictError,
+    ReplayError,
+    ReplayInputError,
+    SinkWriteError,
+    WindowFunctionError,
 )
-from gpuledger._engine import __version__ as __version__
-from gpuledger.combine import combine_dirs, combine_tables
-from gpuledger.config import Config, ConfigError, load_config
-from gpuledger.engine import Engine, WindowFunction, WindowFunctionError, Windows
+from gpuledger.output import combine as _combine
+from gpuledger.output import sink as _sink
+from gpuledger.output.combine import combine_dirs, combine_tables
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
+
+# Import paths documented before the package had rooms stay importable.
+sys.modules["gpuledger.sink"] = _sink
+sys.modules["gpuledger.combine"] = _combine
 
 __all__ = [
     "ArrowExportError",
+    "CombineError",
     "Config",
     "ConfigError",
     "Engine",
     "GpuledgerError",
     "InputError",
     "LatencySketch",
+    "OutputConflictError",
+    "ReplayError",
+    "ReplayInputError",
+    "SinkWriteError",
     "WindowFunction",
     "WindowFunctionError",
     "Windows",

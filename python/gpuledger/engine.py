@@ -16,10 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger import _engine
-from gpuledger._config_validate import _AGG_NAME as AGGREGATION_NAME
-from gpuledger._config_validate import BUILTIN_TABLES
 from gpuledger._engine import ParquetBatches
-from gpuledger.config import Config, ConfigError
+from gpuledger.config import Config
+from gpuledger.config.validate import AGGREGATION_NAME
+from gpuledger.errors import ConfigError, WindowFunctionError
+from gpuledger.tables import BUILTIN_TABLES
 
 PARQUET_BATCH_ROWS = 65_536
 """Rows per batch read from Parquet by `Engine.push_parquet_file` (and by replay)."""
@@ -27,10 +28,6 @@ PARQUET_BATCH_ROWS = 65_536
 WindowFunction = Callable[[pa.Table], "pa.Table | pa.RecordBatch"]
 """A vectorized Python aggregation: gets one closed window's points (the `window_points`
 schema) and returns a table of results for that window."""
-
-
-class WindowFunctionError(_engine.GpuledgerError):
-    """A user window function raised or returned something that is not a table."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 * Window tables: one file per window end and input-partition set,
   `part-we<window_end_ms>-<set>.arrow`. `<set>` is a hash of the input partitions whose
-  events the rows hold (one engine's partitions: `gpuledger.daemon_groups`), so members of one
+  events the rows hold (one engine's partitions: `gpuledger.daemon.groups`), so members of one
   consumer group, which own disjoint partitions, never write the same name, and the same
   input always gives the same name.
 * `late_events` and `dead_letters`: one file per input partition and offset range,
@@ -19,10 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger.checkpoint import RangeMarkers
-from gpuledger.sink import ArrowSink
-
-EVENT_TABLES = ("late_events", "dead_letters")
+from gpuledger.daemon.checkpoint import RangeMarkers
+from gpuledger.output.sink import ArrowSink
+from gpuledger.tables import EVENT_TABLES
 
 
 def partition_set_id(partitions: Iterable[tuple[str, int]]) -> str:

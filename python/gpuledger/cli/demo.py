@@ -13,15 +13,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger.config import Config
-from gpuledger.daemon import Daemon
-from gpuledger.daemon_log import EventLog
-from gpuledger.memory_source import MemoryConsumer
-from gpuledger.sink import read_table
+from gpuledger.daemon.log import EventLog
+from gpuledger.daemon.loop import Daemon
+from gpuledger.daemon.memory_source import MemoryConsumer
+from gpuledger.output.sink import read_table
+from gpuledger.tables import KEYED_TABLES
 
 TELEMETRY, LATENCY = "gpu-telemetry", "request-latency"
 Topics = dict[str, list[list[tuple[bytes, int]]]]
 
 
+SUMMARY_TABLES = (*(n for n in KEYED_TABLES if n != "latency_windows"), "idle_streaks")
+"""What the summary reads back: every table it prints from."""
 DEMO_PRICES = {
     "NVIDIA H100 80GB HBM3": 4.5,
     "NVIDIA A100-SXM4-80GB": 3.0,
@@ -58,7 +61,7 @@ def run_demo(
     factory: Callable[[dict[str, Any]], Any] = lambda _settings: MemoryConsumer(topics)  # noqa: E731
     code = Daemon(cfg, until_eof=True, log=log, consumer_factory=factory).run()
     tables = {}
-    for name in ("gpu_windows", "pool_windows", "service_cost_windows", "idle_streaks"):
+    for name in SUMMARY_TABLES:
         if (out_dir / name).exists():
             tables[name] = read_table(out_dir, name)
     return code, tables

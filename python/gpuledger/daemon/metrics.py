@@ -1,7 +1,7 @@
 """The daemon's Prometheus endpoint (prometheus-client): message counters that reconcile
 (consumed = aggregated + skipped + late + dead), consumer lag, windows and files written,
 batch time, watermark delay, whether output is blocked, partitions held, and the business
-metrics of gpuledger.business_metrics."""
+metrics of gpuledger.daemon.business_metrics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gpuledger.business_metrics import BusinessMetrics
 from gpuledger.config import Config
-from gpuledger.daemon_http import Health, serve
+from gpuledger.daemon.business_metrics import BusinessMetrics
+from gpuledger.daemon.http import Health, serve
 
 SKIP_REASONS = ("unknown_field", "blank", "duplicate", "replayed")
 

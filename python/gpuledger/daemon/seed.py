@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger.sink import list_files, read_file
+from gpuledger.output.sink import list_files, read_file
 
 HOUR_MS = 3_600_000
 

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger._engine import GpuledgerError, schemas
-from gpuledger.sink import FORMATS, TABLE_NAME, ArrowSink, list_files, read_table
+from gpuledger._engine import schemas
+from gpuledger.errors import CombineError
+from gpuledger.output.sink import FORMATS, TABLE_NAME, ArrowSink, list_files, read_table
 from gpuledger.sketch import DEFAULT_QUANTILES, LatencySketch, merge_sketches
+from gpuledger.tables import EVENT_TABLES, KEYED_TABLES
 
 __all__ = [
     "EVENT_TABLES",
@@ -34,15 +36,9 @@ __all__ = [
     "write_combined",
 ]
 
-KEYS: Mapping[str, tuple[str, ...]] = {
-    "gpu_windows": ("window_start", "window_end", "gpu_uuid", "namespace", "pod"),
-    "pool_windows": ("window_start", "window_end", "team", "model_name"),
-    "latency_windows": ("window_start", "window_end", "service"),
-    "service_cost_windows": ("window_start", "window_end", "service"),
-}
-"""The key of each table combined by key (docs/schema.md)."""
-EVENT_TABLES = ("late_events", "dead_letters")
-"""Tables of single events: never partial, concatenated without exact duplicates."""
+KEYS = KEYED_TABLES
+"""The key of each table combined by key (`gpuledger.tables`, docs/schema.md); tables of
+single events (`EVENT_TABLES`) are never partial, concatenated without exact duplicates."""
 WRITER_ID = "combined"
 BATCH_KEY = "combined"
 
@@ -64,11 +60,6 @@ if TYPE_CHECKING:
     Array: TypeAlias = pa.Array[Any]
     Column: TypeAlias = pa.Array[Any] | pa.ChunkedArray[Any]
     Rule: TypeAlias = Callable[["_Groups", "_Sources"], dict[str, Array]]
-
-
-class CombineError(GpuledgerError, ValueError):
-    """Tables that cannot be combined: a schema that is not gpuledger's, or partial rows of
-    one key computed under different configurations."""
 
 
 # --- public API ------------------------------------------------------------------------------

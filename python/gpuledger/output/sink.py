@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import itertools
 import logging
 import os
@@ -32,9 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gpuledger._engine import GpuledgerError
 from gpuledger.config import OutputConfig
 from gpuledger.engine import Windows
+from gpuledger.errors import OutputConflictError, SinkWriteError
+from gpuledger.tables import DEFAULT_TIME_COLUMN, TABLES
 
 __all__ = [
     "DURABILITY",
@@ -47,7 +47,7 @@ __all__ = [
     "read_table",
 ]
 
-log = logging.getLogger("gpuledger.sink")
+log = logging.getLogger("gpuledger.output.sink")
 
 FORMATS = {"arrow": "arrow", "parquet": "parquet"}  # format -> file extension
 DURABILITY = ("each", "on_sync")
@@ -55,13 +55,10 @@ DURABILITY = ("each", "on_sync")
 offsets right after); "on_sync" only at `ArrowSink.sync()` (replay, which syncs once at the
 end: an interrupted replay is rerun into an empty directory anyway). Readers see only
 complete files either way (the rename is atomic)."""
-TIME_COLUMNS: Mapping[str, str] = {
-    "idle_streaks": "as_of",
-    "late_events": "event_time",
-    "dead_letters": "received_at",
-}
-"""Tables partitioned by a column other than `window_start` (every other table uses it)."""
-_FALLBACK_TIME_COLUMNS = ("window_start", "as_of", "event_time", "received_at")
+TIME_COLUMNS: Mapping[str, str] = {n: t.time_column for n, t in TABLES.items()}
+"""The column each known table is partitioned by (`gpuledger.tables`)."""
+_FALLBACK_TIME_COLUMNS = tuple(dict.fromkeys((DEFAULT_TIME_COLUMN, *TIME_COLUMNS.values())))
+"""Tried in order for a table that is not listed (a custom aggregation)."""
 
 TABLE_NAME = re.compile(r"[a-z0-9_]{1,64}")
 BATCH_KEY = re.compile(r"[A-Za-z0-9._]{1,128}")  # no "-": it ends the key in file names
@@ -76,36 +73,6 @@ _HOUR_DIR = re.compile(r"hour=\d{2}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
-class OutputConflictError(GpuledgerError):
-    """A file with the name of a new output file exists and holds different rows: the sink
-    never overwrites it. Same batch key for different input, or a changed configuration."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-    def __reduce__(self) -> tuple[type[OutputConflictError], tuple[Path, str]]:
-        return (type(self), (self.path, self.problem))
-
-
-class SinkWriteError(OSError, GpuledgerError):
-    """Writing an output file failed (permissions, full disk...). Nothing partial is left
-    behind: retrying the same `write` later is safe. `errno` and `strerror` are those of the
-    failure (its exception is the `__cause__`); `filename` and `path` name the output file
-    that was being written."""
-
-    @property
-    def path(self) -> Path:
-        return Path(str(self.filename))
-
-    @classmethod
-    def of(cls, cause: OSError, path: Path) -> SinkWriteError:
-        code = cause.errno if cause.errno is not None else errno.EIO
-        reason = cause.strerror or str(cause) or type(cause).__name__
-        return cls(code, reason, str(path))
 
 
 @dataclass(frozen=True)

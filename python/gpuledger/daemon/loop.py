@@ -5,7 +5,7 @@ windows atomically, and commits offsets only for what is written or provably not
 Exactly-once output (docs/daemon.md): the committed offset of a partition is the oldest
 event a window not yet written still needs; its commit metadata says through which watermark
 windows were written and below which offset late and dead rows were written
-(`gpuledger.checkpoint`). File names depend only on the input (`gpuledger.daemon_output`), so
+(`gpuledger.daemon.checkpoint`). File names depend only on the input (`gpuledger.daemon.output`), so
 whatever a crash interrupts is written again identically.
 """
 
@@ -24,17 +24,18 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from gpuledger.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.config import Config, masked
-from gpuledger.daemon_groups import PartitionGroup, group_partitions
-from gpuledger.daemon_http import Health
-from gpuledger.daemon_log import EventLog, ForwardToEventLog
-from gpuledger.daemon_metrics import DaemonMetrics
-from gpuledger.daemon_output import EVENT_TABLES, OutputWriter, rows_in
-from gpuledger.daemon_seed import HOUR_MS, written_gpu_windows
-from gpuledger.dead_letter_topic import DeadLetterTopic
-from gpuledger.gc_tuning import batched_gc
-from gpuledger.sink import OutputConflictError
+from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
+from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
+from gpuledger.daemon.gc_tuning import batched_gc
+from gpuledger.daemon.groups import PartitionGroup, group_partitions
+from gpuledger.daemon.http import Health
+from gpuledger.daemon.log import EventLog, ForwardToEventLog
+from gpuledger.daemon.metrics import DaemonMetrics
+from gpuledger.daemon.output import OutputWriter, rows_in
+from gpuledger.daemon.seed import HOUR_MS, written_gpu_windows
+from gpuledger.output.sink import OutputConflictError
+from gpuledger.tables import EVENT_TABLES
 
 TP = tuple[str, int]
 MAX_BACKOFF_S = 30.0

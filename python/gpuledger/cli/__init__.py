@@ -1,4 +1,6 @@
-"""The `gpuledger` command line."""
+"""The `gpuledger` command line: the `main` group with `run` and `demo` here, every other
+subcommand in its own module of this package (`replay`, `combine`, `simulate`/`produce`),
+imported only when used (`lazy`), so `gpuledger run` starts without loading the rest."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 import click
 
 import gpuledger
-from gpuledger.cli_lazy import LazyGroup
+from gpuledger.cli.lazy import LazyGroup
 
 # 2026-11-28T00:00:00Z: the embedded fleet's first sample.
 DEMO_START_S = 1_795_824_000
@@ -16,10 +18,10 @@ DEMO_START_S = 1_795_824_000
 @click.group(
     cls=LazyGroup,
     lazy={
-        "combine": "gpuledger.cli_combine:combine_command",
-        "replay": "gpuledger.cli_replay:replay_command",
-        "simulate": "gpuledger.cli_simulate:simulate_command",
-        "produce": "gpuledger.cli_simulate:produce_command",
+        "combine": "gpuledger.cli.combine:combine_command",
+        "replay": "gpuledger.cli.replay:replay_command",
+        "simulate": "gpuledger.cli.simulate:simulate_command",
+        "produce": "gpuledger.cli.simulate:produce_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -43,9 +45,9 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     import tempfile
     from pathlib import Path
 
-    from gpuledger.daemon_log import EventLog
-    from gpuledger.demo import LATENCY, TELEMETRY, demo_config, run_demo, summary_lines
-    from gpuledger.demo_source import simulated_topics
+    from gpuledger.cli.demo import LATENCY, TELEMETRY, demo_config, run_demo, summary_lines
+    from gpuledger.daemon.log import EventLog
+    from gpuledger.simulate.topics import simulated_topics
 
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gpuledger-demo-"))
     cfg = demo_config(window_s, idle_ttl_s)
@@ -86,8 +88,9 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
 )
 def run(config_path: str | None, until_eof: bool) -> None:
     """Run the streaming daemon: Kafka in, Arrow files out, exactly once."""
-    from gpuledger.config import ConfigError, load_config
-    from gpuledger.daemon import Daemon
+    from gpuledger.config import load_config
+    from gpuledger.daemon.loop import Daemon
+    from gpuledger.errors import ConfigError
 
     try:
         cfg = load_config(config_path)

@@ -1,29 +1,34 @@
-"""Validation behind `gpuledger.config`: raw TOML data and environment variables -> Config.
-
-Every reader takes a raw value and its dotted key path, such as ``engine.window_s[1]``, and
-returns the value as the expected type or raises ConfigError whose message starts with that
-path. Values of secret settings never appear in a message.
-"""
+"""Validation behind `gpuledger.config`: raw TOML data -> the keyword arguments of `Config`, each
+section checked by the readers of `gpuledger.config.readers`."""
 
 from __future__ import annotations
 
-import difflib
-import math
-import os
 import re
-import sys
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, get_type_hints
+from typing import Any
 
-from gpuledger.config import (
+from gpuledger.config.readers import (
+    Reader,
+    array,
+    check_keys,
+    choice,
+    did_you_mean,
+    fail,
+    integer,
+    join,
+    matching,
+    number,
+    require,
+    string,
+    table,
+)
+from gpuledger.config.sections import (
     DEFAULT_GROUP_BY,
     Aggregation,
     ClientValue,
-    Config,
-    ConfigError,
     EngineConfig,
     HoppingWindow,
     IdleConfig,
@@ -37,23 +42,15 @@ from gpuledger.config import (
     TopicsConfig,
     frozen_map,
 )
-from gpuledger.web_config import read_web_config
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the `tomli` package
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+from gpuledger.config.web import read_web_config
+from gpuledger.tables import BUILTIN_TABLES, STANDARD_LABELS
 
 UNITS = ("ratio", "percent", "MiB", "bytes", "W", "mJ", "J", "raw")
 # fmt: off
 REDUCERS = ("count", "sum", "mean", "min", "max", "last", "quantile", "time_weighted_mean",
             "share_above")
 PARAMETER_OF = {"quantile": "q", "share_above": "threshold"}  # reducer -> its required key
-STANDARD_LABELS = frozenset(("UUID", "gpu", "GPU_I_ID", "Hostname", "hostname", "modelName",
-                             "namespace", "pod", "container", "team"))
 MAX_EXTRA_LABELS = 8
-BUILTIN_TABLES = frozenset(("gpu_windows", "pool_windows", "latency_windows",
-                            "service_cost_windows", "idle_streaks", "late_events", "dead_letters"))
 # fmt: on
 # Set through kafka.bootstrap_servers / kafka.group_id, never as client settings.
 RESERVED_CLIENT_SETTINGS = {
@@ -63,138 +60,10 @@ RESERVED_CLIENT_SETTINGS = {
 }
 ENV_PREFIX = "GPULEDGER_"
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_AGG_NAME = re.compile(r"[a-z0-9_]{1,64}")
+AGGREGATION_NAME = re.compile(r"[a-z0-9_]{1,64}")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _METRIC = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-
-
-# --- messages ------------------------------------------------------------------------------
-
-
-def fail(path: str, problem: str) -> NoReturn:
-    raise ConfigError(path, problem)
-
-
-def join(parent: str, key: str) -> str:
-    """``join("prices", "NVIDIA L40S")`` is ``prices."NVIDIA L40S"`` (TOML quoting)."""
-    if not _BARE_KEY.fullmatch(key):
-        key = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{parent}.{key}" if parent else key
-
-
-def did_you_mean(word: str, options: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def describe(value: object) -> str:
-    """A short rendering of a bad value for a message (never called on secret values)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a table"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# --- generic readers -----------------------------------------------------------------------
-
-Reader = Callable[[object, str], Any]
-
-
-def table(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        fail(path, f"must be a table, got {describe(value)}")
-    return value
-
-
-def check_keys(t: Mapping[str, object], path: str, allowed: Collection[str]) -> None:
-    for key in t:
-        if key not in allowed:
-            fail(join(path, key), "unknown key" + did_you_mean(key, allowed))
-
-
-def require(t: Mapping[str, object], path: str, key: str) -> object:
-    if key not in t:
-        fail(join(path, key), "required")
-    return t[key]
-
-
-def array(value: object, path: str) -> list[object]:
-    if not isinstance(value, (list, tuple)):
-        fail(path, f"must be a list, got {describe(value)}")
-    return list(value)
-
-
-def _bounds(
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-) -> str:
-    pairs = ((">", gt), (">=", ge), ("<", lt), ("<=", le))
-    return " and ".join(f"{op} {bound:g}" for op, bound in pairs if bound is not None)
-
-
-def integer(value: object, path: str, *, ge: int, le: int | None = None) -> int:
-    """An int (not a bool, not a float) within the bounds."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < ge
-        or (le is not None and value > le)
-    ):
-        fail(path, f"must be an integer {_bounds(ge=ge, le=le)}, got {describe(value)}")
-    return value
-
-
-def number(
-    value: object,
-    path: str,
-    *,
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-) -> float:
-    """A finite int or float within the bounds (booleans are not numbers)."""
-    x = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if (
-        x is None
-        or not math.isfinite(x)
-        or (gt is not None and x <= gt)
-        or (ge is not None and x < ge)
-        or (lt is not None and x >= lt)
-        or (le is not None and x > le)
-    ):
-        wanted = f"a number {_bounds(gt, ge, lt, le)}".rstrip()
-        fail(path, f"must be {wanted}, got {describe(value)}")
-    return x
-
-
-def string(value: object, path: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        fail(path, f"must be a string, got {describe(value)}")
-    if not value and not allow_empty:
-        fail(path, "must not be empty")
-    return value
-
-
-def choice(value: object, path: str, choices: Collection[str]) -> str:
-    s = string(value, path, allow_empty=True)
-    if s not in choices:
-        hint = did_you_mean(s, choices)
-        fail(path, f"must be one of {', '.join(choices)}, got {describe(s)}{hint}")
-    return s
-
-
-def matching(value: object, path: str, pattern: re.Pattern[str], what: str) -> str:
-    s = string(value, path, allow_empty=True)
-    if not pattern.fullmatch(s):
-        fail(path, f"must be {what}, got {describe(s)}")
-    return s
 
 
 # --- sections ------------------------------------------------------------------------------
@@ -366,7 +235,9 @@ def _group_by(value: object, path: str) -> tuple[str, ...]:
 def _aggregation(value: object, path: str) -> Aggregation:
     t = table(value, path)
     check_keys(t, path, ("name", "field", "reducer", "q", "threshold", "group_by"))
-    name = matching(require(t, path, "name"), f"{path}.name", _AGG_NAME, "[a-z0-9_]+, <= 64 chars")
+    name = matching(
+        require(t, path, "name"), f"{path}.name", AGGREGATION_NAME, "[a-z0-9_]+, <= 64 chars"
+    )
     if name in BUILTIN_TABLES:
         fail(f"{path}.name", f"{name!r} is the name of a built-in table")
     metric = matching(require(t, path, "field"), f"{path}.field", _METRIC, "a metric name")
@@ -438,16 +309,18 @@ def _secrets(file: str) -> dict[str, str]:
     return secrets
 
 
-def build(data: Mapping[str, Any], client_env: Mapping[str, str] | None = None) -> Config:
-    """Validates TOML-shaped data. `client_env` (client settings from the environment)
-    overrides the secrets file, which overrides [kafka.client]."""
+def sections_of(
+    data: Mapping[str, Any], client_env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`Config`'s keyword arguments from TOML-shaped data, validated. `client_env` (client
+    settings from the environment) overrides the secrets file, which overrides [kafka.client]."""
     root = table(data, "config")
     _check_sections(root)
     flat = {name: _flat(root, name) for name in _READERS}
     kafka = KafkaConfig(**flat["kafka"])
     secrets = _secrets(kafka.secrets_file) if kafka.secrets_file else {}
     kafka = replace(kafka, client=frozen_map({**kafka.client, **secrets, **(client_env or {})}))
-    return Config(
+    return dict(
         engine=EngineConfig(**flat["engine"]),
         units=frozen_map(_map(root, "units", partial(choice, choices=UNITS))),
         prices=frozen_map({"default": 2.0} | _map(root, "prices", partial(number, ge=0))),
@@ -461,139 +334,3 @@ def build(data: Mapping[str, Any], client_env: Mapping[str, str] | None = None) 
         observability=ObservabilityConfig(**flat["observability"]),
         run=RunConfig(**flat["run"]),
     )
-
-
-# --- environment ---------------------------------------------------------------------------
-
-_KINDS: dict[object, str] = {
-    int: "int",
-    float: "float",
-    str: "str",
-    bool: "bool",
-    tuple[int, ...]: "int_list",
-    tuple[HoppingWindow, ...]: "hopping",
-}
-# section -> key -> how a variable's text is parsed; keys not listed are file-only
-_ENV_KINDS = {
-    section: {k: _KINDS[hint] for k, hint in get_type_hints(cls).items() if hint in _KINDS}
-    for section, cls in _FLAT.items()
-}
-_EXPECTED = {
-    "int": "an integer",
-    "float": "a number",
-    "bool": "true/false, 1/0 or yes/no",
-    "int_list": "a comma-separated list of integers, e.g. 60,3600",
-    "hopping": "a comma-separated list of SIZE:SLIDE seconds, e.g. 3600:300",
-}
-
-
-def parse_env(var: str, text: str, kind: str) -> object:
-    """The text of `var` as `kind`. Ranges are checked later, as for the file's values."""
-    if kind == "str":
-        return text
-    text = text.strip()
-    items = [item.strip() for item in text.split(",")] if text else []
-    try:
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "bool" and text.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return text.lower() in ("true", "1", "yes")
-        if kind == "int_list":
-            return [int(item) for item in items]
-        if kind == "hopping":
-            pairs = [item.split(":") for item in items]
-            return [{"size_s": int(size), "slide_s": int(slide)} for size, slide in pairs]
-    except ValueError:
-        pass
-    fail(var, f"expected {_EXPECTED[kind]}, got {describe(text)}")
-
-
-@dataclass
-class _EnvLayer:
-    values: dict[tuple[str, str], object] = field(default_factory=dict)  # (section, key) -> value
-    client: dict[str, str] = field(default_factory=dict)  # librdkafka setting -> value
-    origins: dict[str, str] = field(default_factory=dict)  # dotted key -> variable
-
-    def set(self, var: str, section: str, key: str, value: object) -> None:
-        path = join(section, key)
-        if path in self.origins:
-            fail(var, f"sets {path}, as {self.origins[path]} does")
-        self.origins[path] = var
-        if section == "kafka.client":
-            self.client[key] = str(value)
-        else:
-            self.values[section, key] = value
-
-
-def _env_setting(var: str, text: str) -> tuple[str, str, object]:
-    """(section, key, value) that ``GPULEDGER_<SECTION>__<KEY>`` sets."""
-    section, *keys = var[len(ENV_PREFIX) :].split("__")
-    section = section.lower()
-    if section == "kafka" and len(keys) == 2 and keys[0].lower() == "client" and keys[1]:
-        name = keys[1].lower().replace("_", ".")  # SASL_PASSWORD -> sasl.password
-        if name in RESERVED_CLIENT_SETTINGS:
-            fail(var, f"use {ENV_PREFIX}KAFKA__{RESERVED_CLIENT_SETTINGS[name].upper()} instead")
-        return "kafka.client", name, text
-    if section not in SECTIONS:
-        fail(var, f"unknown section {section!r}" + did_you_mean(section, SECTIONS))
-    if len(keys) != 1 or not keys[0]:
-        fail(var, f"expected {ENV_PREFIX}<SECTION>__<KEY>")
-    key = keys[0]
-    if section == "units":
-        return "units", key.upper(), text
-    if section == "prices" and key.lower() == "default":
-        return "prices", "default", parse_env(var, text, "float")
-    if section == "prices":
-        fail(var, "of [prices], only the default can be set from the environment")
-    if section not in _FLAT:
-        fail(var, f"[{section}] can only be set in a config file")
-    key = key.lower()
-    kind = _ENV_KINDS[section].get(key)
-    if kind is None and key == "client":
-        fail(var, f"set client settings one at a time: {ENV_PREFIX}KAFKA__CLIENT__<NAME>")
-    if kind is None:
-        fail(var, f"unknown key {key!r} in [{section}]" + did_you_mean(key, _READERS[section]))
-    return section, key, parse_env(var, text, kind)
-
-
-def _env_layer(env: Mapping[str, str]) -> _EnvLayer:
-    layer = _EnvLayer()
-    for var in sorted(env):
-        if var.startswith(ENV_PREFIX) and "__" in var:
-            layer.set(var, *_env_setting(var, env[var]))
-    plain = "KAFKA_BOOTSTRAP_SERVERS"
-    if "kafka.bootstrap_servers" not in layer.origins and env.get(plain):
-        layer.set(plain, "kafka", "bootstrap_servers", env[plain])
-    return layer
-
-
-def _read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            data: dict[str, Any] = tomllib.load(f)
-    except OSError as exc:
-        fail(name, f"cannot read config file: {exc.strerror or type(exc).__name__}")
-    except tomllib.TOMLDecodeError as exc:
-        fail(name, f"invalid TOML: {exc}")
-    return data
-
-
-def load(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
-    layer = _env_layer(env)
-    raw = {} if path is None else _read_file(path)
-    merged = {k: dict(x) if isinstance(x, Mapping) else x for k, x in raw.items()}
-    for (section, key), value in layer.values.items():
-        target = merged.setdefault(section, {})
-        if not isinstance(target, dict):
-            fail(section, f"must be a table, got {describe(target)}")
-        target[key] = value
-    try:
-        return build(merged, client_env=layer.client)
-    except ConfigError as exc:  # name the variable when its value is at fault
-        for key, var in layer.origins.items():
-            if exc.key == key or exc.key.startswith((key + "[", key + ".")):
-                raise ConfigError(var, str(exc)) from None
-        raise

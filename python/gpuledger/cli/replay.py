@@ -8,11 +8,11 @@ import sys
 
 import click
 
-from gpuledger._engine import GpuledgerError
-from gpuledger.config import ConfigError, load_config
-from gpuledger.replay import ORDERS, Progress, replay
-from gpuledger.replay_inputs import FORMATS
-from gpuledger.sink import FORMATS as OUTPUT_FORMATS
+from gpuledger.config import load_config
+from gpuledger.errors import ConfigError, GpuledgerError
+from gpuledger.output.sink import FORMATS as OUTPUT_FORMATS
+from gpuledger.replay.inputs import FORMATS
+from gpuledger.replay.run import ORDERS, Progress, replay
 
 
 @click.command("replay")

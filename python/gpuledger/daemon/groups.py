@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gpuledger.config import Config
-from gpuledger.daemon_output import partition_set_id
+from gpuledger.daemon.output import partition_set_id
 from gpuledger.engine import Engine, Windows
 
 TP = tuple[str, int]

@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from gpuledger import _engine
 from gpuledger.engine import PARQUET_BATCH_ROWS
+from gpuledger.errors import ReplayInputError
 
 T = TypeVar("T")
 
@@ -87,11 +88,6 @@ _NAME_TIME = [
     re.compile(r"(?<!\d)(\d{13})(?!\d)"),  # epoch ms
     re.compile(r"(?<!\d)(\d{10})(?:\.(\d+))?(?!\d)"),  # epoch seconds
 ]
-
-
-class ReplayInputError(_engine.GpuledgerError):
-    """An input file cannot be read as a whole (unknown format, unreadable, not columnar
-    data the engine understands...). Single bad records are dead letters, not this."""
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:

@@ -1,6 +1,6 @@
 """The daemon's HTTP endpoint: `/metrics` (Prometheus), `/healthz` (liveness: the main loop
 turns) and `/readyz` (readiness: this member holds partitions), on a bind address, with
-optional TLS and basic auth (`[observability.web]`, gpuledger.web_config).
+optional TLS and basic auth (`[observability.web]`, gpuledger.config.web).
 
 prometheus-client serves TLS but has neither basic auth nor extra paths, so this module puts
 its WSGI app behind a small router on the same threaded wsgiref server it uses."""
@@ -22,8 +22,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from gpuledger.config import ConfigError
-from gpuledger.web_config import WebConfig
+from gpuledger.config.sections import WebConfig
+from gpuledger.errors import ConfigError
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]

@@ -5,7 +5,7 @@ closed windows out as files, deterministically (docs/replay.md).
 >>> summary = replay(["dumps/"], "out", config=gpuledger.load_config("gpuledger.toml"))
 >>> print(summary.render())
 
-Files are streamed in bounded chunks (`gpuledger.replay_inputs`); every file is its own
+Files are streamed in bounded chunks (`gpuledger.replay.inputs`); every file is its own
 input partition (its path is the `source`), and several files are merged by event time at
 chunk granularity (`order="time"`) or read one after another (`order="given"`). After every
 chunk the windows the watermark passed are written with `gpuledger.sink.ArrowSink`; the end
@@ -26,18 +26,18 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger._engine import GpuledgerError
 from gpuledger.config import Config
 from gpuledger.engine import Engine, WindowFunction, Windows
-from gpuledger.replay_inputs import (
+from gpuledger.errors import ReplayError, ReplayInputError
+from gpuledger.output.sink import ArrowSink
+from gpuledger.replay.inputs import (
     CHUNK_BYTES,
     FORMATS,
     Chunk,
     InputFile,
-    ReplayInputError,
     expand_paths,
 )
-from gpuledger.sink import ArrowSink
+from gpuledger.tables import EVENT_TABLES, STANDARD_LABELS
 
 __all__ = [
     "FLUSH_BYTES",
@@ -62,14 +62,6 @@ FLUSH_BYTES = 64 << 20
 fewer fsyncs than a write per chunk."""
 FLUSH_ROWS = 100_000
 """...or as soon as this many closed rows wait (bounds the memory they take)."""
-_STANDARD_LABELS = {
-    "UUID", "gpu", "GPU_I_ID", "Hostname", "hostname", "modelName", "namespace", "pod",
-    "container", "team",
-}  # fmt: skip
-
-
-class ReplayError(GpuledgerError):
-    """Replay cannot run: bad arguments or an output directory that is not empty."""
 
 
 def replay_config(config: Config | None, max_future_s: float | None = None) -> Config:
@@ -304,7 +296,7 @@ class _Totals:
         spans: list[pa.Table] = []
         for name, t in windows.tables.items():
             self.rows[name] = self.rows.get(name, 0) + t.num_rows
-            if name in ("late_events", "dead_letters") or not t.num_rows:
+            if name in EVENT_TABLES or not t.num_rows:
                 continue
             if "window_start" in t.column_names and "window_end" in t.column_names:
                 spans.append(
@@ -380,7 +372,7 @@ def _check_out_dir(out_dir: str) -> None:
 
 
 def _extra_labels(config: Config) -> list[str]:
-    return sorted({g for a in config.aggregations for g in a.group_by} - _STANDARD_LABELS)
+    return sorted({g for a in config.aggregations for g in a.group_by} - STANDARD_LABELS)
 
 
 def replay(

@@ -1,6 +1,6 @@
 """`gpuledger combine`: merges the partial rows that scaled-out instances wrote (several output
 directories, or one directory several writers share) into one row per key, written as a new
-output directory. The rules are gpuledger.combine's (docs/scale-out.md)."""
+output directory. The rules are gpuledger.output.combine's (docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from gpuledger._engine import GpuledgerError
-from gpuledger.combine import check_out_dir, combine_tables, read_dirs, write_combined
-from gpuledger.sink import FORMATS
+from gpuledger.errors import GpuledgerError
+from gpuledger.output.combine import check_out_dir, combine_tables, read_dirs, write_combined
+from gpuledger.output.sink import FORMATS
 
 
 @click.command("combine")
