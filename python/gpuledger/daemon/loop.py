@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -60,7 +59,7 @@ class Daemon:
         t = cfg.topics
         self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
         self.tags = {t.telemetry: "t", t.latency: "r"}
-        self.output = OutputWriter(Path(cfg.output.dir), cfg.output.format)
+        self.output = OutputWriter(cfg.output.dir, cfg.output.format)  # a path or a URI
         health = Health(lambda: len(getattr(self, "assigned", ())))  # /readyz: partitions held
         self.metrics = DaemonMetrics(cfg, health)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None

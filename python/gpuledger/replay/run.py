@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from gpuledger.config import Config
 from gpuledger.engine import Engine, WindowFunction, Windows
 from gpuledger.errors import ReplayError, ReplayInputError
+from gpuledger.output.object_store import is_uri, store_for
 from gpuledger.output.sink import ArrowSink
 from gpuledger.replay.inputs import (
     CHUNK_BYTES,
@@ -361,6 +362,10 @@ class _Totals:
 
 
 def _check_out_dir(out_dir: str) -> None:
+    if is_uri(out_dir):
+        if [e for e in store_for(out_dir).children() if e != ".staging"]:
+            raise ReplayError(f"{out_dir}: output location is not empty (replay writes afresh)")
+        return
     if os.path.isdir(out_dir):
         entries = [e for e in os.listdir(out_dir) if e != ".staging"]
         if entries:
