@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 KAFKA := compose/kafka-local/kafka-local.sh
+S3 := compose/s3-local/s3-local.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build build-debug test test-rust test-python lint fmt bench demo kafka-up kafka-down clean
+.PHONY: help setup build build-debug test test-rust test-python lint fmt bench demo kafka-up kafka-down s3-up s3-down clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +64,12 @@ kafka-up: ## Start the local Kafka broker (no Docker needed)
 
 kafka-down: ## Stop the local Kafka broker
 	$(KAFKA) down
+
+s3-up: ## Start the local S3-compatible server (S3Proxy, no Docker needed)
+	$(S3) up
+
+s3-down: ## Stop the local S3-compatible server
+	$(S3) down
 
 clean: ## Remove build output and the virtualenv
 	cargo clean

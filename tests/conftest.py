@@ -26,6 +26,7 @@ pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = REPO / "compose" / "kafka-local" / "kafka-local.sh"
+pytest_plugins = ["s3_server"]  # the S3-compatible server's fixtures
 
 
 def pytest_configure(config):

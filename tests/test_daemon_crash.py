@@ -57,8 +57,9 @@ def test_sigkill_loop_gives_the_rows_of_one_uninterrupted_run(
         settings=settings,
         # Static membership: a restarted member takes its partitions back at once instead of
         # waiting for the killed one's session to time out.
-        client={"group.instance.id": "crash-member", "session.timeout.ms": 6000},
+        client={"session.timeout.ms": 6000},
     )
+    cfg["kafka"]["instance_id"] = "crash-member"
 
     producer = ContinuousProducer(kafka_bootstrap, topics, trace, duration_s=PRODUCE_S, speed=SPEED)
     rng = random.Random(SEED)

@@ -94,9 +94,10 @@ def run(config_path: str | None, until_eof: bool) -> None:
 
     try:
         cfg = load_config(config_path)
+        daemon = Daemon(cfg, until_eof=until_eof)  # TLS files and the port are checked here
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    raise SystemExit(Daemon(cfg, until_eof=until_eof).run())
+    raise SystemExit(daemon.run())
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ class IdleConfig:
 class KafkaConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "gpuledger"
+    # Kafka static membership (group.instance.id): "" = dynamic membership.
+    instance_id: str = ""
     # Once loaded: the [kafka.client] table, overridden by the secrets file, then the environment.
     client: Mapping[str, ClientValue] = field(default_factory=frozen_map)
     secrets_file: str = ""
@@ -108,12 +110,15 @@ class KafkaConfig:
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": self.group_id,
         }
+        if self.instance_id:
+            base["group.instance.id"] = self.instance_id
         return base | dict(self.client)
 
     def __repr__(self) -> str:
         return (
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, "
-            f"group_id={self.group_id!r}, client={masked(self.client)!r}, "
+            f"group_id={self.group_id!r}, instance_id={self.instance_id!r}, "
+            f"client={masked(self.client)!r}, "
             f"secrets_file={self.secrets_file!r})"
         )
 
@@ -133,8 +138,33 @@ class OutputConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TlsServerConfig:
+    """`[observability.web.tls_server_config]` (gpuledger.config.web)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str = ""  # set: clients must present a certificate signed by it
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class WebConfig:
+    """`[observability.web]`: the Prometheus exporter toolkit's web config shape."""
+
+    tls_server_config: TlsServerConfig | None = None
+    basic_auth_users: Mapping[str, str] = field(default_factory=frozen_map)  # user -> bcrypt
+
+    def __repr__(self) -> str:  # the hashes are not shown: only who may log in
+        return (
+            f"WebConfig(tls_server_config={self.tls_server_config!r}, "
+            f"basic_auth_users={sorted(self.basic_auth_users)!r})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ObservabilityConfig:
     metrics_port: int = 9464
+    metrics_bind: str = "0.0.0.0"
+    web: WebConfig = field(default_factory=WebConfig)
     log_format: str = "human"
     status_interval_s: float = 30.0
 

@@ -42,6 +42,7 @@ from gpuledger.config.sections import (
     TopicsConfig,
     frozen_map,
 )
+from gpuledger.config.web import read_web_config
 from gpuledger.tables import BUILTIN_TABLES, STANDARD_LABELS
 
 UNITS = ("ratio", "percent", "MiB", "bytes", "W", "mJ", "J", "raw")
@@ -52,7 +53,11 @@ PARAMETER_OF = {"quantile": "q", "share_above": "threshold"}  # reducer -> its r
 MAX_EXTRA_LABELS = 8
 # fmt: on
 # Set through kafka.bootstrap_servers / kafka.group_id, never as client settings.
-RESERVED_CLIENT_SETTINGS = {"bootstrap.servers": "bootstrap_servers", "group.id": "group_id"}
+RESERVED_CLIENT_SETTINGS = {
+    "bootstrap.servers": "bootstrap_servers",
+    "group.id": "group_id",
+    "group.instance.id": "instance_id",
+}
 ENV_PREFIX = "GPULEDGER_"
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -93,6 +98,13 @@ def _topic(value: object, path: str, *, optional: bool = False) -> str:
     return matching(value, path, _TOPIC, "a Kafka topic name ([A-Za-z0-9._-], 1-249 chars)")
 
 
+def _instance_id(value: object, path: str) -> str:
+    if value == "":
+        return ""  # dynamic membership
+    # Kafka's own rule for group.instance.id (as for topic names).
+    return matching(value, path, _TOPIC, "a group.instance.id ([A-Za-z0-9._-], 1-249 chars)")
+
+
 def _client(value: object, path: str) -> Mapping[str, ClientValue]:
     t = table(value, path)
     for name, setting in t.items():
@@ -118,6 +130,7 @@ _READERS: dict[str, dict[str, Reader]] = {
     "kafka": {
         "bootstrap_servers": string,
         "group_id": string,
+        "instance_id": _instance_id,
         "client": _client,
         "secrets_file": partial(string, allow_empty=True),
     },
@@ -130,6 +143,8 @@ _READERS: dict[str, dict[str, Reader]] = {
     "output": {"dir": string, "format": partial(choice, choices=("arrow", "parquet"))},
     "observability": {
         "metrics_port": partial(integer, ge=0, le=65535),
+        "metrics_bind": string,
+        "web": read_web_config,
         "log_format": partial(choice, choices=("human", "json")),
         "status_interval_s": partial(number, gt=0),
     },

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,6 +28,7 @@ from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
 from gpuledger.daemon.gc_tuning import batched_gc
 from gpuledger.daemon.groups import PartitionGroup, group_partitions
+from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog
 from gpuledger.daemon.metrics import DaemonMetrics
 from gpuledger.daemon.output import OutputWriter, rows_in
@@ -59,8 +59,9 @@ class Daemon:
         t = cfg.topics
         self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
         self.tags = {t.telemetry: "t", t.latency: "r"}
-        self.output = OutputWriter(Path(cfg.output.dir), cfg.output.format)
-        self.metrics = DaemonMetrics(cfg.observability.metrics_port)
+        self.output = OutputWriter(cfg.output.dir, cfg.output.format)  # a path or a URI
+        health = Health(lambda: len(getattr(self, "assigned", ())))  # /readyz: partitions held
+        self.metrics = DaemonMetrics(cfg, health)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
         self.groups: list[PartitionGroup] = []
@@ -271,6 +272,7 @@ class Daemon:
                 self.rows_through[key] = span[1]
         self.files_written += files
         self.metrics.files.inc(files)
+        self.metrics.business.observe(windows)  # once per window: pending is written
         g.pending = None
         if files:
             self.log.info("flushed", files=files)
@@ -414,6 +416,7 @@ class Daemon:
         status_base = (last_status, 0)
         while self.stop_signal is None:
             msgs = self.consumer.consume(batch, timeout=0.2)
+            self.metrics.health.beat()
             if self.fatal_error is not None:
                 raise KafkaException(self.fatal_error)
             started = time.perf_counter()

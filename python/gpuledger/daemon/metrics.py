@@ -1,18 +1,26 @@
 """The daemon's Prometheus endpoint (prometheus-client): message counters that reconcile
 (consumed = aggregated + skipped + late + dead), consumer lag, windows and files written,
-batch time, watermark delay and whether output is blocked."""
+batch time, watermark delay, whether output is blocked, partitions held, and the business
+metrics of gpuledger.daemon.business_metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gpuledger.config import Config
+from gpuledger.daemon.business_metrics import BusinessMetrics
+from gpuledger.daemon.http import Health, serve
 
 SKIP_REASONS = ("unknown_field", "blank", "duplicate", "replayed")
 
 
 class DaemonMetrics:
-    def __init__(self, port: int) -> None:
+    """`health` answers the probes; None: no member state (always ready while alive)."""
+
+    def __init__(self, cfg: Config, health: Health | None = None) -> None:
+        obs = cfg.observability
         r = self.registry = CollectorRegistry()
         self.consumed = Counter("gpuledger_messages_consumed", "Messages consumed", registry=r)
         self.aggregated = Counter(
@@ -52,10 +60,23 @@ class DaemonMetrics:
             "1 while the output directory cannot be written",
             registry=r,
         )
+        self.health = health or Health(lambda: 1)
+        self.partitions = Gauge(
+            "gpuledger_partitions_assigned",
+            "Input partitions this member holds (readiness needs at least one)",
+            registry=r,
+        )
+        self.partitions.set_function(self.health.partitions)
+        # Rates and streaks follow the smallest tumbling window (hopping ones overlap).
+        sizes = cfg.engine.window_s or tuple(h.size_s for h in cfg.engine.hopping) or (60,)
+        self.business = BusinessMetrics(min(sizes), cfg.idle.ttl_s)
+        r.register(self.business)
         self._last: dict[str, int] = {}
-        self.port = port
-        if port > 0:
-            start_http_server(port, registry=r)
+        self.port = obs.metrics_port
+        self.server = None
+        if self.port > 0:
+            self.server, _ = serve(r, self.port, obs.metrics_bind, obs.web, self.health)
+            self.port = self.server.server_port
 
     def count(self, totals: Mapping[str, int]) -> None:
         """Advances the counters to the engine's running totals."""

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger.daemon.checkpoint import RangeMarkers
+from gpuledger.output.object_store import ObjectRangeMarkers, is_uri
 from gpuledger.output.sink import ArrowSink
 from gpuledger.tables import EVENT_TABLES
 
@@ -35,10 +36,12 @@ def _millis(column: pa.ChunkedArray[Any]) -> pa.ChunkedArray[Any]:
 
 
 class OutputWriter:
-    def __init__(self, out_dir: Path, fmt: str) -> None:
+    def __init__(self, out_dir: str | Path, fmt: str) -> None:
         self.out_dir = out_dir
         self.fmt = fmt
-        self.markers = RangeMarkers(out_dir)
+        self.markers: RangeMarkers | ObjectRangeMarkers = (
+            ObjectRangeMarkers(str(out_dir)) if is_uri(out_dir) else RangeMarkers(Path(out_dir))
+        )
         self._sinks: dict[str, ArrowSink] = {}
 
     def sink(self, writer_id: str) -> ArrowSink:

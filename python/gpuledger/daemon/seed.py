@@ -5,17 +5,17 @@ output directory already holds (docs/daemon.md, "idle_streaks after a restart").
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger.output.sink import list_files, read_file
+from gpuledger.output.sink import output_files, read_file
 
 HOUR_MS = 3_600_000
 
 
-def _hour_of(path: Path) -> int | None:
+def _hour_of(path: PurePosixPath) -> int | None:
     """The UTC hour (epoch ms) of a file's `date=YYYY-MM-DD/hour=HH` partition."""
     try:
         date = path.parent.parent.name.removeprefix("date=")
@@ -26,12 +26,12 @@ def _hour_of(path: Path) -> int | None:
     return int(day.timestamp() * 1000) + hour * HOUR_MS
 
 
-def written_gpu_windows(out_dir: Path, through_ms: int, lookback_ms: int) -> pa.Table | None:
+def written_gpu_windows(out_dir: str | Path, through_ms: int, lookback_ms: int) -> pa.Table | None:
     """The gpu_windows rows written for windows ending in (through - lookback, through]."""
     since = through_ms - lookback_ms
     parts = []
-    for f in list_files(out_dir, "gpu_windows"):
-        hour = _hour_of(f)
+    for f in output_files(out_dir, "gpu_windows"):  # paths, or URIs on object storage
+        hour = _hour_of(PurePosixPath(f))
         # Files sit in the hour of their windows' start; a window ending after `since`
         # starts at most one (largest) window before it, so a day of slack is plenty.
         if hour is None or hour + HOUR_MS < since - 24 * HOUR_MS or hour > through_ms:

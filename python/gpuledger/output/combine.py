@@ -20,7 +20,15 @@ import pyarrow as pa
 from gpuledger._engine import schemas
 from gpuledger.errors import CombineError
 from gpuledger.output.combine_rules import Sources, distinct_rows
-from gpuledger.output.sink import FORMATS, TABLE_NAME, ArrowSink, list_files, read_table
+from gpuledger.output.object_store import is_uri, local_path, store_for
+from gpuledger.output.sink import (
+    FORMATS,
+    TABLE_NAME,
+    ArrowSink,
+    list_files,
+    output_files,
+    read_table,
+)
 from gpuledger.tables import EVENT_TABLES, KEYED_TABLES
 
 __all__ = [
@@ -68,14 +76,15 @@ def read_dirs(in_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, pa.Table]:
     """Every table under every directory of `in_dirs` (gpuledger output directories), each
     concatenated over the directories in their order, tables by name. Raises CombineError
     when one table's files do not share a schema."""
-    dirs = [Path(d) for d in in_dirs]
+    names_given = [os.fspath(d) for d in in_dirs]
+    dirs = [d if is_uri(d) else Path(local_path(d)) for d in names_given]
     for d in dirs:
-        if not d.is_dir():
+        if isinstance(d, Path) and not d.is_dir():
             raise FileNotFoundError(f"no output directory {d}")
     names = sorted({n for d in dirs for n in _table_names(d)})
     tables: dict[str, pa.Table] = {}
     for name in names:
-        parts: list[tuple[Path, pa.Table]] = []
+        parts: list[tuple[str | Path, pa.Table]] = []
         for d in dirs:
             try:
                 t = read_table(d, name)
@@ -123,17 +132,25 @@ def check_out_dir(
     in_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]
 ) -> None:
     """Raises CombineError when `out_dir` is one of `in_dirs`."""
-    out = Path(out_dir).resolve()
+
+    def where(d: str | os.PathLike[str]) -> str:
+        d = os.fspath(d)
+        return d.rstrip("/") if is_uri(d) else str(Path(local_path(d)).resolve())
+
+    out = where(out_dir)
     for d in in_dirs:
-        if Path(d).resolve() == out:
+        if where(d) == out:
             raise CombineError(f"output directory {out_dir} is also an input; use a new one")
 
 
 # --- reading and checking ----------------------------------------------------------------------
 
 
-def _table_names(out_dir: Path) -> list[str]:
+def _table_names(out_dir: str | Path) -> list[str]:
     """Tables with at least one file under `out_dir` (skips `.staging` and strays)."""
+    if isinstance(out_dir, str):  # a URI
+        names = store_for(out_dir).children()
+        return [n for n in names if TABLE_NAME.fullmatch(n) and output_files(out_dir, n)]
     return [
         e.name
         for e in sorted(out_dir.iterdir())

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from gpuledger.config import OutputConfig
 from gpuledger.engine import Windows
 from gpuledger.errors import OutputConflictError, SinkWriteError
+from gpuledger.output.object_store import is_uri, local_path, object_files, read_object
 from gpuledger.tables import DEFAULT_TIME_COLUMN, TABLES
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "OutputConflictError",
     "SinkWriteError",
     "list_files",
+    "output_files",
+    "read_file",
     "read_table",
 ]
 
@@ -91,6 +94,14 @@ class ArrowSink:
     The whole tree under `out_dir` must be one file system (files are renamed into place).
     """
 
+    def __new__(cls, out_dir: str | os.PathLike[str], **kwargs: Any) -> ArrowSink:
+        # A URI (s3://bucket/prefix, gs://...) writes objects: gpuledger.output.object_sink.
+        if cls is ArrowSink and is_uri(out_dir):
+            from gpuledger.output.object_sink import ObjectStoreSink
+
+            return super().__new__(ObjectStoreSink)
+        return super().__new__(cls)
+
     def __init__(
         self,
         out_dir: str | os.PathLike[str],
@@ -99,6 +110,7 @@ class ArrowSink:
         writer_id: str = "0",
         durable: str = "each",
     ) -> None:
+        out_dir = local_path(out_dir)  # file:///x is /x
         if format not in FORMATS:
             raise ValueError(f"format must be one of {sorted(FORMATS)}, not {format!r}")
         if durable not in DURABILITY:
@@ -201,7 +213,7 @@ class ArrowSink:
         # not write the same batch twice.
         for fmt, existing in ((self.format, path), (other, path.with_suffix("." + other))):
             try:
-                old = existing.read_bytes()
+                old = self._read_existing(existing)
             except FileNotFoundError:
                 continue
             except OSError as e:
@@ -220,6 +232,10 @@ class ArrowSink:
                 )
             return None
         return _Planned(path, data)
+
+    def _read_existing(self, path: Path) -> bytes:
+        """The bytes of the file at `path`; FileNotFoundError when there is none."""
+        return path.read_bytes()
 
     def _write_atomic(self, planned: _Planned) -> None:
         path = planned.path
@@ -474,8 +490,12 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def list_files(out_dir: str | os.PathLike[str], table: str) -> list[Path]:
-    """The output files (Arrow and Parquet, no temporary files) of `table`, sorted by path."""
+    """The output files (Arrow and Parquet, no temporary files) of `table`, sorted by path.
+    Under a URI: use `output_files`, which returns URIs."""
     _check_token(table, TABLE_NAME, "table name")
+    if is_uri(out_dir):
+        raise ValueError(f"{out_dir}: a URI; list its files with output_files()")
+    out_dir = local_path(out_dir)
     files = []
     for directory in _hour_dirs(Path(out_dir) / table):
         for entry in _entries(directory):
@@ -484,9 +504,20 @@ def list_files(out_dir: str | os.PathLike[str], table: str) -> list[Path]:
     return sorted(files)
 
 
+def output_files(out_dir: str | os.PathLike[str], table: str) -> list[str]:
+    """The output files of `table` as local paths, or URIs under a URI, sorted."""
+    if is_uri(out_dir):
+        _check_token(table, TABLE_NAME, "table name")
+        return object_files(str(out_dir), table, _PART)
+    return [str(p) for p in list_files(out_dir, table)]
+
+
 def read_file(path: str | os.PathLike[str]) -> pa.Table:
-    """The rows of one output file (Arrow IPC or Parquet, by its extension)."""
-    p = Path(path)
+    """The rows of one output file (Arrow IPC or Parquet, by its extension); a URI too."""
+    if is_uri(path):
+        uri = str(path)
+        return _deserialize(read_object(uri), uri.rsplit(".", 1)[-1])
+    p = Path(local_path(path))
     return _deserialize(p.read_bytes(), p.suffix[1:])
 
 
@@ -495,8 +526,8 @@ def read_table(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
     every sortable column (left to right) so equal contents compare equal. Files written by
     older versions with fewer columns get nulls in the new ones. A table without files is an
     empty table without columns."""
-    files = list_files(out_dir, table)
+    files = output_files(out_dir, table)
     if not files:
         return pa.table({})
-    parts = [_deserialize(f.read_bytes(), f.suffix[1:]) for f in files]
+    parts = [read_file(f) for f in files]
     return _sorted(pa.concat_tables(parts, promote_options="default").combine_chunks())

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from gpuledger.config import Config
 from gpuledger.engine import Engine, WindowFunction, Windows
 from gpuledger.errors import ReplayError, ReplayInputError
+from gpuledger.output.object_store import is_uri, store_for
 from gpuledger.output.sink import ArrowSink
 from gpuledger.replay.chunk import Chunk, push_chunk
 from gpuledger.replay.detect import FORMATS, expand_paths
@@ -63,6 +64,10 @@ def replay_config(config: Config | None, max_future_s: float | None = None) -> C
 
 
 def _check_out_dir(out_dir: str) -> None:
+    if is_uri(out_dir):
+        if [e for e in store_for(out_dir).children() if e != ".staging"]:
+            raise ReplayError(f"{out_dir}: output location is not empty (replay writes afresh)")
+        return
     if os.path.isdir(out_dir):
         entries = [e for e in os.listdir(out_dir) if e != ".staging"]
         if entries:
