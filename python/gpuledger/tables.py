@@ -1,7 +1,7 @@
 """The one list of gpuledger's output tables: names, time columns, keys, and which hold single
 events. The sink, the daemon's output, combine, replay's summary, the demo and `Windows` read
 it here; docs/schema.md describes every column. Also the labels every telemetry form knows and
-the (topic, partition) type. Imports nothing of gpuledger.
+the (topic, partition) key. Imports nothing of gpuledger.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = [
     "STANDARD_LABELS",
     "TABLES",
     "OutputTable",
-    "TopicPartition",
+    "PartitionKey",
     "time_column",
 ]
 
@@ -68,5 +68,5 @@ STANDARD_LABELS = frozenset(("UUID", "gpu", "GPU_I_ID", "Hostname", "hostname", 
 """Telemetry labels every input form reads into its own column (docs/schema.md); other labels
 are extra labels, at most a few per aggregation."""
 
-TopicPartition: TypeAlias = tuple[str, int]
+PartitionKey: TypeAlias = tuple[str, int]
 """A Kafka (topic, partition): the key of the daemon's per-partition state."""

@@ -11,34 +11,33 @@ separate member of the consumer group; its rows are partial in the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gpuledger.config import Config
 from gpuledger.daemon.output import partition_set_id
 from gpuledger.engine import Engine, Windows
+from gpuledger.tables import PartitionKey
 
-TP = tuple[str, int]
 NOTHING = -(2**63)  # no replay bound: nothing of this partition was written before
 
 
 @dataclass
 class PartitionGroup:
     engine: Engine
-    partitions: list[TP]
+    partitions: list[PartitionKey]
     writer_id: str
     pending: Windows | None = None
     idle_advanced_to: int | None = None  # the newest event time the all-idle close used
-    idle: set[TP] = field(default_factory=set)
 
     def add_pending(self, closed: Windows) -> None:
         self.pending = closed if self.pending is None else self.pending.concat(closed)
 
 
 def group_partitions(
-    cfg: Config, resumed: Sequence[tuple[TP, int | None, int | None]]
+    cfg: Config, resumed: Sequence[tuple[PartitionKey, int | None, int | None]]
 ) -> list[PartitionGroup]:
     """`resumed`: (partition, written-through watermark or None, replay bound or None)."""
-    by_floor: dict[int | None, list[tuple[TP, int | None]]] = {}
+    by_floor: dict[int | None, list[tuple[PartitionKey, int | None]]] = {}
     for key, floor, replay in resumed:
         by_floor.setdefault(floor, []).append((key, replay))
     groups = []

@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from gpuledger.config import Config, masked
 from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
+from gpuledger.daemon.consumer import consumer_settings
 from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
 from gpuledger.daemon.gc_tuning import batched_gc
 from gpuledger.daemon.groups import PartitionGroup, group_partitions
@@ -32,12 +33,14 @@ from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog
 from gpuledger.daemon.metrics import DaemonMetrics
 from gpuledger.daemon.output import OutputWriter, rows_in
+from gpuledger.daemon.partitions import PartitionState, row_spans
 from gpuledger.daemon.seed import HOUR_MS, written_gpu_windows
 from gpuledger.output.sink import OutputConflictError
-from gpuledger.tables import EVENT_TABLES
+from gpuledger.tables import EVENT_TABLES, PartitionKey
 
-TP = tuple[str, int]
 MAX_BACKOFF_S = 30.0
+Positions = dict[PartitionKey, tuple[int, int]]
+"""Per partition: (offset to commit, next offset to consume), from the engines."""
 
 
 class Daemon:
@@ -60,7 +63,7 @@ class Daemon:
         self.formats = {t.telemetry: t.telemetry_format, t.latency: "latency_json"}
         self.tags = {t.telemetry: "t", t.latency: "r"}
         self.output = OutputWriter(cfg.output.dir, cfg.output.format)  # a path or a URI
-        health = Health(lambda: len(getattr(self, "assigned", ())))  # /readyz: partitions held
+        health = Health(lambda: len(getattr(self, "partitions", ())))  # /readyz: partitions held
         self.metrics = DaemonMetrics(cfg, health)
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
@@ -78,15 +81,10 @@ class Daemon:
     # --- assignment ---------------------------------------------------------------------
 
     def _reset_assignment(self) -> None:
-        self.assigned: list[TP] = []
-        self.group_of: dict[TP, PartitionGroup] = {}
-        self.floors: dict[TP, int | None] = {}
-        self.rows_through: dict[TP, int | None] = {}
-        self.adopted: dict[TP, list[tuple[int, int]]] = {}
-        self.last_data: dict[TP, float] = {}
-        self.eof: set[TP] = set()
-        # Per partition, asynchronous commits not yet acknowledged: (offset, row bound).
-        self.in_flight: dict[TP, list[tuple[int, int]]] = {}
+        self.partitions: dict[PartitionKey, PartitionState] = {}  # assigned, in assignment order
+
+    def _topic_partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in self.partitions]
 
     def _retire_engines(self) -> None:
         for g in self.groups:
@@ -98,40 +96,37 @@ class Daemon:
         self._retire_engines()
         self._reset_assignment()
         committed = consumer.committed(partitions, timeout=30) if partitions else []
-        resumed: list[tuple[TP, int | None, int | None]] = []
-        now = time.monotonic()
-        for tp in committed:
-            key = (tp.topic, tp.partition)
-            self.assigned.append(key)
-            self.last_data[key] = now
-            cp = decode(tp.metadata) if tp.offset != OFFSET_INVALID else None
-            if cp is None:
-                self.floors[key] = None
-                self.rows_through[key] = None  # set from the first offset consumed
-                resumed.append((key, None, None))
-            else:
-                self.floors[key] = cp.written_through_ms
-                self.rows_through[key] = cp.rows_through
-                self.adopted[key] = self.output.markers.chain(
-                    tp.topic, tp.partition, cp.rows_through
-                )
-                resumed.append((key, cp.written_through_ms, cp.rows_through))
+        checkpoints = {
+            (tp.topic, tp.partition): decode(tp.metadata) if tp.offset != OFFSET_INVALID else None
+            for tp in committed
+        }
+        resumed = [
+            (key, None, None) if cp is None else (key, cp.written_through_ms, cp.rows_through)
+            for key, cp in checkpoints.items()
+        ]
         self.groups = group_partitions(self.cfg, resumed)
+        now = time.monotonic()
+        group_of = {key: g for g in self.groups for key in g.partitions}
+        for key, cp in checkpoints.items():
+            state = PartitionState(key, group_of[key], last_data=now)
+            if cp is not None:
+                state.floor = cp.written_through_ms
+                state.rows_through = cp.rows_through
+                state.adopted = self.output.markers.chain(*key, cp.rows_through)
+            self.partitions[key] = state
         for g in self.groups:
-            for key in g.partitions:
-                self.group_of[key] = g
             self._seed_idle_streaks(g)
         consumer.assign(committed)
         self.log.info(
             "assigned",
-            partitions=[f"{t}:{p}" for t, p in self.assigned],
+            partitions=[f"{t}:{p}" for t, p in self.partitions],
             resumed={f"{tp.topic}:{tp.partition}": tp.offset for tp in committed},
             engines=len(self.groups),
         )
 
     def _seed_idle_streaks(self, g: PartitionGroup) -> None:
         """Continues the idle streaks of the windows already written (docs/daemon.md)."""
-        floor = self.floors.get(g.partitions[0]) if g.partitions else None
+        floor = self.partitions[g.partitions[0]].floor if g.partitions else None
         if floor is None:
             return
         lookback_ms = int(2 * self.cfg.idle.ttl_s * 1000) + 2 * HOUR_MS
@@ -166,7 +161,7 @@ class Daemon:
                     self._kafka_error(err)
             return
         now = time.monotonic()
-        last_index: dict[TP, int] = {}
+        last_index: dict[PartitionKey, int] = {}
         errors: list[tuple[int, Any]] = []
         for n, g in enumerate(self.groups):
             fed, errs = g.engine.push_kafka(msgs, self.formats, g.partitions)
@@ -175,19 +170,19 @@ class Daemon:
             for topic, partition, first_offset, last in fed:
                 key = (topic, partition)
                 last_index[key] = last
-                if self.rows_through.get(key) is None:
-                    self.rows_through[key] = first_offset
-                    self.adopted[key] = self.output.markers.chain(topic, partition, first_offset)
-                self.last_data[key] = now
-                g.idle.discard(key)
-                self.eof.discard(key)
+                state = self.partitions[key]
+                if state.rows_through is None:
+                    state.rows_through = first_offset
+                    state.adopted = self.output.markers.chain(topic, partition, first_offset)
+                state.last_data = now
+                state.idle = state.at_eof = False
         for i, m in errors:
             err = m.error()
             if err.code() == KafkaError._PARTITION_EOF:
                 key = (m.topic(), m.partition())
                 # Data after an end-of-partition in the same batch: not at the end any more.
-                if key in self.last_data and last_index.get(key, -1) < i:
-                    self.eof.add(key)
+                if key in self.partitions and last_index.get(key, -1) < i:
+                    self.partitions[key].at_eof = True
             else:
                 self._kafka_error(err)
 
@@ -205,16 +200,17 @@ class Daemon:
         now = time.monotonic()
         timeout = self.cfg.engine.idle_timeout_s
         for g in self.groups:
-            for key in g.partitions:
-                if key not in g.idle and now - self.last_data[key] >= timeout:
-                    g.engine.mark_idle(key[1], source=key[0])
-                    g.idle.add(key)
+            states = [self.partitions[key] for key in g.partitions]
+            for state in states:
+                if not state.idle and now - state.last_data >= timeout:
+                    g.engine.mark_idle(state.partition, source=state.topic)
+                    state.idle = True
             # Every partition quiet for idle_timeout_s plus the lateness: nothing more is coming for
             # the windows up to the newest event, so they close (docs/daemon.md, guarantee 3).
-            quiet = now - max(self.last_data[k] for k in g.partitions)
+            quiet = now - max(state.last_data for state in states)
             newest = g.engine.max_event_ms
             if (
-                len(g.idle) == len(g.partitions)
+                all(state.idle for state in states)
                 and quiet >= timeout + self.cfg.engine.allowed_lateness_s
                 and newest is not None
                 and newest != g.idle_advanced_to
@@ -226,7 +222,7 @@ class Daemon:
 
     def _flush(self, *, final: bool, sync: bool = False) -> bool:
         """Closes what is final, writes it, commits. False when output is blocked."""
-        positions: dict[TP, tuple[int, int]] = {}
+        positions: Positions = {}
         for g in self.groups:
             g.add_pending(g.engine.finish() if final else g.engine.poll())
             for s, p, c, n in g.engine.positions():
@@ -248,11 +244,11 @@ class Daemon:
             self.blocked = False
             self.backoff = 1.0
             self.metrics.blocked.set(0)
-            self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+            self.consumer.resume(self._topic_partitions())
             self.log.info("output_resumed")
         return self._commit(positions, sync=sync)
 
-    def _write_pending(self, g: PartitionGroup, positions: dict[TP, tuple[int, int]]) -> None:
+    def _write_pending(self, g: PartitionGroup, positions: Positions) -> None:
         pending = g.pending
         if pending is None:
             return
@@ -260,16 +256,16 @@ class Daemon:
         files = self.output.write_windows(windows, g.writer_id)
         events = {n: pending.tables[n] for n in EVENT_TABLES if n in pending.tables}
         for key in g.partitions:
-            start = self.rows_through.get(key)
-            if start is None or key not in positions:
+            state = self.partitions[key]
+            if state.rows_through is None or key not in positions:
                 continue
             topic, partition = key
-            for span in self._row_spans(key, start, positions[key][1]):
+            for span in row_spans(state, positions[key][1]):
                 rows = {n: rows_in(t, topic, partition, *span) for n, t in events.items()}
                 files += self.output.write_rows(topic, self.tags[topic], partition, span, rows)
                 if self.dlq is not None and "dead_letters" in rows:
                     self.dlq.produce(rows["dead_letters"])
-                self.rows_through[key] = span[1]
+                state.rows_through = span[1]
         self.files_written += files
         self.metrics.files.inc(files)
         self.metrics.business.observe(windows)  # once per window: pending is written
@@ -277,19 +273,7 @@ class Daemon:
         if files:
             self.log.info("flushed", files=files)
 
-    def _row_spans(self, key: TP, start: int, next_offset: int) -> list[tuple[int, int]]:
-        """Offset ranges whose late/dead rows can be written now: first the ranges a crashed
-        run recorded (same boundaries, so same files), then one new range."""
-        spans = []
-        adopted = self.adopted.get(key, [])
-        while adopted and adopted[0][0] == start and adopted[0][1] <= next_offset:
-            spans.append(adopted.pop(0))
-            start = spans[-1][1]
-        if not adopted and next_offset > start:
-            spans.append((start, next_offset))
-        return spans
-
-    def _commit(self, positions: dict[TP, tuple[int, int]], *, sync: bool = False) -> bool:
+    def _commit(self, positions: Positions, *, sync: bool = False) -> bool:
         """Commits offsets with their checkpoints. Periodic commits are asynchronous, so a
         broker outage never blocks the loop (a commit that fails only means more is re-read
         after a restart); a revoke commits synchronously, before another member takes over."""
@@ -298,11 +282,12 @@ class Daemon:
             watermark = g.engine.watermark_ms
             for key in g.partitions:
                 pos = positions.get(key)
-                rows = self.rows_through.get(key)
+                state = self.partitions[key]
+                rows = state.rows_through
                 if pos is None or pos[1] < 0 or rows is None:
                     continue  # nothing consumed yet: the committed position stands
-                floor = self.floors.get(key)
-                through = max((w for w in (watermark, floor) if w is not None), default=None)
+                marks = (watermark, state.floor)
+                through = max((w for w in marks if w is not None), default=None)
                 md = encode(PartitionCheckpoint(through, rows))
                 offsets.append(TopicPartition(key[0], key[1], pos[0], metadata=md))
         if not offsets:
@@ -313,12 +298,13 @@ class Daemon:
             self.log.warning("commit_failed", error=str(e))
             return False
         for tp in offsets:
-            rows = self.rows_through[(tp.topic, tp.partition)]
+            state = self.partitions[(tp.topic, tp.partition)]
+            rows = state.rows_through
             assert rows is not None
             if sync:
                 self.output.markers.forget_before(tp.topic, tp.partition, rows)
             else:
-                self.in_flight.setdefault((tp.topic, tp.partition), []).append((tp.offset, rows))
+                state.in_flight.append((tp.offset, rows))
         return True
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
@@ -326,7 +312,8 @@ class Daemon:
         if err is not None:
             self.log.warning("commit_failed", error=str(err))
         for tp in partitions:
-            queue = self.in_flight.get((tp.topic, tp.partition), [])
+            state = self.partitions.get((tp.topic, tp.partition))
+            queue = state.in_flight if state is not None else []
             while queue:
                 offset, rows = queue.pop(0)
                 if offset == tp.offset:
@@ -338,7 +325,7 @@ class Daemon:
         if not self.blocked:
             self.blocked = True
             self.metrics.blocked.set(1)
-            self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+            self.consumer.pause(self._topic_partitions())
             self.log.error("output_blocked", error=str(e), retry_in_s=self.backoff)
         self.retry_at = time.monotonic() + self.backoff
         self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
@@ -358,30 +345,12 @@ class Daemon:
         self.stop_signal = signal.Signals(signum).name
 
     def consumer_settings(self) -> dict[str, Any]:
-        return {
-            # Throughput defaults: fewer, larger fetches (at most 100 ms of added delay).
-            "fetch.min.bytes": 1_000_000,
-            "fetch.wait.max.ms": 100,
-            # librdkafka waits 1 s by default before refetching a full queue: a throttle.
-            "fetch.queue.backoff.ms": 0,
-            "max.partition.fetch.bytes": 10_485_760,
-            "queued.min.messages": 1_000_000,
-            # Bounded memory when the producer outruns us: librdkafka's prefetch is capped.
-            "queued.max.messages.kbytes": 65536,
-            # The user's settings win over the defaults above, not over those below.
-            **self.cfg.kafka.client_settings(),
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": self.until_eof,
-            # Eager rebalancing: every member flushes and commits, then starts afresh.
-            "partition.assignment.strategy": "range",
-            # Broker outages and other client errors become `kafka_error` events, and
-            # librdkafka's own log lines go through the event log (one format on stderr).
-            "error_cb": self._kafka_error,
-            "on_commit": self._on_commit,
-            "logger": logging.getLogger("gpuledger.kafka"),
-        }
+        return consumer_settings(
+            self.cfg,
+            until_eof=self.until_eof,
+            error_cb=self._kafka_error,
+            on_commit=self._on_commit,
+        )
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -429,8 +398,9 @@ class Daemon:
                     self._flush(final=False)
                 continue
             self._check_idle()
-            if self.until_eof and self.assigned and len(self.eof) == len(self.assigned):
-                self.log.info("eof", partitions=len(self.assigned))
+            states = self.partitions.values()
+            if self.until_eof and states and all(state.at_eof for state in states):
+                self.log.info("eof", partitions=len(states))
                 if self._finish_at_eof():
                     break
                 continue
@@ -486,8 +456,8 @@ class Daemon:
         consumed = t.get("consumed", 0)
         rate = (consumed - base[1]) / max(now - base[0], 1e-9)
         lag = 0
-        for topic, partition in self.assigned:
-            tp = TopicPartition(topic, partition)
+        for tp in self._topic_partitions():
+            topic, partition = tp.topic, tp.partition
             try:
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True)
                 [pos] = self.consumer.position([tp])

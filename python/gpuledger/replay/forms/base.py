@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from gpuledger.replay.chunk import Chunk
+from gpuledger.replay.opened import OpenedFile
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,20 @@ class FormReader(ABC):
     @abstractmethod
     def close(self) -> None:
         """Releases the file; `chunks` ends."""
+
+
+class TextFormReader(FormReader):
+    """A reader of a text form, streamed through one `OpenedFile` (decompressed on the fly)."""
+
+    _opened: OpenedFile | None = None
+
+    def open(self) -> OpenedFile:
+        self._opened = OpenedFile(self.spec.path)
+        return self._opened
+
+    def bytes_read(self) -> int:
+        return self._opened.position if self._opened is not None else 0
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()

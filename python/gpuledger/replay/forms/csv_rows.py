@@ -16,8 +16,8 @@ import pyarrow.csv as pacsv
 from gpuledger.errors import ReplayInputError
 from gpuledger.replay.chunk import ArrowRows, Chunk
 from gpuledger.replay.event_times import batch_time_ms
-from gpuledger.replay.forms.base import FormReader
-from gpuledger.replay.opened import OpenedFile, first_line
+from gpuledger.replay.forms.base import TextFormReader
+from gpuledger.replay.opened import first_line
 
 # Columns read as strings from CSV (label columns: the engine wants strings there, and an
 # all-empty column would otherwise be inferred as null-typed).
@@ -33,16 +33,7 @@ _CSV_NUMBER = {
 _DICT_STRING = pa.dictionary(pa.int32(), pa.string())
 
 
-class CsvReader(FormReader):
-    _opened: OpenedFile | None = None
-
-    def bytes_read(self) -> int:
-        return self._opened.position if self._opened is not None else 0
-
-    def close(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
-
+class CsvReader(TextFormReader):
     def first_ms(self, head: bytes, compression: str | None) -> int | None:
         lines = head.split(b"\n")
         if len(lines) < 3:
@@ -73,7 +64,7 @@ class CsvReader(FormReader):
     def chunks(self) -> Iterator[Chunk]:
         path = self.spec.path
         header = first_line(path)
-        opened = self._opened = OpenedFile(path)
+        opened = self.open()
 
         def invalid(row: Any) -> Literal["skip"]:
             self.rejected_count += 1

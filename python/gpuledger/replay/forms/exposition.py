@@ -10,25 +10,15 @@ from gpuledger import _engine
 from gpuledger.replay import event_times
 from gpuledger.replay.chunk import Chunk, ExpositionText
 from gpuledger.replay.detect import time_from_name
-from gpuledger.replay.forms.base import FormReader
-from gpuledger.replay.opened import OpenedFile
+from gpuledger.replay.forms.base import TextFormReader
 
 
-class ExpositionReader(FormReader):
-    _opened: OpenedFile | None = None
-
+class ExpositionReader(TextFormReader):
     def first_ms(self, head: bytes, compression: str | None) -> int | None:
         return event_times.exposition_ms(head, first=True) or time_from_name(self.spec.path)
 
-    def bytes_read(self) -> int:
-        return self._opened.position if self._opened is not None else 0
-
-    def close(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
-
     def chunks(self) -> Iterator[Chunk]:
-        opened = self._opened = OpenedFile(self.spec.path)
+        opened = self.open()
         state = _engine.ExpositionState(time_from_name(self.spec.path))
         carry = b""
         end: int | None = None

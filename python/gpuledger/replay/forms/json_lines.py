@@ -7,31 +7,23 @@ from collections.abc import Iterator
 
 from gpuledger.replay import event_times
 from gpuledger.replay.chunk import Chunk, Lines
-from gpuledger.replay.forms.base import FormReader, InputSpec
+from gpuledger.replay.forms.base import InputSpec, TextFormReader
 from gpuledger.replay.opened import OpenedFile
 
 TAIL_BYTES = 1 << 16
 """How much of a chunk's end is read for its last event time (a few hundred lines)."""
 
 
-class JsonLinesReader(FormReader):
+class JsonLinesReader(TextFormReader):
     def __init__(self, spec: InputSpec, format: str) -> None:
         super().__init__(spec)
         self.format = format
-        self._opened: OpenedFile | None = None
 
     def first_ms(self, head: bytes, compression: str | None) -> int | None:
         return event_times.first_json_ms(head)
 
-    def bytes_read(self) -> int:
-        return self._opened.position if self._opened is not None else 0
-
-    def close(self) -> None:
-        if self._opened is not None:
-            self._opened.close()
-
     def chunks(self) -> Iterator[Chunk]:
-        opened = self._opened = OpenedFile(self.spec.path)
+        opened = self.open()
         chunk_bytes = self.spec.chunk_bytes
         carry = b""
         line_no = 1  # 1-based number of the first line of the next chunk
