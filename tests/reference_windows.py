@@ -495,12 +495,15 @@ class ReferenceEngine:
             for series, u, _ in members:
                 for t, v in u:
                     readings[series.gpu_uuid][(t - start) // bucket_ms].append(v)
-            demand = [0.0] * n_buckets
+            # Demand in fixed point, 2^32 units per busy GPU, each GPU's bucket mean rounded
+            # half away from zero (docs/schema.md).
+            units = [0] * n_buckets
             provisioned = [0] * n_buckets
             for buckets in readings.values():
                 for b, vs in buckets.items():
-                    demand[b] += sum(vs) / len(vs)
+                    units[b] += _demand_units(sum(vs) / len(vs))
                     provisioned[b] += 1
+            demand = [d / 2**32 for d in units]
             gpu_s = sum(r["covered_s"] for r in prow)
             busy = sum(r["busy_gpu_s"] for r in prow)
             cost = sum(r["cost_usd"] for r in prow)
@@ -528,6 +531,14 @@ class ReferenceEngine:
                     "buffer_gpus": buffer,
                     "buffer_cost_usd": max(buffer, 0.0) * window_s / 3600.0 * mean_price,
                     "utilization": busy / gpu_s if gpu_s > 0 else None,
+                    "demand_buckets": units,
+                    "provisioned_buckets": provisioned,
                 }
             )
         return out
+
+
+def _demand_units(mean_utilization: float) -> int:
+    """A GPU's bucket mean in units of 2^-32 busy GPU, rounded half away from zero."""
+    scaled = abs(mean_utilization) * 2**32
+    return int(math.copysign(math.floor(scaled + 0.5), mean_utilization))

@@ -48,7 +48,7 @@ PODS = [
 # Columns whose combination is approximate (docs/scale-out.md); every other one is exact.
 APPROXIMATE = {
     "gpu_windows": {"util_p50", "util_p95"},
-    "pool_windows": {"demand_p95_gpus", "demand_peak_gpus", "buffer_gpus", "buffer_cost_usd"},
+    "pool_windows": set(),  # exact: per-bucket demand is carried and merged
     "latency_windows": {"rate_p99_rps", "peak_to_mean", "ttft_p50_ms", "ttft_p95_ms"}
     | {"ttft_p99_ms", "latency_sketch"},  # the sketch's float sum may round differently
     "service_cost_windows": {"pods", "gpus"},
@@ -222,31 +222,74 @@ def test_util_quantiles_are_samples_weighted_means_of_the_parts(
             assert got[key][q] == pytest.approx(row[q], abs=0.05)  # utilization is 0..1
 
 
-def test_pool_demand_quantiles_stay_within_proven_bounds(
+# Pool columns re-added from combined gpu_windows rows whose GPUs were split between the
+# parts: those rows' util_mean is a weighted mean of the parts, exact up to rounding.
+POOL_FROM_SPLIT_GPU_ROWS = {"busy_gpu_s", "idle_gpu_s", "idle_cost_usd", "utilization"}
+
+
+@pytest.mark.parametrize("split", [by_gpu_second, by_message])
+def test_pool_rows_equal_one_engine_bit_for_bit(
+    split: Callable[[bytes], int], whole: Tables
+) -> None:
+    # The issue's scenario: partial producers over disjoint partitions of the same pools
+    # (keyed by GPU and second, or not keyed at all), combined. Demand, its p95, the buffer
+    # and its cost are one engine's values to the last bit.
+    a, b = run([0], split=split), run([1, 2, 3], split=split)
+    want = keyed(whole["pool_windows"], "pool_windows")
+    assert all(len(partial_rows((a, b), "pool_windows", k)) == 2 for k in want)
+    got = keyed(combine_tables(concat(a, b))["pool_windows"], "pool_windows")
+    assert got.keys() == want.keys()
+    for key, row in want.items():
+        for column, value in row.items():
+            if column in POOL_FROM_SPLIT_GPU_ROWS:
+                assert same(got[key][column], value), (key, column)
+            else:
+                assert got[key][column] == value, (key, column)
+
+
+def test_pool_rows_of_gpu_disjoint_parts_are_one_engines_rows(whole: Tables) -> None:
+    # Parts that split the fleet by GPU (replay --workers, topics keyed by GPU): every
+    # column of every pool row is one engine's, bit for bit.
+    def by_gpu(message: bytes) -> int:
+        uuid = json.loads(message)["labels"]["UUID"]  # GPU-<fleet position, 8 hex digits>-...
+        return int(uuid[4:12], 16) % 2  # the fleet's pools are pairs of neighbours
+
+    a, b = run([0], split=by_gpu), run([1], split=by_gpu)
+    assert (
+        sum(
+            len(partial_rows((a, b), "pool_windows", k)) == 2
+            for k in keyed(whole["pool_windows"], "pool_windows")
+        )
+        > 0
+    )
+    got = combine_tables(concat(a, b))["pool_windows"]
+    assert got.equals(
+        whole["pool_windows"].sort_by([(k, "ascending") for k in KEYS["pool_windows"]])
+    )
+
+
+def test_pool_demand_vectors_are_the_sums_of_the_parts(
     whole: Tables, parts: tuple[Tables, Tables], combined: Tables
 ) -> None:
     got = keyed(combined["pool_windows"], "pool_windows")
     for key, row in keyed(whole["pool_windows"], "pool_windows").items():
         rows = partial_rows(parts, "pool_windows", key)
-        c = got[key]
-        peak_bound = min(sum(r["demand_peak_gpus"] for r in rows), c["gpus"])
-        assert c["demand_peak_gpus"] == pytest.approx(peak_bound, rel=1e-12)
-        assert c["demand_p95_gpus"] == pytest.approx(
-            min(sum(r["demand_p95_gpus"] for r in rows), c["demand_peak_gpus"]), rel=1e-12
+        for column in ("demand_buckets", "provisioned_buckets"):
+            added = [sum(v) for v in zip(*(r[column] for r in rows), strict=True)]
+            assert got[key][column] == added == row[column]
+        assert got[key]["provisioned_mean_gpus"] == sum(row["provisioned_buckets"]) / len(
+            row["provisioned_buckets"]
         )
-        # The bounds are the truth's: largest part <= true value <= combined upper bound.
-        eps = 1e-9
-        assert max(r["demand_peak_gpus"] for r in rows) <= row["demand_peak_gpus"] + eps
-        assert row["demand_peak_gpus"] <= c["demand_peak_gpus"] + eps
-        assert max(r["demand_p95_gpus"] for r in rows) <= row["demand_p95_gpus"] + eps
-        assert row["demand_p95_gpus"] <= c["demand_peak_gpus"] + eps
-        assert c["buffer_gpus"] == pytest.approx(
-            c["provisioned_mean_gpus"] - c["demand_p95_gpus"], abs=1e-12
-        )
-        window_h = (row["window_end"] - row["window_start"]).total_seconds() / 3600
-        price = c["cost_usd"] / c["gpu_s"] * 3600
-        assert c["buffer_cost_usd"] == pytest.approx(
-            max(c["buffer_gpus"], 0.0) * window_h * price, rel=1e-12, abs=1e-12
+        assert got[key]["demand_peak_gpus"] == max(row["demand_buckets"]) / 2**32
+
+
+def test_pool_parts_of_different_bucket_counts_are_refused(parts: tuple[Tables, Tables]) -> None:
+    a = parts[0]
+    config = CONFIG | {"engine": {"window_s": [60, 300], "sample_interval_s": 2.0}}
+    other = run([1, 2, 3], config=config)
+    with pytest.raises(CombineError, match="length of demand_buckets"):
+        combine_tables(
+            {"pool_windows": pa.concat_tables([a["pool_windows"], other["pool_windows"]])}
         )
 
 

@@ -97,6 +97,7 @@ GPU_EXACT = [
     "allocated",
 ]
 POOL_EXACT = ["window_start", "window_end", "team", "model_name", "gpus"]
+POOL_EXACT += ["demand_buckets", "provisioned_buckets"]
 POOL_FLOATS = [
     "gpu_s",
     "busy_gpu_s",

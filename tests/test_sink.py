@@ -54,6 +54,8 @@ def defaults(kind: pa.DataType) -> Any:
         return 0.0
     if pa.types.is_timestamp(kind):
         return at("2026-11-28T12:00:00")
+    if pa.types.is_list(kind):
+        return []
     raise AssertionError(kind)
 
 

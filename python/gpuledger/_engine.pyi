@@ -142,6 +142,9 @@ class Engine:
     def aggregation_names(self) -> list[str]: ...
 
 def schemas() -> dict[str, pa.Schema]: ...
+def pool_demand_figures(
+    demand: pa.Array[Any], provisioned: pa.Array[Any]
+) -> pa.RecordBatch: ...  # rust/pyext/src/pools.rs
 
 # --- latency sketches (rust/pyext/src/sketch.rs; public API in gpuledger.sketch) ---
 

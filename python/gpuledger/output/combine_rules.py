@@ -6,11 +6,12 @@ is one table combined; `distinct_rows` dedups the tables of single events."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuledger import _engine
 from gpuledger.errors import CombineError
 from gpuledger.sketch import DEFAULT_QUANTILES, LatencySketch, merge_sketches
 from gpuledger.tables import KEYED_TABLES as KEYS
@@ -150,9 +151,19 @@ class _Groups:
         den = self.sum(_where(pc.is_valid(values), w, None))
         return _where(_positive(den), _divide(num, den), self.agg(values, "mean"))
 
+    @property
+    def ids(self) -> Array:
+        """The key number (0, 1, ...) of every row."""
+        return self._ids
+
     def equal_or_raise(self, table: str, column: str, why: str) -> Array:
         """The value of `column` shared by each key's rows; CombineError when they differ."""
-        lo, hi = self.agg(column, "min"), self.agg(column, "max")
+        return self.equal_or_raise_on(table, column, self.rows.column(column), why)
+
+    def equal_or_raise_on(self, table: str, column: str, values: Column, why: str) -> Array:
+        """The value of `values` (of `column`) shared by each key's rows; CombineError when
+        they differ."""
+        lo, hi = self.agg(values, "min"), self.agg(values, "max")
         differ = _arr(pc.fill_null(pc.not_equal(lo, hi), pa.scalar(False)))
         where = _arr(pc.indices_nonzero(differ))
         if len(where):
@@ -292,23 +303,78 @@ def _price(g: _Groups) -> Array:
     return _where(pc.equal(lo, hi), lo, weighted)
 
 
+_POOL_SUMS = ("gpu_s", "busy_gpu_s", "idle_gpu_s", "cost_usd", "idle_cost_usd")
+_GPU_OF_POOL_SUM = {"gpu_s": "covered_s"}
+
+
 def _pool_windows(g: _Groups, sources: Sources) -> dict[str, Array]:
-    v = _sums(g, ["gpu_s", "busy_gpu_s", "idle_gpu_s", "cost_usd", "idle_cost_usd"])
-    v |= _sums(g, ["provisioned_mean_gpus", "demand_mean_gpus"])
+    v = _pool_sums(g, sources)
     exact_gpus = _pool_gpus_seen(g, sources)
     v["gpus"] = _coalesce(exact_gpus, g.agg("gpus", "max"))  # else a lower bound
-    # Demand never exceeds the GPUs (u <= 1 per GPU and bucket): an upper bound of the peak
-    # together with the sum of the partial peaks, and a ceiling for the p95 estimate.
-    most_gpus = _coalesce(exact_gpus, g.sum("gpus")).cast(_F64)
-    peak = _least(g.sum("demand_peak_gpus"), most_gpus)
-    v["demand_peak_gpus"] = peak
-    v["demand_p95_gpus"] = _least(g.sum("demand_p95_gpus"), peak)
+    why = "the instances ran with different sample_interval_s or window lengths"
+    demand = _sum_lists(g, "demand_buckets", "pool_windows", why)
+    provisioned = _sum_lists(g, "provisioned_buckets", "pool_windows", why)
+    # The engine's own arithmetic over the merged per-bucket vectors (pool_windows.rs).
+    figures = _engine.pool_demand_figures(demand, provisioned)
+    for name in ("provisioned_mean_gpus", "demand_mean_gpus"):
+        v[name] = _arr(figures.column(name))
+    v["demand_p95_gpus"] = _arr(figures.column("demand_p95_gpus"))
+    v["demand_peak_gpus"] = _arr(figures.column("demand_peak_gpus"))
+    v["demand_buckets"], v["provisioned_buckets"] = demand, provisioned
     buffer = _sub(v["provisioned_mean_gpus"], v["demand_p95_gpus"])
     v["buffer_gpus"] = buffer
     buffer_gpu_h = _div(_mul(_greatest(buffer, 0.0), g.window_s()), 3600.0)
     v["buffer_cost_usd"] = _mul(buffer_gpu_h, _mean_price(v["cost_usd"], v["gpu_s"]))
     v["utilization"] = _divide(v["busy_gpu_s"], v["gpu_s"])
     return v
+
+
+def _pool_sums(g: _Groups, sources: Sources) -> dict[str, Array]:
+    """The pool's GPU-time and cost sums. Re-added from the combined gpu_windows rows in the
+    engine's order (by GPU, then namespace and pod), so they equal one engine's bit for bit;
+    the sum of the partial sums for pools without gpu_windows rows."""
+    partial = _sums(g, _POOL_SUMS)
+    gpu = sources.usable("gpu_windows")
+    if gpu is None:
+        return partial
+    keys = list(KEYS["pool_windows"])
+    rows = sources.combined("gpu_windows")  # sorted by window, gpu_uuid, namespace, pod
+    columns = [_GPU_OF_POOL_SUM.get(c, c) for c in _POOL_SUMS]
+    # Hash aggregation adds each group's values one by one in row order, as the engine does.
+    sums = rows.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in columns])
+    key_table = g.key_table()
+    out = {}
+    for name, column in zip(_POOL_SUMS, columns, strict=True):
+        out[name] = _coalesce(_lookup(key_table, sums, f"{column}_sum"), partial[name])
+    return out
+
+
+def _sum_lists(g: _Groups, column: str, table: str, why: str) -> Array:
+    """Element-wise sum of each key's list values (all of one length, else CombineError)."""
+    lists = _arr(g.rows.column(column))
+    if not isinstance(lists, pa.ListArray):
+        raise CombineError(f"{table}: {column} is {lists.type}, not a list")
+    lengths = _arr(pc.list_value_length(lists))
+    per_key = g.equal_or_raise_on(table, f"the length of {column}", lengths, why)
+    parents = _arr(pc.list_parent_indices(lists))
+    starts = _arr(
+        pc.take(_arr(pc.subtract(lists.offsets.slice(0, len(lists)), lists.offsets[0])), parents)
+    )
+    position = _arr(pc.subtract(pa.array(range(len(parents)), pa.int64()), starts.cast(pa.int64())))
+    flat = pa.table(
+        {
+            _GROUP: _arr(pc.take(g.ids, parents)),
+            "pos": position,
+            "v": _arr(pc.list_flatten(lists)),
+        }
+    )
+    summed = flat.group_by([_GROUP, "pos"], use_threads=False).aggregate([("v", "sum")])
+    summed = summed.sort_by([(_GROUP, "ascending"), ("pos", "ascending")])
+    item = lists.type.value_type
+    ends = _arr(pc.cumulative_sum(per_key.cast(pa.int64()))).cast(pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+    values = _arr(summed.column("v_sum")).cast(item)
+    return _arr(pa.ListArray.from_arrays(cast("pa.Int32Array", offsets), values, type=lists.type))
 
 
 def _mean_price(cost: Array, gpu_s: Array) -> Array:

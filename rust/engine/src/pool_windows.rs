@@ -1,6 +1,13 @@
 //! Table `pool_windows`: one row per (window, team, GPU model). Demand `D(t)` is the sum of
 //! utilization over the pool's GPUs in each `sample_interval_s` bucket, provisioned `P(t)`
 //! the number of the pool's GPUs reporting in it; buckets with no report count as zero.
+//!
+//! Each GPU's bucket mean enters `D(t)` in fixed point (`DEMAND_UNITS_PER_GPU` units per busy
+//! GPU), so `D(t)` is an integer sum whose value does not depend on the order GPUs are added
+//! in. The per-bucket `D` and `P` are written with the row (`demand_buckets`,
+//! `provisioned_buckets`): partial rows of disjoint GPUs (shards, consumer-group members)
+//! add element-wise and `demand_figures` gives the pool figures one engine gives, bit for bit
+//! (docs/scale-out.md).
 
 use crate::arrow_util::{float_col, str_col, ts_col, ts_type};
 use crate::gpu_windows::{utilization_points, GpuWindowRow};
@@ -8,7 +15,7 @@ use crate::series::Series;
 use crate::stats::{min_max, quantile_select};
 use crate::time::EpochMs;
 use crate::window::SeriesPoints;
-use arrow_array::builder::Int64Builder;
+use arrow_array::builder::{Int32Builder, Int64Builder, ListBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use std::collections::{BTreeMap, HashSet};
@@ -33,6 +40,52 @@ pub struct PoolWindowRow {
     pub buffer_gpus: f64,
     pub buffer_cost_usd: f64,
     pub utilization: Option<f64>,
+    /// `D(t)` per bucket in units of 1/`DEMAND_UNITS_PER_GPU` busy GPU.
+    pub demand_buckets: Vec<i64>,
+    /// `P(t)` per bucket: GPUs reporting.
+    pub provisioned_buckets: Vec<i32>,
+}
+
+/// Fixed-point units per busy GPU in `demand_buckets`: 2^32, so one GPU's bucket mean is
+/// kept to 2.3e-10 and a bucket holds up to 2^31 busy GPUs before i64 overflows (and 2^21
+/// before its f64 value stops being exact).
+pub const DEMAND_UNITS_PER_GPU: f64 = 4_294_967_296.0;
+
+/// One GPU's bucket mean utilization in demand units (rounded to the nearest unit).
+pub fn demand_units(mean_utilization: f64) -> i64 {
+    (mean_utilization * DEMAND_UNITS_PER_GPU).round() as i64
+}
+
+/// The pool figures a window's per-bucket demand and provisioned counts give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DemandFigures {
+    pub provisioned_mean_gpus: f64,
+    pub demand_mean_gpus: f64,
+    pub demand_p95_gpus: f64,
+    pub demand_peak_gpus: f64,
+}
+
+/// The figures of `demand` / `provisioned` (one value per bucket, equal lengths): the one
+/// computation the engine and `gpuledger.combine` share, so merged partial rows give the
+/// engine's values exactly. Empty input gives zeros.
+pub fn demand_figures(
+    demand: &[i64],
+    provisioned: &[i32],
+    scratch: &mut Vec<f64>,
+) -> DemandFigures {
+    let n = demand.len().max(1) as f64;
+    let provisioned_sum: i64 = provisioned.iter().map(|&p| i64::from(p)).sum();
+    let demand_sum: i128 = demand.iter().map(|&d| i128::from(d)).sum();
+    scratch.clear();
+    scratch.extend(demand.iter().map(|&d| d as f64 / DEMAND_UNITS_PER_GPU));
+    let demand_peak_gpus = min_max(scratch).map_or(0.0, |r| r.1);
+    let demand_p95_gpus = quantile_select(scratch, 0.95).unwrap_or(0.0);
+    DemandFigures {
+        provisioned_mean_gpus: provisioned_sum as f64 / n,
+        demand_mean_gpus: demand_sum as f64 / DEMAND_UNITS_PER_GPU / n,
+        demand_p95_gpus,
+        demand_peak_gpus,
+    }
 }
 
 /// Accumulates one pool's GPU rows and per-bucket demand within one window.
@@ -43,8 +96,8 @@ struct PoolAcc<'a> {
     idle: f64,
     cost: f64,
     idle_cost: f64,
-    demand: Vec<f64>,
-    provisioned: Vec<u32>,
+    demand: Vec<i64>,
+    provisioned: Vec<i32>,
     price: f64,
 }
 
@@ -85,7 +138,7 @@ impl<'a> PoolBuilder<'a> {
             let acc = self.pools.get_mut(&key).expect("pool created on add");
             for (b, &(sum, n)) in buckets.iter().enumerate() {
                 if n > 0 {
-                    acc.demand[b] += sum / n as f64;
+                    acc.demand[b] += demand_units(sum / n as f64);
                     acc.provisioned[b] += 1;
                 }
             }
@@ -106,7 +159,7 @@ impl<'a> PoolBuilder<'a> {
             idle: 0.0,
             cost: 0.0,
             idle_cost: 0.0,
-            demand: vec![0.0; n],
+            demand: vec![0; n],
             provisioned: vec![0; n],
             price: row.price_usd_per_gpu_hour,
         });
@@ -135,17 +188,15 @@ impl<'a> PoolBuilder<'a> {
     pub fn finish(mut self, scratch: &mut Vec<f64>) -> Vec<PoolWindowRow> {
         self.flush_gpu();
         let window_s = (self.window_end - self.window_start) as f64 / 1000.0;
-        let n = self.buckets() as f64;
         self.pools
             .into_iter()
             .map(|((team, model), a)| {
-                let provisioned_mean_gpus =
-                    a.provisioned.iter().map(|&p| p as f64).sum::<f64>() / n;
-                let demand_mean_gpus = a.demand.iter().sum::<f64>() / n;
-                scratch.clear();
-                scratch.extend_from_slice(&a.demand);
-                let demand_peak_gpus = min_max(scratch).map_or(0.0, |r| r.1);
-                let demand_p95_gpus = quantile_select(scratch, 0.95).unwrap_or(0.0);
+                let DemandFigures {
+                    provisioned_mean_gpus,
+                    demand_mean_gpus,
+                    demand_p95_gpus,
+                    demand_peak_gpus,
+                } = demand_figures(&a.demand, &a.provisioned, scratch);
                 let buffer_gpus = provisioned_mean_gpus - demand_p95_gpus;
                 let mean_price = if a.gpu_s > 0.0 {
                     a.cost / a.gpu_s * 3600.0
@@ -170,10 +221,18 @@ impl<'a> PoolBuilder<'a> {
                     buffer_gpus,
                     buffer_cost_usd: buffer_gpus.max(0.0) * window_s / 3600.0 * mean_price,
                     utilization: (a.gpu_s > 0.0).then(|| a.busy / a.gpu_s),
+                    demand_buckets: a.demand,
+                    provisioned_buckets: a.provisioned,
                 }
             })
             .collect()
     }
+}
+
+/// The list type of the per-bucket columns (item field named "item", non-null items, as
+/// arrow-rs' `ListBuilder` makes it).
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, false)))
 }
 
 pub fn schema() -> SchemaRef {
@@ -200,6 +259,8 @@ pub fn schema() -> SchemaRef {
                 float("buffer_gpus", false),
                 float("buffer_cost_usd", false),
                 float("utilization", true),
+                Field::new("demand_buckets", list_of(DataType::Int64), false),
+                Field::new("provisioned_buckets", list_of(DataType::Int32), false),
             ]))
         })
         .clone()
@@ -210,6 +271,15 @@ pub fn to_record_batch(rows: &[PoolWindowRow]) -> Result<RecordBatch, ArrowError
     let mut gpus = Int64Builder::with_capacity(n);
     for r in rows {
         gpus.append_value(r.gpus);
+    }
+    let item = |t: DataType| Arc::new(Field::new("item", t, false));
+    let mut demand = ListBuilder::new(Int64Builder::new()).with_field(item(DataType::Int64));
+    let mut provisioned = ListBuilder::new(Int32Builder::new()).with_field(item(DataType::Int32));
+    for r in rows {
+        demand.values().append_slice(&r.demand_buckets);
+        demand.append(true);
+        provisioned.values().append_slice(&r.provisioned_buckets);
+        provisioned.append(true);
     }
     let f = |get: fn(&PoolWindowRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
     let columns: Vec<ArrayRef> = vec![
@@ -230,6 +300,8 @@ pub fn to_record_batch(rows: &[PoolWindowRow]) -> Result<RecordBatch, ArrowError
         f(|r| r.buffer_gpus),
         f(|r| r.buffer_cost_usd),
         float_col(rows.iter().map(|r| r.utilization)),
+        Arc::new(demand.finish()),
+        Arc::new(provisioned.finish()),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -294,5 +366,39 @@ mod tests {
         assert_eq!(r.buffer_cost_usd, 0.0);
         assert_eq!(r.utilization, Some(0.5));
         assert!((r.cost_usd - 0.006).abs() < 1e-12);
+        let unit = DEMAND_UNITS_PER_GPU as i64;
+        assert_eq!(r.demand_buckets, vec![unit * 3 / 2, unit * 3 / 2, 0, 0]);
+        assert_eq!(r.provisioned_buckets, vec![2, 2, 1, 1]);
+        let batch = to_record_batch(&rows).unwrap();
+        assert_eq!(batch.schema(), schema());
+    }
+
+    /// Partial vectors of disjoint GPUs add up to the whole's, and the figures of the sum are
+    /// the whole's whatever order the GPUs' units were added in.
+    #[test]
+    fn figures_of_merged_partials_equal_the_whole() {
+        let gpus: Vec<Vec<i64>> = (0..7)
+            .map(|g| {
+                (0..10)
+                    .map(|b| demand_units(((g * 31 + b * 17) % 100) as f64 / 97.0))
+                    .collect()
+            })
+            .collect();
+        let sum = |ids: &[usize]| -> Vec<i64> {
+            (0..10)
+                .map(|b| ids.iter().map(|&g| gpus[g][b]).sum())
+                .collect()
+        };
+        let whole = sum(&[0, 1, 2, 3, 4, 5, 6]);
+        let (a, b) = (sum(&[0, 2, 4, 6]), sum(&[5, 3, 1]));
+        let merged: Vec<i64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        assert_eq!(merged, whole);
+        let p = vec![7; 10];
+        let mut s = Vec::new();
+        assert_eq!(
+            demand_figures(&merged, &p, &mut s),
+            demand_figures(&whole, &p, &mut s)
+        );
+        assert_eq!(demand_figures(&[], &[], &mut s).demand_p95_gpus, 0.0);
     }
 }

@@ -10,6 +10,7 @@ mod errors;
 mod kafka_batch;
 mod noargs_method;
 mod parquet_reader;
+mod pools;
 mod sketch;
 
 use pyo3::prelude::*;
@@ -24,6 +25,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parquet_reader::ParquetBatches>()?;
     m.add_class::<parquet_reader::ParquetChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
+    m.add_function(wrap_pyfunction!(pools::pool_demand_figures, m)?)?;
     m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
     m.add("InputError", py.get_type::<errors::InputError>())?;
