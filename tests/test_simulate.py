@@ -19,7 +19,7 @@ from gpuledger.cli.simulate import produce_command, simulate_command
 from gpuledger.simulate import DEFAULT_START_S, Simulation, parse_duration, parse_start, write_files
 from gpuledger.simulate import trace as trace_mod
 from gpuledger.simulate.compression import read_lines
-from gpuledger.simulate.kafka_out import TokenBucket, gpu_key
+from gpuledger.simulate.kafka_out import KEYS, TokenBucket, gpu_key, host_key, service_key
 
 START = DEFAULT_START_S  # 2026-11-28T00:00:00Z, on a window boundary
 
@@ -384,3 +384,13 @@ def test_simulate_straight_to_kafka(tmp_path: Path, kafka_bootstrap: str, make_t
     reqs = consume_all(kafka_bootstrap, lat_topic, 1, timeout_s=10)
     assert "requests to" in r.output
     assert len(reqs) == int(r.output.split(" requests to")[0].rsplit(" ", 1)[1].replace(",", ""))
+
+
+def test_host_and_service_keys() -> None:
+    assert host_key(b'{"labels":{"UUID":"GPU-1","Hostname":"node-7"}}') == b"node-7"
+    assert host_key(b'DCGM_FI_DEV_GPU_UTIL{gpu="0",Hostname="node-8"} 5') == b"node-8"
+    assert host_key(b'{"ts":1.0,"gpu":"GPU-2","host":"node-9"}') == b"node-9"
+    assert host_key(b'{"labels":{"UUID":"GPU-1"}}') is None
+    assert service_key(b'{"ts":1.0,"service":"chat-llm","pod":"p"}') == b"chat-llm"
+    assert service_key(b'{"ts":1.0,"pod":"p"}') is None
+    assert set(KEYS) == {"gpu", "host", "service"}

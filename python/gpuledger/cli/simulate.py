@@ -23,7 +23,7 @@ from gpuledger.simulate import (
 )
 from gpuledger.simulate.compression import read_lines
 from gpuledger.simulate.encode import TELEMETRY_FORMATS, rfc3339
-from gpuledger.simulate.kafka_out import PacedProducer, ProduceReport, gpu_key, produce_simulation
+from gpuledger.simulate.kafka_out import KEYS, PacedProducer, ProduceReport, produce_simulation
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:
@@ -188,10 +188,12 @@ def simulate_command(
 )
 @click.option(
     "--key-by",
-    type=click.Choice(["none", "gpu"]),
+    type=click.Choice(["none", "gpu", "host", "service"]),
     default="none",
     show_default=True,
-    help="gpu: key each message by its GPU UUID, so a GPU stays in one partition.",
+    help="Key each message by its GPU UUID (gpu) or hostname (host) for telemetry, by its "
+    "service for requests, so each key stays in one partition and consumer-group members "
+    "write final rows (docs/scale-out.md).",
 )
 def produce_command(
     files: tuple[str, ...], topic: str, bootstrap: str, rate: float, key_by: str
@@ -204,8 +206,8 @@ def produce_command(
         n = 0
         for line in read_lines(path):
             key = None
-            if key_by == "gpu":
-                key = gpu_key(line)
+            if key_by != "none":
+                key = KEYS[key_by](line)
                 if key is None:
                     unkeyed += 1
             producer.send(topic, line, key)
@@ -213,9 +215,7 @@ def produce_command(
         click.echo(f"{Path(path).name}: {n:,} messages", err=True)
     result = producer.close()
     keyed = (
-        f"; {result.keyed:,} keyed by GPU, {unkeyed:,} without a GPU UUID"
-        if key_by == "gpu"
-        else ""
+        f"; {result.keyed:,} keyed by {key_by}, {unkeyed:,} without one" if key_by != "none" else ""
     )
     click.echo(
         f"produced {result.produced:,} messages from {len(files)} file(s) to {topic} in "

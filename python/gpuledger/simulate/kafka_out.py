@@ -26,11 +26,16 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.kbytes": 1 << 20,
     "compression.type": "lz4",
     "enable.idempotence": True,
+    # The Java client's key hash: a key lands in the same partition whichever client (Java,
+    # librdkafka, this one) produced it, so keyed topics stay keyed (docs/scale-out.md).
+    "partitioner": "murmur2_random",
 }
 
 # Where the GPU UUID sits in a telemetry line: adapter JSON or exposition text, else wide JSON.
 _UUID_LABEL = re.compile(rb'"UUID"\s*:\s*"([^"]+)"|UUID="([^"]+)"')
 _WIDE_GPU = re.compile(rb'"gpu"\s*:\s*"([^"]+)"')
+_HOST_LABEL = re.compile(rb'"Hostname"\s*:\s*"([^"]+)"|Hostname="([^"]+)"|"host"\s*:\s*"([^"]+)"')
+_SERVICE = re.compile(rb'"service"\s*:\s*"([^"]+)"')
 
 
 def gpu_key(line: bytes) -> bytes | None:
@@ -40,6 +45,27 @@ def gpu_key(line: bytes) -> bytes | None:
         return m.group(1) or m.group(2)
     w = _WIDE_GPU.search(line)
     return None if w is None else w.group(1)
+
+
+def host_key(line: bytes) -> bytes | None:
+    """The hostname of a telemetry message (DCGM's `Hostname` label, wide JSON's `host`),
+    None when it has none."""
+    m = _HOST_LABEL.search(line)
+    return None if m is None else m.group(1) or m.group(2) or m.group(3)
+
+
+def service_key(line: bytes) -> bytes | None:
+    """The `service` of a request event, None when it has none."""
+    m = _SERVICE.search(line)
+    return None if m is None else m.group(1)
+
+
+KEYS: dict[str, Callable[[bytes], bytes | None]] = {
+    "gpu": gpu_key,
+    "host": host_key,
+    "service": service_key,
+}
+"""What `gpuledger produce --key-by` keys a message by."""
 
 
 class TokenBucket:
@@ -151,7 +177,9 @@ def produce_simulation(
     latency_topic: str,
 ) -> tuple[int, int]:
     """Sends the simulation second by second (telemetry keyed by GPU UUID, then the requests
-    completing in that second, keyed by pod). Returns (telemetry, request) message counts."""
+    completing in that second, keyed by service), so consumer-group members write final
+    gpu_windows and latency_windows rows (docs/scale-out.md). Returns (telemetry, request)
+    message counts."""
     if fmt not in ("prom_json", "wide_json"):
         raise ValueError(f"Kafka takes prom_json or wide_json telemetry, not {fmt}")
     enc = Encoder()
@@ -161,6 +189,6 @@ def produce_simulation(
             producer.send(telemetry_topic, msg.encode(), key.encode())
             tel += 1
         for r in tick.requests:
-            producer.send(latency_topic, request_json(r).encode(), r.pod.encode() or None)
+            producer.send(latency_topic, request_json(r).encode(), r.service.encode() or None)
             req += 1
     return tel, req
