@@ -826,7 +826,6 @@ def _close(a: Any, b: Any, rel: float) -> bool:
 
 
 APPROXIMATE_WHEN_COMBINED = {
-    "pool_windows": ("demand_peak_gpus", "demand_p95_gpus", "buffer_gpus", "buffer_cost_usd"),
     "service_cost_windows": ("pods", "gpus"),
 }
 """Columns combine_tables documents as approximate (bounds) for partial rows."""
