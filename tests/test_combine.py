@@ -520,3 +520,10 @@ def test_cli_in_a_group_and_its_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2
     with pytest.raises(CombineError, match="also an input"):
         combine_dirs([tmp_path], tmp_path)
+
+
+def test_pool_rows_without_per_bucket_columns_are_refused(parts: tuple[Tables, Tables]) -> None:
+    # Output written before demand_buckets / provisioned_buckets cannot be merged exactly.
+    old = concat(*parts)["pool_windows"].drop_columns(["demand_buckets", "provisioned_buckets"])
+    with pytest.raises(CombineError, match="missing column 'demand_buckets'"):
+        combine_tables({"pool_windows": old})
