@@ -280,7 +280,7 @@ _FLAT: dict[str, type] = {
     "observability": ObservabilityConfig,
     "run": RunConfig,
 }
-SECTIONS = (*_FLAT, "units", "prices", "teams", "services", "aggregations")
+SECTIONS = (*_FLAT, "units", "prices", "teams", "services", "aggregations", "billing")
 
 
 def _flat(root: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -445,6 +445,7 @@ def build(data: Mapping[str, Any], client_env: Mapping[str, str] | None = None) 
         output=OutputConfig(**flat["output"]),
         observability=ObservabilityConfig(**flat["observability"]),
         run=RunConfig(**flat["run"]),
+        billing=frozen_map(table(root.get("billing", {}), "billing")),
     )
 
 

@@ -16,6 +16,7 @@ DEMO_START_S = 1_795_824_000
 @click.group(
     cls=LazyGroup,
     lazy={
+        "allocate": "gpuledger.billing.command:allocate_command",
         "combine": "gpuledger.cli_combine:combine_command",
         "replay": "gpuledger.cli_replay:replay_command",
         "simulate": "gpuledger.cli_simulate:simulate_command",

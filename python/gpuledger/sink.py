@@ -59,6 +59,7 @@ TIME_COLUMNS: Mapping[str, str] = {
     "idle_streaks": "as_of",
     "late_events": "event_time",
     "dead_letters": "received_at",
+    "allocated_costs": "ChargePeriodStart",
 }
 """Tables partitioned by a column other than `window_start` (every other table uses it)."""
 _FALLBACK_TIME_COLUMNS = ("window_start", "as_of", "event_time", "received_at")

@@ -1,0 +1,114 @@
+"""Telemetry to cells, in Arrow: each hour of gpu_windows is cut at the bill's period
+boundaries and summed per (cell, GPU, pod); windows outside every charge period are summed
+per (node, UTC hour, pod) for list pricing. Python sees only the sums."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gpuledger.billing.grid import HOUR_MS, Grid, cut_windows, piece_table
+from gpuledger.billing.telemetry import TelemetryFiles, hours
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["Telemetry", "aggregate_telemetry"]
+
+_SUMS = ["covered_s", "busy_gpu_s", "cost_usd"]
+_CELL_KEYS = ["cell", "gpu_uuid", "namespace", "pod"]
+_LIST_KEYS = ["hostname", "hour", "namespace", "pod"]
+_FIRSTS = ["hostname", "team", "model_name"]
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    cells: pa.Table
+    """cell, gpu_uuid, namespace, pod, covered_s, busy_gpu_s, cost_usd, hostname, team,
+    model_name: GPU time inside charge periods."""
+    unbilled: pa.Table
+    """hostname, hour, namespace, pod, covered_s, busy_gpu_s, cost_usd, team, model_name:
+    GPU time in no charge period of its node."""
+    rows: int
+    combined_keys: int
+
+
+def aggregate_telemetry(
+    files: TelemetryFiles,
+    grid: Grid,
+    node_column: str,
+    node_values: Sequence[str],
+    node_resource: npt.NDArray[np.int64],
+) -> Telemetry:
+    """Sums every hour of `files`. `node_values[i]` (values of `node_column`) is resource
+    `node_resource[i]` (-1: not mapped)."""
+    value_set = pa.array(list(node_values), pa.string())
+    lookup = np.r_[node_resource, -1].astype(np.int64)
+    cells: list[pa.Table] = []
+    unbilled: list[pa.Table] = []
+    rows = combined = 0
+    extra = [node_column] if node_column not in ("hostname",) else []
+    for table, n_combined in hours(files, extra):
+        rows += table.num_rows
+        combined += n_combined
+        idx = pc.index_in(table[node_column], value_set=value_set)
+        node = np.asarray(pc.fill_null(idx, len(node_values)).to_numpy(), dtype=np.int64)
+        resource = lookup[node]
+        start = np.asarray(table["window_start"].cast(pa.int64()).to_numpy(), dtype=np.int64)
+        end = np.asarray(table["window_end"].cast(pa.int64()).to_numpy(), dtype=np.int64)
+        pieces = cut_windows(grid, resource, start, end)
+        columns = ["gpu_uuid", "namespace", "pod", "hostname", "team", "model_name"]
+        t = piece_table(table, pieces, columns, _SUMS)
+        billed = pieces.cell >= 0
+        if billed.all():
+            cells.append(_sum_cells(t))
+            continue
+        if billed.any():
+            cells.append(_sum_cells(t.filter(pa.array(billed))))
+        rest = t.filter(pa.array(~billed))
+        hour = (np.asarray(rest["piece_start"].to_numpy(), dtype=np.int64) // HOUR_MS) * HOUR_MS
+        unbilled.append(_sum_list(rest.append_column("hour", pa.array(hour))))
+    return Telemetry(_final(cells, _CELL_KEYS), _final(unbilled, _LIST_KEYS), rows, combined)
+
+
+def _aggs() -> list[tuple[str, str]]:
+    return [(c, "sum") for c in _SUMS] + [(c, "first") for c in _FIRSTS]
+
+
+def _sum_cells(t: pa.Table) -> pa.Table:
+    return _strip(t.group_by(_CELL_KEYS, use_threads=False).aggregate(_aggs()))
+
+
+def _sum_list(t: pa.Table) -> pa.Table:
+    aggs = [a for a in _aggs() if a[0] != "hostname"]
+    return _strip(t.group_by(_LIST_KEYS, use_threads=False).aggregate(aggs))
+
+
+def _strip(t: pa.Table) -> pa.Table:
+    return t.rename_columns([c.removesuffix("_sum").removesuffix("_first") for c in t.column_names])
+
+
+def _final(parts: list[pa.Table], keys: list[str]) -> pa.Table:
+    """Sums of the hours' sums (a cell or hour can span several hour partitions)."""
+    empty = {
+        "cell": pa.int64(),
+        "hour": pa.int64(),
+        "gpu_uuid": pa.string(),
+        "namespace": pa.string(),
+        "pod": pa.string(),
+        "hostname": pa.string(),
+        "team": pa.string(),
+        "model_name": pa.string(),
+    }
+    if not parts:
+        names = [*keys, *_SUMS, *[f for f in _FIRSTS if f not in keys]]
+        return pa.table({n: pa.array([], empty.get(n, pa.float64())) for n in names})
+    t = pa.concat_tables(parts)
+    aggs = [a for a in _aggs() if a[0] not in keys]
+    out = _strip(t.group_by(keys, use_threads=False).aggregate(aggs))
+    return out.sort_by([(k, "ascending") for k in keys])

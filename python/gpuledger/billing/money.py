@@ -1,0 +1,100 @@
+"""Exact money: the decimal type of every cost column and conversions between Arrow decimals
+and unscaled Python integers (units of 10**-SCALE), with no float anywhere on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+
+    Objects: TypeAlias = npt.NDArray[np.object_]
+
+__all__ = [
+    "MONEY",
+    "SCALE",
+    "UNIT",
+    "from_unscaled",
+    "money_from_floats",
+    "to_unscaled",
+]
+
+SCALE = 18
+"""Decimal places of every cost column. FOCUS exports carry 11 (the sample) and up to 16-18
+(float-formatted Azure exports); 18 keeps every one of them exact (docs/billing.md)."""
+MONEY = pa.decimal128(38, SCALE)
+UNIT = Decimal(1).scaleb(-SCALE)
+_TWO64 = 1 << 64
+_LIMIT = 10**38  # decimal128(38, _) holds fewer than 38 digits
+
+
+def to_unscaled(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> Objects:
+    """The values of a `MONEY` array as Python ints in units of 10**-SCALE (object array);
+    nulls come out as None. Reads the 128-bit words directly (no Decimal per value)."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not arr.type.equals(MONEY):
+        raise TypeError(f"expected {MONEY}, got {arr.type}")
+    n = len(arr)
+    out: Objects = np.empty(n, dtype=object)
+    if n == 0:
+        return out
+    buf = arr.buffers()[1]
+    assert buf is not None
+    words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + n))[2 * arr.offset :]
+    low, high = words[0::2], words[1::2]
+    small = high == (low >> 63)  # the value fits in one signed 64-bit word
+    out[small] = low[small].astype(object)
+    rest = np.flatnonzero(~small)
+    for i in rest:
+        out[i] = int(high[i]) * _TWO64 + int(low[i].astype(np.uint64))
+    if arr.null_count:
+        out[np.asarray(arr.is_null().to_numpy(zero_copy_only=False))] = None
+    return out
+
+
+def from_unscaled(values: Objects | Sequence[int | None]) -> pa.Array[Any]:
+    """A `MONEY` array from Python ints in units of 10**-SCALE (None for null). Raises
+    OverflowError for a value beyond 38 digits."""
+    objs = np.asarray(values, dtype=object)
+    n = len(objs)
+    valid = np.array([v is not None for v in objs], dtype=bool) if n else np.zeros(0, bool)
+    ints = np.where(valid, objs, 0)
+    words = np.zeros(2 * n, dtype=np.int64)
+    if n:
+        lo_ok = (ints >= -(1 << 63)) & (ints < (1 << 63))
+        fits = np.asarray(lo_ok, dtype=bool)
+        small = ints[fits].astype(np.int64)
+        idx = np.flatnonzero(fits)
+        words[2 * idx] = small
+        words[2 * idx + 1] = small >> 63
+        for i in np.flatnonzero(~fits):
+            v = int(ints[i])
+            if not -_LIMIT < v < _LIMIT:
+                raise OverflowError(f"{Decimal(v).scaleb(-SCALE)} does not fit {MONEY}")
+            low = v % _TWO64
+            words[2 * i] = low - _TWO64 if low >= 1 << 63 else low
+            words[2 * i + 1] = v >> 64
+    validity = None if valid.all() else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(
+        MONEY, n, [validity, pa.py_buffer(words.tobytes())], null_count=int(n - valid.sum())
+    )
+
+
+def money_from_floats(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
+    """Float dollars (list prices from gpu_windows) as `MONEY`, each through its shortest
+    decimal text (0.1 -> 0.1, not 0.1000000000000000055...), rounded half-even to SCALE
+    places. These are estimates priced from the configuration, not bill amounts."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    text = pc.cast(arr, pa.string())
+    out: list[Decimal | None] = []
+    for t in text.to_pylist():
+        out.append(None if t is None else Decimal(t).quantize(UNIT))
+    return pa.array(out, MONEY)
