@@ -32,6 +32,7 @@ SCALE = 18
 (float-formatted Azure exports); 18 keeps every one of them exact (docs/billing.md)."""
 MONEY = pa.decimal128(38, SCALE)
 UNIT = Decimal(1).scaleb(-SCALE)
+LIST_UNIT = Decimal(1).scaleb(-10)
 _TWO64 = 1 << 64
 _LIMIT = 10**38  # decimal128(38, _) holds fewer than 38 digits
 
@@ -91,10 +92,11 @@ def from_unscaled(values: Objects | Sequence[int | None]) -> pa.Array[Any]:
 def money_from_floats(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
     """Float dollars (list prices from gpu_windows) as `MONEY`, each through its shortest
     decimal text (0.1 -> 0.1, not 0.1000000000000000055...), rounded half-even to SCALE
-    places. These are estimates priced from the configuration, not bill amounts."""
+    places. These are estimates priced from the configuration, not bill amounts: rounded
+    half-even to 10 decimal places, below which float sums carry noise."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     text = pc.cast(arr, pa.string())
     out: list[Decimal | None] = []
     for t in text.to_pylist():
-        out.append(None if t is None else Decimal(t).quantize(UNIT))
+        out.append(None if t is None else Decimal(t).quantize(LIST_UNIT))
     return pa.array(out, MONEY)
