@@ -206,8 +206,12 @@ def test_mig_slices(tmp_path: Path) -> None:
     t = {r["AllocatedResourceId"]: r for r in allocate([bill], [win], resources=res).allocated_costs.to_pylist()}
     assert t["team-a/big"]["x_GpuSeconds"] == pytest.approx(3600 * 3 / 7)
     assert t["team-a/small"]["x_GpuSeconds"] == pytest.approx(3600 / 7)
-    assert t["team-a/big"]["EffectiveCost"] == 3 and t["team-a/small"]["EffectiveCost"] == 1
-    assert t[None]["EffectiveCost"] == 3  # 3 of 7 slices not partitioned: idle
+    # weights are whole micro-GPU-seconds: 3/7 of an hour is not, so within 1e-6 USD
+    near = {"abs": Decimal("1e-6")}
+    assert t["team-a/big"]["EffectiveCost"] == pytest.approx(Decimal(3), **near)
+    assert t["team-a/small"]["EffectiveCost"] == pytest.approx(Decimal(1), **near)
+    assert t[None]["EffectiveCost"] == pytest.approx(Decimal(3), **near)  # 3 slices unused
+    assert sum(r["EffectiveCost"] for r in t.values()) == 7
     (win / "mig_profiles").rename(tmp_path / "gone")
     with pytest.raises(MappingError, match="GPU-M/2"):
         allocate([bill], [win], resources=res)
