@@ -185,13 +185,15 @@ class _FileReader:
         names = self._header()
         skipped: list[int] = []  # data row numbers of rows with a wrong field count
 
+        first_error: list[str] = []
+
         def invalid(row: pcsv.InvalidRow) -> str:
-            # `number` counts physical lines from 0 = the header, so it is the data row
-            # number while no value spans lines.
-            number = int(row.number) if row.number is not None else -1
+            # `number` counts rows from 1 = the header: the data row number is one less.
+            number = int(row.number) - 1 if row.number is not None else -1
             reason = f"{row.actual_columns} fields, the header has {row.expected_columns}"
             if not self.reject_bad_rows:
-                raise BillError(f"{self.path}: row {number}: {reason}: {row.text[:200]!r}")
+                first_error.append(f"{self.path}: row {number}: {reason}: {row.text[:200]!r}")
+                return "error"
             skipped.append(number)
             self.rejected.append(RejectedRow(self.name, number, None, reason))
             return "skip"
@@ -215,6 +217,8 @@ class _FileReader:
                 next_row = int(numbers[-1]) + 1 if n else next_row
                 yield pa.Table.from_batches([b]), numbers
         except pa.ArrowInvalid as e:
+            if first_error:
+                raise BillError(first_error[0]) from None
             raise BillError(f"{self.path}: not a readable CSV bill: {e}") from e
 
 
