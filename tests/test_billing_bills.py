@@ -103,7 +103,7 @@ def test_not_a_bill_and_gzip_and_parquet_read_the_same(tmp_path: Path) -> None:
             assert got[c].to_pylist() == want[c].to_pylist(), (other, c)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     usage=st.lists(
         st.lists(st.tuples(st.integers(0, 3), st.floats(0, 60)), min_size=1, max_size=4),
@@ -141,6 +141,6 @@ def test_random_usage_and_costs_split_exactly(tmp_path_factory: pytest.TempPathF
                     weight = row["x_BusyGpuSeconds"] if basis == "usage" else row["x_GpuSeconds"]
                     if not share:
                         c = Decimal(bill_rows[row["x_BillRowNumber"] - 1]["EffectiveCost"])
-                        gpus = len(usage[(row["ChargePeriodStart"].timestamp() - T0) // 3600 if False else int((row["ChargePeriodStart"].timestamp() - T0) // 3600)])
+                        gpus = max(len(g) for g in usage)  # GPUs the node ever showed
                         exact = c * Decimal(round(weight * 1e6)) / Decimal(gpus * 3600 * 10**6)
                         assert abs(row["EffectiveCost"] - exact) <= Decimal("1e-18")
