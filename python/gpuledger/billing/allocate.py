@@ -271,59 +271,87 @@ def _split_rows(
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         util = np.where(gpu_s > 0, busy_s / np.where(gpu_s > 0, gpu_s, 1.0), np.nan)
+    # Text columns, vectorized: codes into small vocabularies, JSON per distinct pod.
     method = METHOD[settings.basis]
-    pod_ns = pods["namespace"].to_pylist()
-    pod_name = pods["pod"].to_pylist()
-    pod_team = pods["team"].to_pylist()
-    pod_model = pods["model_name"].to_pylist()
-    pod_host = pods["hostname"].to_pylist()
-    period_host: dict[int, str] = {}
-    for i, p in enumerate(pod_period.tolist()):
-        period_host.setdefault(p, pod_host[i])
-    methods: list[str] = []
-    res_id: list[str | None] = []
-    res_name: list[str | None] = []
-    tag_text: list[str | None] = []
-    team: list[str | None] = []
-    resource_names = rows["ResourceName"].to_pylist()
-    for j in range(len(part_bill)):
-        b = int(part_bill[j])
-        if is_pod[j]:
-            i = int(pod_row[j])
-            methods.append(method + IDLE_SHARED_SUFFIX if shared[b] else method)
-            res_id.append(f"{pod_ns[i]}/{pod_name[i]}")
-            res_name.append(pod_name[i])
-            tag_text.append(
-                tags.pod(pod_ns[i], pod_name[i], pod_team[i], pod_model[i], pod_host[i])
-            )
-            team.append(pod_team[i])
-        else:
-            res_id.append(None)
-            res_name.append(None)
-            team.append(None)
-            if is_idle[j]:
-                methods.append(IDLE_METHOD + IDLE_SHARED_SUFFIX if shared[b] else IDLE_METHOD)
-                node = period_host.get(int(p_part[j])) or resource_names[b] or ""
-                tag_text.append(tags.idle(node, bool(shared[b])))
-            else:
-                methods.append(UNMONITORED_METHOD)
-                tag_text.append(None)
+    vocab = [method, method + IDLE_SHARED_SUFFIX, IDLE_METHOD, IDLE_METHOD + IDLE_SHARED_SUFFIX, UNMONITORED_METHOD]
+    sh = shared[part_bill] if n_bill else np.zeros(0, bool)
+    code = np.where(is_pod, np.where(sh, 1, 0), np.where(is_idle, np.where(sh, 3, 2), 4))
+    methods = pa.array(vocab, pa.string()).take(pa.array(code.astype(np.int32)))
+    pod_idx = pa.array(np.where(is_pod, pod_row, 0).astype(np.int64), mask=~is_pod)
+    pod_id = pc.binary_join_element_wise(pods["namespace"], pods["pod"], "/")
+    res_id = _arr(pc.take(pod_id, pod_idx))
+    res_name = _arr(pc.take(pods["pod"], pod_idx))
+    team = _arr(pc.take(pods["team"], pod_idx))
+    pod_tags = _pod_tags(pods, tags)
+    idle_host = _idle_hosts(pods, pod_period, n_periods, rows, period_of_row)
+    idle_tags = _idle_tags(idle_host, part_period, sh, is_idle, tags)
+    tag_text = pc.if_else(pa.array(is_pod), pc.take(pod_tags, pod_idx), idle_tags)
     extra: dict[str, pa.Array[Any]] = {
-        "AllocatedMethodId": pa.array(methods, pa.string()),
-        "AllocatedResourceId": pa.array(res_id, pa.string()),
-        "AllocatedResourceName": pa.array(res_name, pa.string()),
-        "AllocatedTags": pa.array(tag_text, pa.string()),
+        "AllocatedMethodId": methods,
+        "AllocatedResourceId": res_id,
+        "AllocatedResourceName": res_name,
+        "AllocatedTags": _arr(tag_text),
         "x_GpuSeconds": pa.array(gpu_s, pa.float64(), from_pandas=True),
         "x_BusyGpuSeconds": pa.array(busy_s, pa.float64(), from_pandas=True),
         "x_IdleGpuSeconds": pa.array(gpu_s - busy_s, pa.float64(), from_pandas=True),
         "x_UtilizationMean": pa.array(util, pa.float64(), from_pandas=True),
-        "x_Team": pa.array(team, pa.string()),
-        "x_PriceSource": pa.array([PRICE_BILL] * len(part_bill), pa.string()),
+        "x_Team": team,
+        "x_PriceSource": pa.array([PRICE_BILL], pa.string()).take(pa.array(np.zeros(len(part_bill), np.int32))),
     }
     columns = []
     for f in schema:
         columns.append(extra[f.name] if f.name in extra else out[f.name].combine_chunks())
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _arr(value: Any) -> pa.Array[Any]:
+    return value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
+
+
+def _pod_tags(pods: pa.Table, tags: TagMaker) -> pa.Array[Any]:
+    """AllocatedTags of every pods row, the JSON built once per distinct pod."""
+    cols = ["namespace", "pod", "team", "model_name", "hostname"]
+    key = pc.binary_join_element_wise(*[pods[c] for c in cols], "\x1f")
+    enc = _arr(pc.dictionary_encode(key))
+    texts = [tags.pod(*k.split("\x1f")) for k in enc.dictionary.to_pylist()]
+    return pa.array(texts, pa.string()).take(enc.indices)
+
+
+def _idle_hosts(
+    pods: pa.Table,
+    pod_period: npt.NDArray[np.int64],
+    n_periods: int,
+    rows: pa.Table,
+    period_of_row: npt.NDArray[np.int64],
+) -> npt.NDArray[np.object_]:
+    """A node name per period: a hostname its pods ran on, else the bill's ResourceName."""
+    host: npt.NDArray[np.object_] = np.full(n_periods, "", dtype=object)
+    if len(period_of_row):
+        names = np.asarray(pc.fill_null(rows["ResourceName"], "").to_numpy(zero_copy_only=False), dtype=object)
+        host[period_of_row] = names
+    if len(pod_period):
+        hostnames = np.asarray(pods["hostname"].to_numpy(zero_copy_only=False), dtype=object)
+        first = np.r_[True, pod_period[1:] != pod_period[:-1]]
+        host[pod_period[first]] = hostnames[first]
+    return host
+
+
+def _idle_tags(
+    host: npt.NDArray[np.object_],
+    part_period: npt.NDArray[np.int64],
+    shared: npt.NDArray[np.bool_],
+    is_idle: npt.NDArray[np.bool_],
+    tags: TagMaker,
+) -> pa.Array[Any]:
+    """AllocatedTags of idle parts (null elsewhere), the JSON built once per (node, shared)."""
+    n = len(part_period)
+    if n == 0:
+        return pa.array([], pa.string())
+    names = host[part_period] if len(host) else np.full(n, "", dtype=object)
+    key = pa.array(np.where(shared, "1", "0").astype(object) + names.astype(object), pa.string())
+    enc = _arr(pc.dictionary_encode(key))
+    texts = [tags.idle(k[1:], k[0] == "1") for k in enc.dictionary.to_pylist()]
+    return pa.array(texts, pa.string()).take(pa.array(enc.indices, mask=~is_idle))
 
 
 def _rejected(bill: BillRead) -> pa.Table:

@@ -44,18 +44,16 @@ def to_unscaled(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> Objects:
     if not arr.type.equals(MONEY):
         raise TypeError(f"expected {MONEY}, got {arr.type}")
     n = len(arr)
-    out: Objects = np.empty(n, dtype=object)
     if n == 0:
-        return out
+        return np.empty(0, dtype=object)
     buf = arr.buffers()[1]
     assert buf is not None
     words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + n))[2 * arr.offset :]
     low, high = words[0::2], words[1::2]
-    small = high == (low >> 63)  # the value fits in one signed 64-bit word
-    out[small] = low[small].astype(object)
-    rest = np.flatnonzero(~small)
-    for i in rest:
-        out[i] = int(high[i]) * _TWO64 + int(low[i].astype(np.uint64))
+    if np.array_equal(high, low >> 63):  # every value fits one signed 64-bit word
+        out: Objects = low.astype(object)
+    else:
+        out = high.astype(object) * _TWO64 + low.view(np.uint64).astype(object)
     if arr.null_count:
         out[np.asarray(arr.is_null().to_numpy(zero_copy_only=False))] = None
     return out
@@ -66,26 +64,18 @@ def from_unscaled(values: Objects | Sequence[int | None]) -> pa.Array[Any]:
     OverflowError for a value beyond 38 digits."""
     objs = np.asarray(values, dtype=object)
     n = len(objs)
-    valid = np.array([v is not None for v in objs], dtype=bool) if n else np.zeros(0, bool)
-    ints = np.where(valid, objs, 0)
+    null = np.equal(objs, None) if n else np.zeros(0, dtype=bool)
+    null = np.asarray(null, dtype=bool)
+    ints = np.where(null, 0, objs) if null.any() else objs
     words = np.zeros(2 * n, dtype=np.int64)
     if n:
-        lo_ok = (ints >= -(1 << 63)) & (ints < (1 << 63))
-        fits = np.asarray(lo_ok, dtype=bool)
-        small = ints[fits].astype(np.int64)
-        idx = np.flatnonzero(fits)
-        words[2 * idx] = small
-        words[2 * idx + 1] = small >> 63
-        for i in np.flatnonzero(~fits):
-            v = int(ints[i])
-            if not -_LIMIT < v < _LIMIT:
-                raise OverflowError(f"{Decimal(v).scaleb(-SCALE)} does not fit {MONEY}")
-            low = v % _TWO64
-            words[2 * i] = low - _TWO64 if low >= 1 << 63 else low
-            words[2 * i + 1] = v >> 64
-    validity = None if valid.all() else pa.array(valid).buffers()[1]
+        if np.any(np.asarray(ints >= _LIMIT, dtype=bool) | np.asarray(ints <= -_LIMIT, dtype=bool)):
+            raise OverflowError(f"an amount does not fit {MONEY}")
+        words[0::2] = (ints & (_TWO64 - 1)).astype(np.uint64).view(np.int64)
+        words[1::2] = (ints >> 64).astype(np.int64)
+    validity = pa.array(~null).buffers()[1] if null.any() else None
     return pa.Array.from_buffers(
-        MONEY, n, [validity, pa.py_buffer(words.tobytes())], null_count=int(n - valid.sum())
+        MONEY, n, [validity, pa.py_buffer(words.tobytes())], null_count=int(null.sum())
     )
 
 

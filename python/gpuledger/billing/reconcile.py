@@ -6,14 +6,19 @@ are counted beside it."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger.billing.bill_reader import MAPPED_OTHER, NOT_MAPPED, BillRead
 from gpuledger.billing.focus import MONEY_COLUMNS, ROW_FILE, ROW_NUMBER
-from gpuledger.billing.money import MONEY
+from gpuledger.billing.money import MONEY, to_unscaled
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["reconcile", "reconciliation_lines"]
 
@@ -27,9 +32,12 @@ def _sum(t: pa.Table, column: str) -> Decimal:
 
 def reconcile(bill: BillRead, allocated: pa.Table) -> pa.Table:
     """One row per currency of the bill rows split (and of list-priced telemetry)."""
-    rows = bill.rows
-    from_bill = allocated.filter(pc.equal(allocated["x_PriceSource"], "bill"))
-    listed = allocated.filter(pc.equal(allocated["x_PriceSource"], "list"))
+    rows = bill.rows.select([ROW_FILE, ROW_NUMBER, "BillingCurrency", *MONEY_COLUMNS])
+    small = allocated.select(
+        ["x_PriceSource", "AllocatedMethodId", ROW_FILE, ROW_NUMBER, "BillingCurrency", *MONEY_COLUMNS]
+    )
+    from_bill = small.filter(pc.equal(small["x_PriceSource"], "bill"))
+    listed = small.filter(pc.equal(small["x_PriceSource"], "list"))
     method = from_bill["AllocatedMethodId"]
     currencies = sorted(
         set(rows["BillingCurrency"].to_pylist())
@@ -87,11 +95,31 @@ def _empty() -> pa.Table:
     )
 
 
+def _row_keys(t: pa.Table, files: pa.Array[Any]) -> npt.NDArray[np.int64]:
+    code = np.asarray(pc.index_in(t[ROW_FILE], value_set=files).to_numpy(zero_copy_only=False), np.int64)
+    number = np.asarray(t[ROW_NUMBER].to_numpy(), dtype=np.int64)
+    return (code << 40) | number
+
+
 def _unbalanced_rows(rows: pa.Table, parts: pa.Table) -> dict[str, int]:
-    """Bill rows whose parts do not sum to them, per currency (checked independently of the
-    split, from the written columns)."""
+    """Bill rows whose parts do not sum to them, per currency, checked again from the
+    written columns (not from the split's own arrays)."""
     if rows.num_rows == 0:
         return {}
+    files = pc.unique(rows[ROW_FILE])
+    want = _row_keys(rows, files)
+    have = _row_keys(parts, files) if parts.num_rows else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, have[1:] != have[:-1]]) if len(have) else np.zeros(0, np.int64)
+    if len(starts) == len(want) and np.array_equal(have[starts], want):  # parts in bill order
+        bad = np.zeros(rows.num_rows, dtype=bool)
+        for c in MONEY_COLUMNS:
+            sums = np.add.reduceat(to_unscaled(parts[c]), starts)
+            bad |= np.asarray(sums != to_unscaled(rows[c]), dtype=bool)
+        out: dict[str, int] = {}
+        currency = rows["BillingCurrency"].to_pylist()
+        for i in np.flatnonzero(bad):
+            out[currency[i]] = out.get(currency[i], 0) + 1
+        return out
     aggs = [(c, "sum") for c in MONEY_COLUMNS]
     sums = parts.group_by(_KEYS, use_threads=False).aggregate(aggs)
     joined = rows.select([*_KEYS, "BillingCurrency", *MONEY_COLUMNS]).join(
@@ -101,11 +129,11 @@ def _unbalanced_rows(rows: pa.Table, parts: pa.Table) -> dict[str, int]:
     for c in MONEY_COLUMNS:
         same = pc.fill_null(pc.equal(joined[c], joined[f"{c}_sum"]), False)
         bad = pc.or_(bad, pc.invert(same))
-    out: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for cur, is_bad in zip(joined["BillingCurrency"].to_pylist(), bad.to_pylist(), strict=True):
         if is_bad:
-            out[cur] = out.get(cur, 0) + 1
-    return out
+            counts[cur] = counts.get(cur, 0) + 1
+    return counts
 
 
 def reconciliation_lines(table: pa.Table) -> list[str]:

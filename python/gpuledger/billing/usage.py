@@ -4,7 +4,7 @@ at what the GPU can give, and the node's GPU-seconds (GPUs seen x period length)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,14 +43,20 @@ def _group_sum(ids: Ints, values: Floats, size: int) -> Floats:
     return np.bincount(ids, weights=values, minlength=size).astype(np.float64)
 
 
-def _cap(group_ids: Ints, held: Floats, busy: Floats, cap: Floats) -> None:
-    """Scales held and busy (in place) where a group's held GPU-seconds exceed `cap`
-    (one per value of np.unique(group_ids)): time-sliced pods or duplicated readings on one GPU."""
+def _cap(
+    group_ids: Ints, held: Floats, busy: Floats, cap_of: Callable[[Ints], Floats]
+) -> None:
+    """Scales held and busy (in place) where a group's held GPU-seconds exceed
+    `cap_of(the group ids)`: time-sliced pods or duplicated readings on one GPU."""
     uniq, inverse = np.unique(group_ids, return_inverse=True)
-    total = _group_sum(inverse.reshape(-1), held, len(uniq))
-    limit = cap  # the caller computed it for np.unique(group_ids): same order
-    factor = np.where(total > limit, limit / np.where(total > 0, total, 1.0), 1.0)
-    f = factor[inverse.reshape(-1)]
+    inverse = inverse.reshape(-1)
+    total = _group_sum(inverse, held, len(uniq))
+    limit = cap_of(uniq)
+    over = total > limit
+    if not over.any():
+        return
+    factor = np.where(over, limit / np.where(total > 0, total, 1.0), 1.0)
+    f = factor[inverse]
     held *= f
     busy *= f
 
@@ -81,13 +87,12 @@ def period_usage(
     n_gpu = max(len(names), 1)
     # A GPU (or MIG instance) gives at most its share of the period...
     inst = period * n_gpu + code
-    uniq_inst = np.unique(inst)
-    _cap(inst, held, busy, period_s[uniq_inst // n_gpu] * share[uniq_inst % n_gpu])
+    _cap(inst, held, busy, lambda u: period_s[u // n_gpu] * share[u % n_gpu])
     # ... and a physical GPU at most the period, whatever its instances' profiles say.
     n_phys = max(len(phys_uniq), 1)
     phys = period * n_phys + phys_code[code]
-    uniq_phys = np.unique(phys)
-    _cap(phys, held, busy, period_s[uniq_phys // n_phys])
+    if bool((share != 1.0).any()):  # whole GPUs were capped above already
+        _cap(phys, held, busy, lambda u: period_s[u // n_phys])
     # GPUs per node: the physical GPUs its telemetry ever showed (in any charge period).
     res = cell_resource(grid, np.asarray(cells["cell"].to_numpy(), dtype=np.int64))
     all_codes = pc.dictionary_encode(cells["gpu_uuid"]).combine_chunks()
