@@ -36,7 +36,9 @@ def ts(s: int) -> str:
     return datetime.fromtimestamp(s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def gpu_bill_row(resource: str, start_s: int, end_s: int, cost: str, **extra: str) -> dict[str, str]:
+def gpu_bill_row(
+    resource: str, start_s: int, end_s: int, cost: str, **extra: str
+) -> dict[str, str]:
     """A GPU instance row shaped like the sample's EC2 instance-hour rows."""
     base = next(r for r in sample_rows() if "c5.2xlarge Instance Hour" in r["ChargeDescription"])
     row = dict(base)
@@ -111,7 +113,9 @@ def windows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def write_windows(out: Path, rows: list[dict[str, Any]], *, writer: str = "0", key: str = "b") -> Path:
+def write_windows(
+    out: Path, rows: list[dict[str, Any]], *, writer: str = "0", key: str = "b"
+) -> Path:
     ArrowSink(out, writer_id=writer).write({"gpu_windows": windows_table(rows)}, batch_key=key)
     return out
 

@@ -41,7 +41,11 @@ def _resources(tmp: Path, pairs: dict[str, str]) -> Path:
 def test_real_sample_is_read_as_is_every_provider() -> None:
     read = read_bills([SAMPLE], lambda b: np.ones(b.num_rows, dtype=np.int8))
     assert read.rows_read == 1000 and not read.rejected
-    assert Counter(read.rows["ProviderName"].to_pylist()) == {"AWS": 942, "Microsoft": 51, "Oracle": 7}
+    assert Counter(read.rows["ProviderName"].to_pylist()) == {
+        "AWS": 942,
+        "Microsoft": 51,
+        "Oracle": 7,
+    }
     rows = sample_rows()
     for c in ("BilledCost", "EffectiveCost", "ListCost"):
         want = sum(Decimal(r[c]) for r in rows)
@@ -57,22 +61,45 @@ def test_real_sample_is_read_as_is_every_provider() -> None:
 
 def _sample_with_gpus(tmp: Path) -> tuple[Path, Path, Path, list[dict[str, str]]]:
     rows = sample_rows()
-    ec2 = [r for r in rows if r["ResourceId"].startswith("i-") and "Instance Hour" in r["ChargeDescription"]]
+    ec2 = [
+        r
+        for r in rows
+        if r["ResourceId"].startswith("i-") and "Instance Hour" in r["ChargeDescription"]
+    ]
     mapped = ec2[:2]
-    hosts = {"gpu-a": mapped[0]["ResourceId"], "gpu-b": mapped[1]["ResourceId"], "gpu-c": "i-0gpu000000000000c"}
+    hosts = {
+        "gpu-a": mapped[0]["ResourceId"],
+        "gpu-b": mapped[1]["ResourceId"],
+        "gpu-c": "i-0gpu000000000000c",
+    }
     win: list = []
     for host, row in (("gpu-a", mapped[0]), ("gpu-b", mapped[1])):
-        start = int(pc.strptime(pa.array([row["ChargePeriodStart"]]), "%Y-%m-%d %H:%M:%S", "s")[0].value)
+        start = int(
+            pc.strptime(pa.array([row["ChargePeriodStart"]]), "%Y-%m-%d %H:%M:%S", "s")[0].value
+        )
         for m in range(60):
-            win.append(window(host, f"GPU-{host}-0", start + 60 * m, pod=f"{host}-job", busy=20 + m % 7))
+            win.append(
+                window(host, f"GPU-{host}-0", start + 60 * m, pod=f"{host}-job", busy=20 + m % 7)
+            )
             win.append(window(host, f"GPU-{host}-1", start + 60 * m, ns="", pod="", busy=0.0))
     extra = []
     for h in range(3):  # a GPU instance in the sample's shape, three hours
-        extra.append(gpu_bill_row(hosts["gpu-c"], T0 + 3600 * h, T0 + 3600 * (h + 1), "98.32000000000"))
+        extra.append(
+            gpu_bill_row(hosts["gpu-c"], T0 + 3600 * h, T0 + 3600 * (h + 1), "98.32000000000")
+        )
         for m in range(60):
             for g in range(4):
                 pod = "train-0" if g < 3 else "serve-0"
-                win.append(window("gpu-c", f"GPU-c{g}", T0 + 3600 * h + 60 * m, pod=pod, ns="ml", busy=10.0 * g + 5))
+                win.append(
+                    window(
+                        "gpu-c",
+                        f"GPU-c{g}",
+                        T0 + 3600 * h + 60 * m,
+                        pod=pod,
+                        ns="ml",
+                        busy=10.0 * g + 5,
+                    )
+                )
     bill = write_bill(tmp / "bill.csv", rows + extra)
     out = write_windows(tmp / "win", win)
     return bill, out, _resources(tmp, hosts), rows + extra
@@ -101,17 +128,31 @@ def test_sample_with_gpu_nodes_every_row_exact_and_cli(tmp_path: Path) -> None:
     assert by["ml/serve-0"]["x_BusyGpuSeconds"] == pytest.approx(60 * 35)
     assert by[None]["AllocatedMethodId"] == "gpuledger-idle"
     cost = Decimal("98.32")
-    assert by["ml/train-0"]["EffectiveCost"] == pytest.approx(cost * Decimal(2700) / Decimal(14400), abs=Decimal("1e-17"))
+    assert by["ml/train-0"]["EffectiveCost"] == pytest.approx(
+        cost * Decimal(2700) / Decimal(14400), abs=Decimal("1e-17")
+    )
     assert sum(r["x_GpuSeconds"] for r in first) == pytest.approx(4 * 3600)
     # the command: writes allocated_costs, prints the reconciliation, a rerun is a no-op
     out = tmp_path / "out"
-    args = ["allocate", "--bill", str(bill), "--windows", str(win), "--resources", str(res), "--out", str(out)]
+    args = [
+        "allocate",
+        "--bill",
+        str(bill),
+        "--windows",
+        str(win),
+        "--resources",
+        str(res),
+        "--out",
+        str(out),
+    ]
     r1 = CliRunner().invoke(main, args)
     assert r1.exit_code == 0, r1.output
     assert "totals equal" in r1.output and "USD:" in r1.output
     written = read_table(out, "allocated_costs")
     assert written.num_rows == t.num_rows
-    assert sorted(pc.unique(written["x_BillRowNumber"]).to_pylist(), key=lambda v: v or 0) == sorted(pc.unique(t["x_BillRowNumber"]).to_pylist(), key=lambda v: v or 0)
+    assert sorted(
+        pc.unique(written["x_BillRowNumber"]).to_pylist(), key=lambda v: v or 0
+    ) == sorted(pc.unique(t["x_BillRowNumber"]).to_pylist(), key=lambda v: v or 0)
     r2 = CliRunner().invoke(main, args)
     assert r2.exit_code == 0 and "0 files written" in r2.output
 
@@ -124,19 +165,33 @@ def test_pod_change_inside_an_hour_and_basis_and_share_idle(tmp_path: Path) -> N
     win = write_windows(tmp_path / "win", rows)
     bill = write_bill(tmp_path / "bill.csv", [gpu_bill_row("i-1", T0, T0 + 3600, "36.00000000000")])
     res = _resources(tmp_path, {"n1": "i-1"})
-    usage = {r["AllocatedResourceId"]: r for r in allocate([bill], [win], resources=res).allocated_costs.to_pylist()}
+    usage = {
+        r["AllocatedResourceId"]: r
+        for r in allocate([bill], [win], resources=res).allocated_costs.to_pylist()
+    }
     assert usage["team-a/a"]["x_GpuSeconds"] == 1200 and usage["team-a/b"]["x_GpuSeconds"] == 2400
     assert usage["team-a/a"]["EffectiveCost"] == Decimal(36) * 600 / 3600  # busy 600 of 3600
     assert usage["team-a/b"]["EffectiveCost"] == Decimal(36) * 600 / 3600
     assert usage[None]["EffectiveCost"] == Decimal(24)
-    held = {r["AllocatedResourceId"]: r for r in allocate([bill], [win], resources=res, basis="allocation").allocated_costs.to_pylist()}
+    held = {
+        r["AllocatedResourceId"]: r
+        for r in allocate(
+            [bill], [win], resources=res, basis="allocation"
+        ).allocated_costs.to_pylist()
+    }
     assert held["team-a/a"]["EffectiveCost"] == 12 and held["team-a/b"]["EffectiveCost"] == 24
     assert held["team-a/a"]["AllocatedMethodId"] == "gpuledger-held-gpu-seconds"
     assert held[None]["EffectiveCost"] == 0
-    shared = {r["AllocatedResourceId"]: r for r in allocate([bill], [win], resources=res, share_idle=True).allocated_costs.to_pylist()}
+    shared = {
+        r["AllocatedResourceId"]: r
+        for r in allocate([bill], [win], resources=res, share_idle=True).allocated_costs.to_pylist()
+    }
     assert shared["team-a/a"]["EffectiveCost"] == 18 == shared["team-a/b"]["EffectiveCost"]
     assert shared["team-a/a"]["AllocatedMethodId"] == "gpuledger-busy-gpu-seconds-idle-shared"
-    assert shared[None]["EffectiveCost"] == 0 and shared[None]["AllocatedMethodId"] == "gpuledger-idle-idle-shared"
+    assert (
+        shared[None]["EffectiveCost"] == 0
+        and shared[None]["AllocatedMethodId"] == "gpuledger-idle-idle-shared"
+    )
 
 
 def test_unmonitored_bill_row_and_list_priced_telemetry(tmp_path: Path) -> None:
@@ -154,13 +209,18 @@ def test_unmonitored_bill_row_and_list_priced_telemetry(tmp_path: Path) -> None:
     assert len(n1) == 1 and n1[0]["ResourceId"] == "i-1"
     assert n1[0]["EffectiveCost"] == Decimal("2")  # 30 min at 4 USD/h
     stray = [r for r in listed if r["ResourceName"] == "stray"]
-    assert stray[0]["ResourceId"] is None and float(stray[0]["ListCost"]) == pytest.approx(10 / 60 * 2.0)
+    assert stray[0]["ResourceId"] is None and float(stray[0]["ListCost"]) == pytest.approx(
+        10 / 60 * 2.0
+    )
     assert result.balanced
 
 
 def test_daily_charge_period_and_windows_cut_at_boundaries(tmp_path: Path) -> None:
     day = T0
-    rows = [window("n1", "GPU-1", day + 3600 * h, length=3600, busy=1800.0, pod=f"p{h % 2}") for h in range(24)]
+    rows = [
+        window("n1", "GPU-1", day + 3600 * h, length=3600, busy=1800.0, pod=f"p{h % 2}")
+        for h in range(24)
+    ]
     # 420 s windows straddle the hour boundary of an hourly row of another node
     aligned = day - day % 420  # windows are aligned to the epoch
     rows += [window("n2", "GPU-2", aligned + 420 * k, length=420, busy=420.0) for k in range(19)]
@@ -184,9 +244,15 @@ def test_daily_charge_period_and_windows_cut_at_boundaries(tmp_path: Path) -> No
     assert {r["AllocatedResourceId"]: r["EffectiveCost"] for r in daily}["team-a/p0"] == 60
     assert check_every_row(bill, result.allocated_costs) == 3  # i-2: unmonitored at 3600 s
     cut = allocate([bill], [win], resources=res, window_s=420).allocated_costs.to_pylist()
-    n2 = [r for r in cut if r["ResourceId"] == "i-2" and r["AllocatedResourceId"] and r["x_PriceSource"] == "bill"]
+    n2 = [
+        r
+        for r in cut
+        if r["ResourceId"] == "i-2" and r["AllocatedResourceId"] and r["x_PriceSource"] == "bill"
+    ]
     first, second = sorted(n2, key=lambda r: r["x_BillRowNumber"])
-    assert first["x_GpuSeconds"] == pytest.approx(3600) and second["x_GpuSeconds"] == pytest.approx(3600)
+    assert first["x_GpuSeconds"] == pytest.approx(3600) and second["x_GpuSeconds"] == pytest.approx(
+        3600
+    )
     outside = [r for r in cut if r["ResourceId"] == "i-2" and r["x_PriceSource"] == "list"]
     assert sum(r["x_GpuSeconds"] for r in outside) == pytest.approx(19 * 420 - 7200)
 
@@ -194,16 +260,42 @@ def test_daily_charge_period_and_windows_cut_at_boundaries(tmp_path: Path) -> No
 def test_mig_slices(tmp_path: Path) -> None:
     rows = []
     for m in range(60):
-        rows.append(window("n1", "GPU-M/1", T0 + 60 * m, pod="big", busy=60.0, model="NVIDIA H100 80GB HBM3 MIG 3g.40gb"))
-        rows.append(window("n1", "GPU-M/2", T0 + 60 * m, pod="small", busy=60.0, model="NVIDIA H100 80GB HBM3"))
+        rows.append(
+            window(
+                "n1",
+                "GPU-M/1",
+                T0 + 60 * m,
+                pod="big",
+                busy=60.0,
+                model="NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+            )
+        )
+        rows.append(
+            window(
+                "n1", "GPU-M/2", T0 + 60 * m, pod="small", busy=60.0, model="NVIDIA H100 80GB HBM3"
+            )
+        )
     win = write_windows(tmp_path / "win", rows)
-    profiles = pa.table({"window_start": pa.array([T0 * 1000], pa.timestamp("ms", tz="UTC")), "window_end": pa.array([(T0 + 60) * 1000], pa.timestamp("ms", tz="UTC")), "UUID": ["GPU-M"], "GPU_I_ID": ["2"], "GPU_I_PROFILE": ["1g.10gb"], "value": [1.0], "samples": pa.array([1], pa.int64())})
+    profiles = pa.table(
+        {
+            "window_start": pa.array([T0 * 1000], pa.timestamp("ms", tz="UTC")),
+            "window_end": pa.array([(T0 + 60) * 1000], pa.timestamp("ms", tz="UTC")),
+            "UUID": ["GPU-M"],
+            "GPU_I_ID": ["2"],
+            "GPU_I_PROFILE": ["1g.10gb"],
+            "value": [1.0],
+            "samples": pa.array([1], pa.int64()),
+        }
+    )
     from gpuledger.sink import ArrowSink
 
     ArrowSink(win).write({"mig_profiles": profiles}, batch_key="m")
     bill = write_bill(tmp_path / "bill.csv", [gpu_bill_row("i-1", T0, T0 + 3600, "7.00000000000")])
     res = _resources(tmp_path, {"n1": "i-1"})
-    t = {r["AllocatedResourceId"]: r for r in allocate([bill], [win], resources=res).allocated_costs.to_pylist()}
+    t = {
+        r["AllocatedResourceId"]: r
+        for r in allocate([bill], [win], resources=res).allocated_costs.to_pylist()
+    }
     assert t["team-a/big"]["x_GpuSeconds"] == pytest.approx(3600 * 3 / 7)
     assert t["team-a/small"]["x_GpuSeconds"] == pytest.approx(3600 / 7)
     # weights are whole micro-GPU-seconds: 3/7 of an hour is not, so within 1e-6 USD
@@ -226,14 +318,20 @@ def test_partial_rows_of_two_instances_are_combined(tmp_path: Path) -> None:
     res = _resources(tmp_path, {"n1": "i-1"})
     result = allocate([bill], [tmp_path / "w1", tmp_path / "w2"], resources=res)
     assert result.combined_keys == 60
-    pod = [r for r in result.allocated_costs.to_pylist() if r["AllocatedResourceId"]][0]
-    assert pod["x_GpuSeconds"] == pytest.approx(3600) and pod["x_BusyGpuSeconds"] == pytest.approx(1800)
+    pod = next(r for r in result.allocated_costs.to_pylist() if r["AllocatedResourceId"])
+    assert pod["x_GpuSeconds"] == pytest.approx(3600) and pod["x_BusyGpuSeconds"] == pytest.approx(
+        1800
+    )
     assert pod["EffectiveCost"] == 5
 
 
 def test_resources_from_toml_parquet_config_and_rule(tmp_path: Path) -> None:
-    win = write_windows(tmp_path / "win", [window("node-i-0abc", "GPU-1", T0 + 60 * m) for m in range(60)])
-    bill = write_bill(tmp_path / "bill.csv", [gpu_bill_row("i-0abc", T0, T0 + 3600, "1.00000000000")])
+    win = write_windows(
+        tmp_path / "win", [window("node-i-0abc", "GPU-1", T0 + 60 * m) for m in range(60)]
+    )
+    bill = write_bill(
+        tmp_path / "bill.csv", [gpu_bill_row("i-0abc", T0, T0 + 3600, "1.00000000000")]
+    )
     toml = tmp_path / "r.toml"
     toml.write_text('[resources]\n"node-i-0abc" = "i-0abc"\n')
     pq_path = tmp_path / "r.parquet"
@@ -242,7 +340,12 @@ def test_resources_from_toml_parquet_config_and_rule(tmp_path: Path) -> None:
     pq.write_table(pa.table({"hostname": ["node-i-0abc"], "ResourceId": ["i-0abc"]}), pq_path)
     rule = Config.from_dict({"billing": {"resource_pattern": r"node-(i-[0-9a-f]+)"}})
     inline = Config.from_dict({"billing": {"resources": {"node-i-0abc": "i-0abc"}}})
-    for kwargs in ({"resources": toml}, {"resources": pq_path}, {"config": rule}, {"config": inline}):
+    for kwargs in (
+        {"resources": toml},
+        {"resources": pq_path},
+        {"config": rule},
+        {"config": inline},
+    ):
         r = allocate([bill], [win], **kwargs)
         assert r.reconciliation["bill_rows_split"].to_pylist() == [1], kwargs
     with pytest.raises(MappingError, match="no resource mapping"):
@@ -254,7 +357,22 @@ def test_duckdb_query_of_the_docs_rolls_up_by_team(tmp_path: Path) -> None:
 
     bill, win, res, _ = _sample_with_gpus(tmp_path)
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["allocate", "--bill", str(bill), "--windows", str(win), "--resources", str(res), "--out", str(out), "--format", "parquet"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "allocate",
+            "--bill",
+            str(bill),
+            "--windows",
+            str(win),
+            "--resources",
+            str(res),
+            "--out",
+            str(out),
+            "--format",
+            "parquet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = (Path(__file__).resolve().parents[1] / "docs" / "billing.md").read_text()
     sql = doc.split("```sql\n", 1)[1].split("```", 1)[0]
@@ -268,5 +386,10 @@ def test_duckdb_query_of_the_docs_rolls_up_by_team(tmp_path: Path) -> None:
         want[t or "(idle or unmonitored)"] = want.get(t or "(idle or unmonitored)", Decimal(0)) + c
     assert teams == want
     with open(bill, newline="") as f:
-        total_bill = sum(Decimal(x["EffectiveCost"]) for x in csv.DictReader(f) if x["ResourceId"] in set(alloc["ResourceId"].to_pylist()) and x["ChargeCategory"] == "Usage")
+        total_bill = sum(
+            Decimal(x["EffectiveCost"])
+            for x in csv.DictReader(f)
+            if x["ResourceId"] in set(alloc["ResourceId"].to_pylist())
+            and x["ChargeCategory"] == "Usage"
+        )
     assert sum(teams.values()) == total_bill

@@ -13,7 +13,15 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from billing_helpers import T0, check_every_row, gpu_bill_row, header, window, write_bill, write_windows
+from billing_helpers import (
+    T0,
+    check_every_row,
+    gpu_bill_row,
+    header,
+    window,
+    write_bill,
+    write_windows,
+)
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,7 +46,9 @@ def _setup(tmp: Path, rows: list[dict[str, str]]) -> tuple[Path, Path, Path]:
 def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
     cols = [c for c in header() if c != "EffectiveCost"]
     bill = write_bill(tmp_path / "b.csv", [gpu_bill_row("i-1", T0, T0 + 3600, "1")], cols)
-    with pytest.raises(BillError, match=r"b\.csv: not a FOCUS bill: missing required column\(s\) EffectiveCost"):
+    with pytest.raises(
+        BillError, match=r"b\.csv: not a FOCUS bill: missing required column\(s\) EffectiveCost"
+    ):
         read_bills([bill], _all)
 
 
@@ -66,9 +76,36 @@ def test_unparseable_row_is_an_error_or_a_counted_rejection(
     assert [(r["row"], r["column"]) for r in rejected] == [(2, column)]
     assert result.reconciliation["bill_rows_split"].to_pylist() == [2]
     assert check_every_row(bill, result.allocated_costs) == 2
-    out = CliRunner().invoke(main, ["allocate", "--bill", str(bill), "--windows", str(win), "--resources", str(res), "--out", str(tmp_path / "o"), "--reject-bad-rows"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "allocate",
+            "--bill",
+            str(bill),
+            "--windows",
+            str(win),
+            "--resources",
+            str(res),
+            "--out",
+            str(tmp_path / "o"),
+            "--reject-bad-rows",
+        ],
+    )
     assert out.exit_code == 0 and "1 bill rows rejected" in out.output and "row 2" in out.output
-    err = CliRunner().invoke(main, ["allocate", "--bill", str(bill), "--windows", str(win), "--resources", str(res), "--out", str(tmp_path / "o2")])
+    err = CliRunner().invoke(
+        main,
+        [
+            "allocate",
+            "--bill",
+            str(bill),
+            "--windows",
+            str(win),
+            "--resources",
+            str(res),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+    )
     assert err.exit_code != 0 and "row 2" in err.output
 
 
@@ -88,13 +125,22 @@ def test_not_a_bill_and_gzip_and_parquet_read_the_same(tmp_path: Path) -> None:
     junk.write_text("a,b\n1,2\n")
     with pytest.raises(BillError, match="missing required column"):
         read_bills([junk], _all)
-    rows = [gpu_bill_row("i-1", T0 + 3600 * h, T0 + 3600 * (h + 1), f"{h}.12345678901") for h in range(5)]
+    rows = [
+        gpu_bill_row("i-1", T0 + 3600 * h, T0 + 3600 * (h + 1), f"{h}.12345678901")
+        for h in range(5)
+    ]
     bill = write_bill(tmp_path / "bill.csv", rows)
     gz = tmp_path / "bill.csv.gz"
     gz.write_bytes(gzip.compress(bill.read_bytes()))
     parquet = tmp_path / "bill.parquet"
-    table = pcsv.read_csv(bill, convert_options=pcsv.ConvertOptions(null_values=["NULL"], strings_can_be_null=True))
-    table = table.set_column(table.schema.get_field_index("EffectiveCost"), "EffectiveCost", table["EffectiveCost"].cast(pa.decimal128(20, 11)))
+    table = pcsv.read_csv(
+        bill, convert_options=pcsv.ConvertOptions(null_values=["NULL"], strings_can_be_null=True)
+    )
+    table = table.set_column(
+        table.schema.get_field_index("EffectiveCost"),
+        "EffectiveCost",
+        table["EffectiveCost"].cast(pa.decimal128(20, 11)),
+    )
     pq.write_table(table, parquet)
     want = read_bills([bill], _all).rows.drop_columns(["x_BillFile"])
     for other in (gz, parquet):
@@ -103,7 +149,9 @@ def test_not_a_bill_and_gzip_and_parquet_read_the_same(tmp_path: Path) -> None:
             assert got[c].to_pylist() == want[c].to_pylist(), (other, c)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     usage=st.lists(
         st.lists(st.tuples(st.integers(0, 3), st.floats(0, 60)), min_size=1, max_size=4),
@@ -111,19 +159,36 @@ def test_not_a_bill_and_gzip_and_parquet_read_the_same(tmp_path: Path) -> None:
         max_size=3,
     ),
     costs=st.lists(
-        st.decimals(min_value=Decimal("-1000"), max_value=Decimal("100000"), places=18, allow_nan=False, allow_infinity=False),
+        st.decimals(
+            min_value=Decimal("-1000"),
+            max_value=Decimal("100000"),
+            places=18,
+            allow_nan=False,
+            allow_infinity=False,
+        ),
         min_size=1,
         max_size=3,
     ),
 )
-def test_random_usage_and_costs_split_exactly(tmp_path_factory: pytest.TempPathFactory, usage: list, costs: list) -> None:
+def test_random_usage_and_costs_split_exactly(
+    tmp_path_factory: pytest.TempPathFactory, usage: list, costs: list
+) -> None:
     tmp = tmp_path_factory.mktemp("h")
     win_rows = []
     bill_rows = []
     for h, gpus in enumerate(usage):
         for g, (pod, busy) in enumerate(gpus):
             for m in range(0, 60, 15):
-                win_rows.append(window("n1", f"GPU-{g}", T0 + 3600 * h + 60 * m, pod=f"p{pod}" if pod else "", ns="ns" if pod else "", busy=busy))
+                win_rows.append(
+                    window(
+                        "n1",
+                        f"GPU-{g}",
+                        T0 + 3600 * h + 60 * m,
+                        pod=f"p{pod}" if pod else "",
+                        ns="ns" if pod else "",
+                        busy=busy,
+                    )
+                )
         for c in costs:
             bill_rows.append(gpu_bill_row("i-1", T0 + 3600 * h, T0 + 3600 * (h + 1), str(c)))
     bill = write_bill(tmp / "bill.csv", bill_rows)

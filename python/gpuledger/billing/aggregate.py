@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from gpuledger.billing.grid import HOUR_MS, Grid, cut_windows, piece_table
 from gpuledger.billing.telemetry import TelemetryFiles, hours
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -76,7 +81,7 @@ def aggregate_telemetry(
     return Telemetry(_final(cells, _CELL_KEYS), _final(unbilled, _LIST_KEYS), rows, combined)
 
 
-def _aggs() -> list[tuple[str, str]]:
+def _aggs() -> list[Any]:
     return [(c, "sum") for c in _SUMS] + [(c, "first") for c in _FIRSTS]
 
 
@@ -110,7 +115,7 @@ def _sum_cells(t: pa.Table) -> pa.Table:
 
 
 def _sum_list(t: pa.Table) -> pa.Table:
-    aggs = [a for a in _aggs() if a[0] != "hostname"]
+    aggs: list[Any] = [a for a in _aggs() if a[0] != "hostname"]
     return _strip(t.group_by(_LIST_KEYS, use_threads=False).aggregate(aggs))
 
 
@@ -134,6 +139,6 @@ def _final(parts: list[pa.Table], keys: list[str]) -> pa.Table:
         names = [*keys, *_SUMS, *[f for f in _FIRSTS if f not in keys]]
         return pa.table({n: pa.array([], empty.get(n, pa.float64())) for n in names})
     t = pa.concat_tables(parts)
-    aggs = [a for a in _aggs() if a[0] not in keys]
+    aggs: list[Any] = [a for a in _aggs() if a[0] not in keys]
     out = _strip(t.group_by(keys, use_threads=False).aggregate(aggs))
     return out.sort_by([(k, "ascending") for k in keys])

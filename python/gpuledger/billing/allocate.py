@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from gpuledger.billing.aggregate import Telemetry, aggregate_telemetry
 from gpuledger.billing.bill_reader import KEEP, MAPPED_OTHER, NOT_MAPPED, BillRead, read_bills
@@ -37,6 +37,11 @@ from gpuledger.billing.telemetry import find_files, split_uuid
 from gpuledger.billing.usage import PeriodUsage, period_usage
 from gpuledger.config import Config
 from gpuledger.sink import read_table
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -192,7 +197,9 @@ def _mig_shares(
         .aggregate([("model_name", "first")])
     )
     known = profiles_from_tables([read_table(d, settings.mig_profile_table) for d in windows])
-    pairs = list(zip(mig["gpu_uuid"].to_pylist(), mig["model_name_first"].to_pylist(), strict=True))
+    uuids = [str(u) for u in mig["gpu_uuid"].to_pylist()]
+    models = [str(m or "") for m in mig["model_name_first"].to_pylist()]
+    pairs = list(zip(uuids, models, strict=True))
     return instance_shares(pairs, known, settings.mig_profiles)
 
 
@@ -243,7 +250,8 @@ def _split_rows(
         idle_w = np.where(shared, 0, idle_w)
     weights = np.where(is_idle, idle_w[part_bill] if n_bill else 0, weights)
     weights = np.where(~monitored[part_bill], 1, weights).astype(np.int64)
-    out = rows.take(pa.array(part_bill))
+    take_bill: Any = pa.array(part_bill)
+    out = rows.take(take_bill)
     for c in SPLIT_MONEY_COLUMNS:
         if c in rows.column_names:
             parts = split_exact(to_unscaled(rows[c]), part_bill, weights)
@@ -273,10 +281,17 @@ def _split_rows(
         util = np.where(gpu_s > 0, busy_s / np.where(gpu_s > 0, gpu_s, 1.0), np.nan)
     # Text columns, vectorized: codes into small vocabularies, JSON per distinct pod.
     method = METHOD[settings.basis]
-    vocab = [method, method + IDLE_SHARED_SUFFIX, IDLE_METHOD, IDLE_METHOD + IDLE_SHARED_SUFFIX, UNMONITORED_METHOD]
+    vocab = [
+        method,
+        method + IDLE_SHARED_SUFFIX,
+        IDLE_METHOD,
+        IDLE_METHOD + IDLE_SHARED_SUFFIX,
+        UNMONITORED_METHOD,
+    ]
     sh = shared[part_bill] if n_bill else np.zeros(0, bool)
     code = np.where(is_pod, np.where(sh, 1, 0), np.where(is_idle, np.where(sh, 3, 2), 4))
-    methods = pa.array(vocab, pa.string()).take(pa.array(code.astype(np.int32)))
+    codes: Any = pa.array(code.astype(np.int32))
+    methods = pa.array(vocab, pa.string()).take(codes)
     pod_idx = pa.array(np.where(is_pod, pod_row, 0).astype(np.int64), mask=~is_pod)
     pod_id = pc.binary_join_element_wise(pods["namespace"], pods["pod"], "/")
     res_id = _arr(pc.take(pod_id, pod_idx))
@@ -286,6 +301,7 @@ def _split_rows(
     idle_host = _idle_hosts(pods, pod_period, n_periods, rows, period_of_row)
     idle_tags = _idle_tags(idle_host, part_period, sh, is_idle, tags)
     tag_text = pc.if_else(pa.array(is_pod), pc.take(pod_tags, pod_idx), idle_tags)
+    zeros: Any = pa.array(np.zeros(len(part_bill), np.int32))
     extra: dict[str, pa.Array[Any]] = {
         "AllocatedMethodId": methods,
         "AllocatedResourceId": res_id,
@@ -296,7 +312,7 @@ def _split_rows(
         "x_IdleGpuSeconds": pa.array(gpu_s - busy_s, pa.float64(), from_pandas=True),
         "x_UtilizationMean": pa.array(util, pa.float64(), from_pandas=True),
         "x_Team": team,
-        "x_PriceSource": pa.array([PRICE_BILL], pa.string()).take(pa.array(np.zeros(len(part_bill), np.int32))),
+        "x_PriceSource": pa.array([PRICE_BILL], pa.string()).take(zeros),
     }
     columns = []
     for f in schema:
@@ -312,7 +328,7 @@ def _pod_tags(pods: pa.Table, tags: TagMaker) -> pa.Array[Any]:
     """AllocatedTags of every pods row, the JSON built once per distinct pod."""
     cols = ["namespace", "pod", "team", "model_name", "hostname"]
     key = pc.binary_join_element_wise(*[pods[c] for c in cols], "\x1f")
-    enc = _arr(pc.dictionary_encode(key))
+    enc: Any = _arr(pc.dictionary_encode(key))
     texts = [tags.pod(*k.split("\x1f")) for k in enc.dictionary.to_pylist()]
     return pa.array(texts, pa.string()).take(enc.indices)
 
@@ -327,7 +343,9 @@ def _idle_hosts(
     """A node name per period: a hostname its pods ran on, else the bill's ResourceName."""
     host: npt.NDArray[np.object_] = np.full(n_periods, "", dtype=object)
     if len(period_of_row):
-        names = np.asarray(pc.fill_null(rows["ResourceName"], "").to_numpy(zero_copy_only=False), dtype=object)
+        names = np.asarray(
+            pc.fill_null(rows["ResourceName"], "").to_numpy(zero_copy_only=False), dtype=object
+        )
         host[period_of_row] = names
     if len(pod_period):
         hostnames = np.asarray(pods["hostname"].to_numpy(zero_copy_only=False), dtype=object)
@@ -349,9 +367,11 @@ def _idle_tags(
         return pa.array([], pa.string())
     names = host[part_period] if len(host) else np.full(n, "", dtype=object)
     key = pa.array(np.where(shared, "1", "0").astype(object) + names.astype(object), pa.string())
-    enc = _arr(pc.dictionary_encode(key))
+    enc: Any = _arr(pc.dictionary_encode(key))
     texts = [tags.idle(k[1:], k[0] == "1") for k in enc.dictionary.to_pylist()]
-    return pa.array(texts, pa.string()).take(pa.array(enc.indices, mask=~is_idle))
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    idx: Any = pa.array(np.where(is_idle, codes, 0), mask=~is_idle)
+    return pa.array(texts, pa.string()).take(idx)
 
 
 def _rejected(bill: BillRead) -> pa.Table:

@@ -12,11 +12,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -32,6 +32,11 @@ from gpuledger.billing.focus import (
     TIME_COLUMNS,
 )
 from gpuledger.billing.money import MONEY, SCALE
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -163,7 +168,8 @@ class _FileReader:
             row += n
 
     def _stream(self) -> pa.NativeFile:
-        return pa.input_stream(str(self.path), compression=self.compression)
+        compression: Any = self.compression
+        return pa.input_stream(str(self.path), compression=compression)
 
     def _header(self) -> list[str]:
         try:
@@ -187,7 +193,7 @@ class _FileReader:
 
         first_error: list[str] = []
 
-        def invalid(row: pcsv.InvalidRow) -> str:
+        def invalid(row: pcsv.InvalidRow) -> Literal["skip", "error"]:
             # `number` counts rows from 1 = the header: the data row number is one less.
             number = int(row.number) - 1 if row.number is not None else -1
             reason = f"{row.actual_columns} fields, the header has {row.expected_columns}"
@@ -208,8 +214,9 @@ class _FileReader:
         )
         next_row = 1
         try:
+            stream: Any = self._stream()
             reader = pcsv.open_csv(
-                self._stream(), read_options=read, parse_options=parse, convert_options=convert
+                stream, read_options=read, parse_options=parse, convert_options=convert
             )
             for b in reader:
                 n = b.num_rows
@@ -293,7 +300,8 @@ def _normalize(
 
 
 def _one(col: pa.ChunkedArray[Any]) -> Array:
-    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    out: Any = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return cast("Array", out)
 
 
 def _np_bool(arr: Any) -> Mask:
@@ -391,7 +399,7 @@ def _time(col: Array, name: str, problems: _Problems, *, required: bool) -> Arra
     problems.add(bad, name, lambda i: f"not a timestamp: {text[i].as_py()!r}")
     if required:
         problems.add(_np_bool(text.is_null()), name, lambda i: "empty (NULL)")
-    return out
+    return cast("Array", out)
 
 
 def _tags(col: Array, problems: _Problems) -> None:
@@ -423,19 +431,18 @@ def _totals(batch: pa.Table, classes: npt.NDArray[np.int8]) -> pa.Table:
             **{c: batch.column(c) for c in MONEY_COLUMNS},
         }
     )
-    aggs = [(c, "sum") for c in MONEY_COLUMNS] + [([], "count_all")]
+    aggs: list[Any] = [(c, "sum") for c in MONEY_COLUMNS] + [([], "count_all")]
     return t.group_by(["BillingCurrency", "class"], use_threads=False).aggregate(aggs)
 
 
 def _sum_totals(parts: list[pa.Table]) -> pa.Table:
     if not parts:
-        schema = pa.schema(
-            [("BillingCurrency", pa.string()), ("class", pa.int8()), ("rows", pa.int64())]
-            + [(c, MONEY) for c in MONEY_COLUMNS]
-        )
+        fields: list[Any] = [("BillingCurrency", pa.string()), ("class", pa.int8())]
+        fields += [("rows", pa.int64())] + [(c, MONEY) for c in MONEY_COLUMNS]
+        schema = pa.schema(fields)
         return schema.empty_table()
     t = pa.concat_tables(parts)
-    aggs = [(f"{c}_sum", "sum") for c in MONEY_COLUMNS] + [("count_all", "sum")]
+    aggs: list[Any] = [(f"{c}_sum", "sum") for c in MONEY_COLUMNS] + [("count_all", "sum")]
     s = t.group_by(["BillingCurrency", "class"], use_threads=False).aggregate(aggs)
     out = {"BillingCurrency": s["BillingCurrency"], "class": s["class"], "rows": s["count_all_sum"]}
     out |= {c: s[f"{c}_sum_sum"].cast(MONEY) for c in MONEY_COLUMNS}
@@ -451,7 +458,9 @@ def _concat(parts: list[pa.Table], columns: list[str]) -> pa.Table:
     t = pa.concat_tables(parts, promote_options="default")
     for c in order:
         if c not in t.column_names:
-            t = t.append_column(c, pa.nulls(t.num_rows, _kind(c)))
+            kind: Any = _kind(c)
+            nulls: Any = pa.nulls(t.num_rows, kind)
+            t = t.append_column(c, nulls)
     return t.select(order)
 
 

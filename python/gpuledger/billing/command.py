@@ -58,7 +58,7 @@ def batch_key(table: pa.Table) -> str:
     "--resources",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="hostname -> ResourceId table: CSV/Parquet (columns hostname, ResourceId) or TOML [resources].",
+    help="hostname -> ResourceId table: CSV/Parquet (hostname, ResourceId) or TOML [resources].",
 )
 @click.option(
     "--out",
@@ -102,7 +102,7 @@ def batch_key(table: pa.Table) -> str:
 @click.option(
     "--reject-bad-rows",
     is_flag=True,
-    help="Count unparseable bill rows (listed with their row numbers) instead of stopping at the first.",
+    help="Count unparseable bill rows (listed with their row numbers) instead of stopping.",
 )
 def allocate_command(
     bills: tuple[str, ...],

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from gpuledger.billing.money import MONEY
-
 __all__ = [
     "ALLOCATED_COLUMNS",
     "MONEY_COLUMNS",

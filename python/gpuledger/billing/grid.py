@@ -148,7 +148,7 @@ def piece_table(windows: pa.Table, pieces: Pieces, columns: list[str], sums: lis
             out[c] = windows[c]
         frac = (pieces.end - pieces.start) / (end - start)
     else:
-        idx = pa.array(pieces.row)
+        idx: Any = pa.array(pieces.row)
         for c in columns:
             out[c] = windows[c].take(idx)
         frac = (pieces.end - pieces.start) / (end - start)[pieces.row]

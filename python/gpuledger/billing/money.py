@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -48,7 +53,8 @@ def to_unscaled(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> Objects:
         return np.empty(0, dtype=object)
     buf = arr.buffers()[1]
     assert buf is not None
-    words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + n))[2 * arr.offset :]
+    raw: Any = buf  # a pyarrow Buffer exposes the buffer protocol
+    words = np.frombuffer(raw, dtype=np.int64, count=2 * (arr.offset + n))[2 * arr.offset :]
     low, high = words[0::2], words[1::2]
     if np.array_equal(high, low >> 63):  # every value fits one signed 64-bit word
         out: Objects = low.astype(object)
@@ -64,8 +70,7 @@ def from_unscaled(values: Objects | Sequence[int | None]) -> pa.Array[Any]:
     OverflowError for a value beyond 38 digits."""
     objs = np.asarray(values, dtype=object)
     n = len(objs)
-    null = np.equal(objs, None) if n else np.zeros(0, dtype=bool)
-    null = np.asarray(null, dtype=bool)
+    null = np.array([v is None for v in objs], dtype=bool)
     ints = np.where(null, 0, objs) if null.any() else objs
     words = np.zeros(2 * n, dtype=np.int64)
     if n:

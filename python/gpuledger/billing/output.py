@@ -96,7 +96,7 @@ def list_rows(
         if name in cols:
             cols[name] = values if isinstance(values, pa.Array) else pa.array(values, kind)
 
-    put("ResourceId", [resource_of.get(h) for h in hosts])
+    put("ResourceId", [resource_of.get(h) if h is not None else None for h in hosts])
     put("ResourceName", hosts)
     put("ChargeCategory", ["Usage"] * n)
     put(

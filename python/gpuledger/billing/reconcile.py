@@ -9,13 +9,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from gpuledger.billing.bill_reader import MAPPED_OTHER, NOT_MAPPED, BillRead
 from gpuledger.billing.focus import MONEY_COLUMNS, ROW_FILE, ROW_NUMBER
 from gpuledger.billing.money import MONEY, to_unscaled
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -34,16 +38,22 @@ def reconcile(bill: BillRead, allocated: pa.Table) -> pa.Table:
     """One row per currency of the bill rows split (and of list-priced telemetry)."""
     rows = bill.rows.select([ROW_FILE, ROW_NUMBER, "BillingCurrency", *MONEY_COLUMNS])
     small = allocated.select(
-        ["x_PriceSource", "AllocatedMethodId", ROW_FILE, ROW_NUMBER, "BillingCurrency", *MONEY_COLUMNS]
+        [
+            "x_PriceSource",
+            "AllocatedMethodId",
+            ROW_FILE,
+            ROW_NUMBER,
+            "BillingCurrency",
+            *MONEY_COLUMNS,
+        ]
     )
     from_bill = small.filter(pc.equal(small["x_PriceSource"], "bill"))
     listed = small.filter(pc.equal(small["x_PriceSource"], "list"))
     method = from_bill["AllocatedMethodId"]
-    currencies = sorted(
-        set(rows["BillingCurrency"].to_pylist())
-        | set(listed["BillingCurrency"].to_pylist())
-        | set(bill.totals["BillingCurrency"].to_pylist())
-    )
+    seen: set[str] = set()
+    for t in (rows, listed, bill.totals):
+        seen.update(str(c) for c in t["BillingCurrency"].to_pylist() if c is not None)
+    currencies = sorted(seen)
     unbalanced = _unbalanced_rows(rows, from_bill)
     out: dict[str, list[Any]] = {}
 
@@ -82,7 +92,7 @@ def reconcile(bill: BillRead, allocated: pa.Table) -> pa.Table:
             )
             put(f"{name}_rows", int(pc.sum(t["rows"]).as_py() or 0) if t.num_rows else 0)
             put(f"{name}_EffectiveCost", _sum(t, "EffectiveCost"))
-        bad = unbalanced.get(cur, 0)
+        bad = unbalanced.get(str(cur), 0)
         put("bill_rows_unbalanced", bad)
         put("balanced", balanced and bad == 0)
     types = {n: (MONEY if n.endswith("Cost") else None) for n in out}
@@ -96,7 +106,9 @@ def _empty() -> pa.Table:
 
 
 def _row_keys(t: pa.Table, files: pa.Array[Any]) -> npt.NDArray[np.int64]:
-    code = np.asarray(pc.index_in(t[ROW_FILE], value_set=files).to_numpy(zero_copy_only=False), np.int64)
+    code = np.asarray(
+        pc.index_in(t[ROW_FILE], value_set=files).to_numpy(zero_copy_only=False), np.int64
+    )
     number = np.asarray(t[ROW_NUMBER].to_numpy(), dtype=np.int64)
     return (code << 40) | number
 
@@ -109,28 +121,33 @@ def _unbalanced_rows(rows: pa.Table, parts: pa.Table) -> dict[str, int]:
     files = pc.unique(rows[ROW_FILE])
     want = _row_keys(rows, files)
     have = _row_keys(parts, files) if parts.num_rows else np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, have[1:] != have[:-1]]) if len(have) else np.zeros(0, np.int64)
+    starts = (
+        np.flatnonzero(np.r_[True, have[1:] != have[:-1]]) if len(have) else np.zeros(0, np.int64)
+    )
     if len(starts) == len(want) and np.array_equal(have[starts], want):  # parts in bill order
         bad = np.zeros(rows.num_rows, dtype=bool)
         for c in MONEY_COLUMNS:
-            sums = np.add.reduceat(to_unscaled(parts[c]), starts)
-            bad |= np.asarray(sums != to_unscaled(rows[c]), dtype=bool)
+            part_sums = np.add.reduceat(to_unscaled(parts[c]), starts)
+            bad |= np.asarray(part_sums != to_unscaled(rows[c]), dtype=bool)
         out: dict[str, int] = {}
         currency = rows["BillingCurrency"].to_pylist()
         for i in np.flatnonzero(bad):
-            out[currency[i]] = out.get(currency[i], 0) + 1
+            cur = str(currency[i])
+            out[cur] = out.get(cur, 0) + 1
         return out
-    aggs = [(c, "sum") for c in MONEY_COLUMNS]
-    sums = parts.group_by(_KEYS, use_threads=False).aggregate(aggs)
+    aggs: list[Any] = [(c, "sum") for c in MONEY_COLUMNS]
+    sums: pa.Table = parts.group_by(_KEYS, use_threads=False).aggregate(aggs)
     joined = rows.select([*_KEYS, "BillingCurrency", *MONEY_COLUMNS]).join(
         sums, keys=_KEYS, join_type="left outer"
     )
-    bad = pa.array([False] * joined.num_rows)
+    mismatch: Any = pa.array([False] * joined.num_rows)
     for c in MONEY_COLUMNS:
         same = pc.fill_null(pc.equal(joined[c], joined[f"{c}_sum"]), False)
-        bad = pc.or_(bad, pc.invert(same))
+        mismatch = pc.or_(mismatch, pc.invert(same))
     counts: dict[str, int] = {}
-    for cur, is_bad in zip(joined["BillingCurrency"].to_pylist(), bad.to_pylist(), strict=True):
+    currencies = joined["BillingCurrency"].to_pylist()
+    for cur_value, is_bad in zip(currencies, mismatch.to_pylist(), strict=True):
+        cur = str(cur_value)
         if is_bad:
             counts[cur] = counts.get(cur, 0) + 1
     return counts
@@ -148,7 +165,8 @@ def reconciliation_lines(table: pa.Table) -> list[str]:
                 f"  {c:<14} bill {r[f'bill_{c}']:>26,f}  allocated {r[f'allocated_{c}']:>26,f}"
             )
         lines.append(
-            f"  EffectiveCost to pods {r['pods_EffectiveCost']:,f}, idle {r['idle_EffectiveCost']:,f}, "
+            f"  EffectiveCost to pods {r['pods_EffectiveCost']:,f}, "
+            f"idle {r['idle_EffectiveCost']:,f}, "
             f"unmonitored {r['unmonitored_EffectiveCost']:,f}"
         )
         lines.append(f"  totals {ok}; bill rows whose parts differ: {r['bill_rows_unbalanced']}")

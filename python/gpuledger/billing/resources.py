@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +110,13 @@ def load_table(path: str | os.PathLike[str]) -> dict[str, str]:
     return from_pairs(zip(hosts, ids, strict=True), str(p))
 
 
-def from_pairs(pairs: object, where: str) -> dict[str, str]:
+def from_pairs(pairs: Iterable[tuple[object, object]], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for n, (host, rid) in enumerate(pairs, start=1):  # type: ignore[call-overload]
+    for n, (host, rid) in enumerate(pairs, start=1):
         if not host or not rid or not isinstance(host, str) or not isinstance(rid, str):
             raise MappingError(
-                f"{where}: entry {n}: hostname and ResourceId must be non-empty text, got {host!r} -> {rid!r}"
+                f"{where}: entry {n}: hostname and ResourceId must be non-empty text, "
+                f"got {host!r} -> {rid!r}"
             )
         if out.get(host, rid) != rid:
             raise MappingError(f"{where}: hostname {host!r} maps to both {out[host]!r} and {rid!r}")

@@ -14,17 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 import pyarrow.parquet as pq
 
 from gpuledger.billing.errors import BillingError
 from gpuledger.combine import KEYS, combine_tables
 from gpuledger.sink import list_files
 
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
+
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["TelemetryFiles", "WINDOW_COLUMNS", "find_files", "hours"]
+__all__ = ["WINDOW_COLUMNS", "TelemetryFiles", "find_files", "hours"]
 
 TABLE = "gpu_windows"
 WINDOW_COLUMNS = (
@@ -185,7 +190,7 @@ def _combine_partials(
     kept = []
     marker = "__dup"
     dup_marked = dup_keys.append_column(marker, pa.array(np.ones(dup_keys.num_rows, dtype=bool)))
-    for p, t in parts:
+    for p, _ in parts:
         whole = _usable(_read_full(p), window_ms)
         joined = whole.join(dup_marked, keys=keys, join_type="left outer")
         is_dup = pc.fill_null(joined[marker], False)

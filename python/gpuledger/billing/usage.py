@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from gpuledger.billing.grid import Grid, cell_resource
 from gpuledger.billing.telemetry import split_uuid
+
+# pyarrow-stubs type many compute functions too narrowly for Arrow's own behaviour (a
+# ChunkedArray where an Array is listed, string scalars): the calls are typed Any here and
+# checked by the tests instead.
+pc: Any = _compute
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -43,9 +48,7 @@ def _group_sum(ids: Ints, values: Floats, size: int) -> Floats:
     return np.bincount(ids, weights=values, minlength=size).astype(np.float64)
 
 
-def _cap(
-    group_ids: Ints, held: Floats, busy: Floats, cap_of: Callable[[Ints], Floats]
-) -> None:
+def _cap(group_ids: Ints, held: Floats, busy: Floats, cap_of: Callable[[Ints], Floats]) -> None:
     """Scales held and busy (in place) where a group's held GPU-seconds exceed
     `cap_of(the group ids)`: time-sliced pods or duplicated readings on one GPU."""
     uniq, inverse = np.unique(group_ids, return_inverse=True)
