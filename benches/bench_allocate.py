@@ -134,7 +134,7 @@ def make_input(out: Path, n_gpus: int, hours: int) -> tuple[Path, Path, Path, in
 
 def run(quick: bool = False) -> dict[str, Any]:
     n_gpus, hours = (32, 24) if quick else (1000, 30 * 24)
-    work = C.RESULTS / "cache" / "allocate"
+    work = C.RESULTS / "cache" / ("allocate-quick" if quick else "allocate")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
