@@ -58,11 +58,11 @@ def test_billing_section_in_the_configuration(tmp_path: Path) -> None:
     bad.write_text('[billing]\nbasis = "vibes"\n')
     from gpuledger.billing.settings import read_settings
 
-    with pytest.raises(ConfigError, match="billing.basis"):
+    with pytest.raises(ConfigError, match=r"billing\.basis"):
         read_settings(load_config(bad, env={}).billing)
     typo = tmp_path / "typo.toml"
     typo.write_text("[billing]\nshare_idel = true\n")
-    with pytest.raises(ConfigError, match="billing.share_idel: unknown key"):
+    with pytest.raises(ConfigError, match=r"billing\.share_idel: unknown key"):
         read_settings(load_config(typo, env={}).billing)
     r = CliRunner().invoke(
         main,

@@ -146,12 +146,12 @@ def allocate_demo_bill(cfg: Config, out_dir: Path, start_s: int, seconds: int) -
     out = [f"Billed GPU spend from the simulated FOCUS bill ({bill.name}), split by use:"]
     if seconds % 3600:
         out.append("  (the bill has hourly rows: time of those hours outside the demo is idle)")
-    billed = table.filter(pc.equal(table["x_PriceSource"], "bill"))
+    billed = table.filter(pc.equal(table["x_PriceSource"], pa.scalar("bill")))
     by_team = billed.group_by(["x_Team"]).aggregate([("EffectiveCost", "sum"), ("ListCost", "sum")])
     rows = sorted(by_team.to_pylist(), key=lambda r: -(r["EffectiveCost_sum"] or 0))
     for r in rows:
+        team = r["x_Team"] or "(idle or unmonitored)"
         out.append(
-            f"  {r['x_Team'] or '(idle or unmonitored)':<24} billed ${r['EffectiveCost_sum']:>9,.2f}"
-            f" (list ${r['ListCost_sum']:,.2f})"
+            f"  {team:<24} billed ${r['EffectiveCost_sum']:>9,.2f} (list ${r['ListCost_sum']:,.2f})"
         )
     return out + reconciliation_lines(result.reconciliation)

@@ -103,8 +103,10 @@ def allocate(
         raise ValueError(f"basis must be one of {', '.join(BASES)}, not {settings.basis!r}")
     rmap = _resource_map(settings, resources)
     node_column = rmap.label
-    files = find_files(windows, label_columns=[node_column], window_s=settings.window_s)
-    node_values = files.labels[node_column]
+    # A table alone names its nodes; only a rule needs the label values of the telemetry.
+    labels = [node_column] if rmap.rule is not None else []
+    files = find_files(windows, label_columns=labels, window_s=settings.window_s)
+    node_values = files.labels[node_column] if labels else sorted(rmap.table)
     mapping = rmap.resolve(node_values)
     resource_ids = sorted(set(mapping.values()))
     index_of = {rid: i for i, rid in enumerate(resource_ids)}
