@@ -117,3 +117,13 @@ def test_command_exits_non_zero_when_totals_differ(
         ],
     )
     assert r.exit_code == 1 and "differ from the bill" in r.output
+
+
+def test_simulate_bill_option_writes_bill_and_resources(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    args = ["simulate", "--scenario", "training", "--gpus", "8", "--duration", "5m"]
+    r = CliRunner().invoke(main, [*args, "--out", str(out), "--bill"])
+    assert r.exit_code == 0, r.output
+    assert (out / "bill.focus.csv").exists() and (out / "resources.csv").exists()
+    hosts = (out / "resources.csv").read_text().splitlines()[1:]
+    assert len(hosts) == 1 and hosts[0].startswith("train-")
