@@ -393,3 +393,50 @@ def test_duckdb_query_of_the_docs_rolls_up_by_team(tmp_path: Path) -> None:
             and x["ChargeCategory"] == "Usage"
         )
     assert sum(teams.values()) == total_bill
+
+
+def test_simulated_fleet_mapped_onto_sample_ec2_rows(tmp_path: Path) -> None:
+    """The simulator's GPU hosts, run for the hour of a real EC2 instance row of the sample,
+    take that instance's id; a second host takes an instance billed in another hour."""
+    import gpuledger
+    from gpuledger.simulate import Simulation
+    from gpuledger.simulate.writers import write_files
+    from gpuledger.sink import ArrowSink
+
+    rows = sample_rows()
+    ec2 = [r for r in rows if r["ResourceId"].startswith("i-") and r["ChargeCategory"] == "Usage"]
+    first, other = (
+        ec2[0],
+        next(r for r in ec2 if r["ChargePeriodStart"] != ec2[0]["ChargePeriodStart"]),
+    )
+    start = int(
+        pc.strptime(pa.array([first["ChargePeriodStart"]]), "%Y-%m-%d %H:%M:%S", "s")[0].value
+    )
+    sim = Simulation("training", seed=3, start_s=start, duration_s=3600, gpus=16)
+    write_files(sim, tmp_path / "sim", "prom_json")
+    cfg = gpuledger.Config.from_dict({"engine": {"max_future_s": 10 * 365 * 86400.0}})
+    engine = gpuledger.Engine(cfg)
+    engine.push_buffer((tmp_path / "sim" / "telemetry.jsonl").read_bytes(), format="prom_json")
+    ArrowSink(tmp_path / "win").write(engine.finish(), batch_key="sim")
+    hosts = sorted({g.host for g in sim.gpus})
+    res = _resources(tmp_path, {hosts[0]: first["ResourceId"], hosts[1]: other["ResourceId"]})
+    result = allocate([SAMPLE], [tmp_path / "win"], resources=res)
+    t = result.allocated_costs
+    assert result.balanced
+    mapped = {first["ResourceId"], other["ResourceId"]}
+    split = [r for r in rows if r["ChargeCategory"] == "Usage" and r["ResourceId"] in mapped]
+    assert check_every_row(SAMPLE, t) == len(split)
+    mine = t.filter(pc.equal(t["ResourceId"], first["ResourceId"])).to_pylist()
+    in_hour = [
+        r
+        for r in mine
+        if r["x_PriceSource"] == "bill" and r["ChargePeriodStart"].timestamp() == start
+    ]
+    pods = [r for r in in_hour if r["AllocatedResourceId"]]
+    assert pods and all(r["x_Team"] for r in pods)
+    assert sum(
+        r["x_GpuSeconds"] for r in in_hour if r["x_BillRowNumber"] == in_hour[0]["x_BillRowNumber"]
+    ) == pytest.approx(8 * 3600)
+    methods = set(t["AllocatedMethodId"].to_pylist())
+    assert "gpuledger-unmonitored" in methods  # `other`'s hours have no telemetry
+    assert "gpuledger-list-price" in methods  # hosts[1]'s hour is in no bill row of its own
