@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+import bench_allocate
 import bench_boundary
 import bench_columnar
 import bench_kafka_pipeline
@@ -44,6 +45,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "kafka_pipeline": bench_kafka_pipeline.run,
     "replay_parquet": bench_replay_parquet.run,
     "boundary": bench_boundary.run,
+    "allocate": bench_allocate.run,
 }
 
 

@@ -20,3 +20,15 @@ def test_bench_suite_quick_mode_runs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "disagree" not in proc.stdout.lower(), proc.stdout[-3000:]
+
+
+def test_bench_allocate_quick_mode_reconciles() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benches" / "bench_allocate.py"), "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reconciled: True" in proc.stdout and "PASS" in proc.stdout, proc.stdout[-3000:]

@@ -8,6 +8,7 @@ docs/architecture.md shows the data's path through them.
 """
 
 import sys
+from typing import Any
 
 from gpuledger._engine import __version__ as __version__
 from gpuledger._engine import schemas
@@ -15,11 +16,15 @@ from gpuledger.config import Config, load_config
 from gpuledger.engine import Engine, WindowFunction, Windows
 from gpuledger.errors import (
     ArrowExportError,
+    BillError,
+    BillingError,
     CombineError,
     ConfigError,
     GpuledgerError,
     InputError,
+    MappingError,
     OutputConflictError,
+    ReconciliationError,
     ReplayError,
     ReplayInputError,
     SinkWriteError,
@@ -30,12 +35,25 @@ from gpuledger.output import sink as _sink
 from gpuledger.output.combine import combine_dirs, combine_tables
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
 
+
+def __getattr__(name: str) -> Any:
+    """`gpuledger.allocate` and `gpuledger.report`, imported on first use: the CLI and the
+    daemon start without loading billing or charting."""
+    if name == "allocate":
+        from gpuledger.billing import allocate
+
+        return allocate
+    raise AttributeError(f"module 'gpuledger' has no attribute {name!r}")
+
+
 # Import paths documented before the package had rooms stay importable.
 sys.modules["gpuledger.sink"] = _sink
 sys.modules["gpuledger.combine"] = _combine
 
 __all__ = [
     "ArrowExportError",
+    "BillError",
+    "BillingError",
     "CombineError",
     "Config",
     "ConfigError",
@@ -43,7 +61,9 @@ __all__ = [
     "GpuledgerError",
     "InputError",
     "LatencySketch",
+    "MappingError",
     "OutputConflictError",
+    "ReconciliationError",
     "ReplayError",
     "ReplayInputError",
     "SinkWriteError",
@@ -51,6 +71,7 @@ __all__ = [
     "WindowFunctionError",
     "Windows",
     "__version__",
+    "allocate",
     "combine_dirs",
     "combine_tables",
     "load_config",

@@ -18,6 +18,7 @@ DEMO_START_S = 1_795_824_000
 @click.group(
     cls=LazyGroup,
     lazy={
+        "allocate": "gpuledger.billing.command:allocate_command",
         "combine": "gpuledger.cli.combine:combine_command",
         "replay": "gpuledger.cli.replay:replay_command",
         "simulate": "gpuledger.cli.simulate:simulate_command",
@@ -69,6 +70,11 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     click.echo(f"\n{files} Arrow files written in {elapsed:.1f} s.\n")
     for line in summary_lines(tables):
         click.echo(line)
+    if code == 0:
+        from gpuledger.cli.demo import allocate_demo_bill
+
+        for line in allocate_demo_bill(cfg, out_dir, DEMO_START_S, minutes * 60):
+            click.echo(line)
     raise SystemExit(code)
 
 
