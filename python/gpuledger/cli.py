@@ -17,6 +17,7 @@ DEMO_START_S = 1_795_824_000
     cls=LazyGroup,
     lazy={
         "combine": "gpuledger.cli_combine:combine_command",
+        "report": "gpuledger.report.command:report_command",
         "replay": "gpuledger.cli_replay:replay_command",
         "simulate": "gpuledger.cli_simulate:simulate_command",
         "produce": "gpuledger.cli_simulate:produce_command",
