@@ -40,17 +40,21 @@ MAX_TEAMS = 8
 MAX_POOLS = 4
 MAX_SERVICES = 6
 MAX_STREAKS = 20
+TOP = 100  # px above the plot: title, then legend
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380, **kw: Any) -> go.Figure:
     settings: dict[str, Any] = {
-        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16}},
+        # Title and legend placed in pixels from the top (container coordinates), so a
+        # legend never runs into the title or into the subplot titles below it.
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16},
+                  "yref": "container", "y": 1 - 14 / height, "yanchor": "top"},
         "template": "plotly_white",
         "height": height,
-        "margin": {"l": 70, "r": 30, "t": 80, "b": 60},
+        "margin": {"l": 70, "r": 30, "t": TOP, "b": 60},
         "showlegend": True,
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left",
-                   "x": 0.0},
+        "legend": {"orientation": "h", "yref": "container", "y": 1 - 46 / height,
+                   "yanchor": "top", "xanchor": "left", "x": 0.0},
         "hoverlabel": {"namelength": -1},
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
                  "size": 12},
@@ -197,7 +201,7 @@ def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
         fig,
         f"GPU utilization over time, % busy per {bucket_label(bucket_s)} ({shown})",
         max(360, min(900, 140 + rows * 16)),
-        margin={"l": 230 if rows <= 60 else 70, "r": 30, "t": 80, "b": 60},
+        margin={"l": 230 if rows <= 60 else 70, "r": 30, "t": TOP, "b": 60},
     )
 
 
@@ -251,55 +255,64 @@ def pool_buffer_chart(pools: PoolResult) -> go.Figure:
     demand = t.column("demand_p95").to_numpy()
     buffer = t.column("buffer").to_numpy()
     share = np.where(capacity > 0, buffer / np.maximum(capacity, 1e-9), 0.0)
+    dollars = pc.cast(t.column("buffer_cost"), pa.float64()).to_numpy()
     fig = go.Figure(
         go.Bar(
             name="buffer cost",
-            x=labels,
-            y=pc.cast(t.column("buffer_cost"), pa.float64()).to_numpy(),
+            orientation="h",
+            y=labels,
+            x=dollars,
             marker_color=TRAP,
+            text=[f"${v:,.2f} · {s:.0%} of capacity" for v, s in zip(dollars, share)],
+            textposition="auto",
             customdata=np.stack([capacity, demand, buffer, share * 100], -1),
-            hovertemplate="%{x}<br>buffer cost $%{y:,.2f}<br>capacity %{customdata[0]:.2f} GPUs"
+            hovertemplate="%{y}<br>buffer cost $%{x:,.2f}<br>capacity %{customdata[0]:.2f} GPUs"
             "<br>P95 demand %{customdata[1]:.2f} GPUs<br>buffer %{customdata[2]:.2f} GPUs "
             "(%{customdata[3]:.0f} % of capacity)<extra></extra>",
         )
     )
-    fig.update_yaxes(title_text="buffer cost, USD over the period", tickprefix="$")
-    fig.update_xaxes(title_text="pool (team / GPU model)")
-    return _layout(fig, "Buffer cost by pool: capacity kept above P95 demand (USD)", 380)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="buffer cost, USD over the period", tickprefix="$")
+    return _layout(fig, "Buffer cost by pool: capacity kept above P95 demand (USD)",
+                   max(300, 150 + 34 * len(labels)),
+                   margin={"l": 320, "r": 30, "t": TOP, "b": 60})
 
 
 def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
+    """One panel per pool (the MAX_POOLS costliest buffers): capacity, P95 demand and the
+    buffer shaded between them."""
     t = pools.over_time
     top = pools.totals.slice(0, MAX_POOLS)
-    fig = go.Figure()
+    names = [_pool_label(a, b) for a, b in zip(top.column("team").to_pylist(),
+                                                top.column("model_name").to_pylist())]
+    dollars = pc.cast(top.column("buffer_cost"), pa.float64()).to_pylist()
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.09,
+                        subplot_titles=[f"{n}: buffer ${d:,.2f}" for n, d in zip(names, dollars)])
     unit = bucket_label(bucket_s)
     for i, (team, model) in enumerate(zip(top.column("team").to_pylist(),
-                                          top.column("model_name").to_pylist())):
+                                          top.column("model_name").to_pylist()), start=1):
         rows = t.filter(pc.and_(pc.equal(t.column("team"), team),
                                 pc.equal(t.column("model_name"), model)))
         x = _times(rows.column("bucket").to_numpy())
-        label = _pool_label(team, model)
-        colour = PALETTE[i % len(PALETTE)]
+        label = names[i - 1]
         fig.add_trace(go.Scatter(
-            name=f"{label}: P95 demand", x=x, y=rows.column("demand_p95").to_numpy(),
-            mode="lines", line={"color": colour, "dash": "dot", "width": 2},
-            legendgroup=label,
-            hovertemplate=f"{label}<br>P95 demand %{{y:.2f}} GPUs<extra></extra>"))
+            name="P95 demand", x=x, y=rows.column("demand_p95").to_numpy(),
+            mode="lines", line={"color": SPEND, "width": 2}, legendgroup="demand",
+            showlegend=i == 1,
+            hovertemplate=f"{label}<br>P95 demand %{{y:.2f}} GPUs<extra></extra>"), row=i, col=1)
         fig.add_trace(go.Scatter(
-            name=f"{label}: capacity", x=x, y=rows.column("capacity").to_numpy(),
-            mode="lines", line={"color": colour, "width": 2}, fill="tonexty",
-            fillcolor=_alpha(colour, 0.18), legendgroup=label,
-            hovertemplate=f"{label}<br>capacity %{{y:.2f}} GPUs<extra></extra>"))
-    fig.update_xaxes(title_text="time (UTC)")
-    fig.update_yaxes(title_text=f"GPUs (mean per {unit})", rangemode="tozero")
+            name="capacity (shaded: the buffer)", x=x, y=rows.column("capacity").to_numpy(),
+            mode="lines", line={"color": TRAP, "width": 2}, fill="tonexty",
+            fillcolor=_alpha(TRAP, 0.25), legendgroup="capacity", showlegend=i == 1,
+            hovertemplate=f"{label}<br>capacity %{{y:.2f}} GPUs<extra></extra>"), row=i, col=1)
+        fig.update_yaxes(title_text="GPUs", rangemode="tozero", row=i, col=1)
+    fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
     return _layout(
         fig,
-        f"Capacity and P95 demand over time, the {len(top)} pools with the costliest buffers "
-        "(shaded: the buffer)",
-        420,
+        f"Capacity and P95 demand over time, GPUs (mean per {unit}), the pools with the "
+        "costliest buffers",
+        140 + 200 * len(names),
         hovermode="x unified",
-        legend={"orientation": "v", "x": 1.02, "y": 1.0, "xanchor": "left", "yanchor": "top"},
-        margin={"l": 70, "r": 40, "t": 60, "b": 60},
     )
 
 
@@ -364,7 +377,7 @@ def forgotten_chart(streaks: StreakResult) -> go.Figure:
     fig.update_yaxes(autorange="reversed", title_text="namespace/pod", type="category")
     fig.update_xaxes(title_text="idle cost of the streak, USD", tickprefix="$")
     return _layout(fig, "Forgotten experiments: dollars burned while idle beyond the TTL",
-                   max(300, 140 + 28 * len(labels)), margin={"l": 260, "r": 30, "t": 80, "b": 60})
+                   max(300, 140 + 28 * len(labels)), margin={"l": 260, "r": 30, "t": TOP, "b": 60})
 
 
 def coverage_chart(hist: pa.Table) -> go.Figure:
