@@ -66,9 +66,7 @@ def open_report(drv: webdriver.Chrome, path: Path, timeout_s: float = 30.0) -> f
         time.sleep(0.05)
     else:
         raise AssertionError(f"{path}: charts not drawn within {timeout_s} s")
-    ms = drv.execute_script(
-        "return performance.now()"
-    )
+    ms = drv.execute_script("return performance.now()")
     return float(ms) / 1000.0
 
 

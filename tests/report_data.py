@@ -10,7 +10,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
-
 import pytest
 
 from gpuledger.daemon_log import EventLog
@@ -21,8 +20,7 @@ from gpuledger.sink import ArrowSink, read_table
 START_S = 1_795_824_000  # 2026-11-28T00:00:00Z
 MINUTES = 90
 TTL_S = 1800.0
-TABLES = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows",
-          "idle_streaks")
+TABLES = ("gpu_windows", "pool_windows", "latency_windows", "service_cost_windows", "idle_streaks")
 
 _CACHE: dict[str, Path] = {}
 

@@ -43,8 +43,13 @@ def _json(args: list[str]) -> dict[str, object]:
 
 
 def _money(doc: dict[str, object]) -> dict[str, Decimal]:
-    keys = ("gpu_spend_usd", "idle_spend_usd", "buffer_cost_usd", "headroom_cost_usd",
-            "forgotten_cost_usd")
+    keys = (
+        "gpu_spend_usd",
+        "idle_spend_usd",
+        "buffer_cost_usd",
+        "headroom_cost_usd",
+        "forgotten_cost_usd",
+    )
     return {k: cents(doc[k]) for k in keys}
 
 
@@ -94,10 +99,20 @@ def test_a_directory_given_twice_counts_once(data: dict[str, Path]) -> None:
 
 
 def test_since_until_select_windows_by_start(data: dict[str, Path]) -> None:
-    doc = _json([str(data["full"]), "--out", "/dev/null", "--since", "2026-11-28T00:30:00Z",
-                 "--until", "2026-11-28T01:00:00Z"])
-    where = ("{t} >= TIMESTAMPTZ '2026-11-28 00:30:00+00' "
-             "AND {t} < TIMESTAMPTZ '2026-11-28 01:00:00+00'")
+    doc = _json(
+        [
+            str(data["full"]),
+            "--out",
+            "/dev/null",
+            "--since",
+            "2026-11-28T00:30:00Z",
+            "--until",
+            "2026-11-28T01:00:00Z",
+        ]
+    )
+    where = (
+        "{t} >= TIMESTAMPTZ '2026-11-28 00:30:00+00' AND {t} < TIMESTAMPTZ '2026-11-28 01:00:00+00'"
+    )
     assert _money(doc) == independent_sums(data["full"], where)
     assert doc["period_start"] == "2026-11-28T00:30:00Z"
     assert doc["period_end"] == "2026-11-28T01:00:00Z"
@@ -117,19 +132,23 @@ def test_allocated_bill_is_shown_next_to_list_price(data: dict[str, Path], tmp_p
     d = tmp_path / "with-bill"
     shutil.copytree(data["full"], d)
     money = pa.decimal128(38, 10)
-    start = pa.array([1_795_824_000_000, 1_795_827_600_000, 1_795_824_000_000],
-                     pa.timestamp("ms", tz="UTC"))
-    bill = pa.table({
-        "ChargePeriodStart": start,
-        "BillingCurrency": ["USD", "USD", "EUR"],
-        "EffectiveCost": pa.array([Decimal("40.1234567891"), Decimal("20.5"), Decimal("3")],
-                                  money),
-        "ListCost": pa.array([Decimal("60.25"), Decimal("30.125"), Decimal("4")], money),
-        "BilledCost": pa.array([Decimal("41"), Decimal("21"), Decimal("3")], money),
-        "x_Team": ["ml-training", "team-chat", "team-chat"],
-        "x_PriceSource": ["contract", "contract", "list"],
-        "AllocatedResourceId": pa.array(["GPU-1", None, "GPU-2"], pa.string()),
-    })
+    start = pa.array(
+        [1_795_824_000_000, 1_795_827_600_000, 1_795_824_000_000], pa.timestamp("ms", tz="UTC")
+    )
+    bill = pa.table(
+        {
+            "ChargePeriodStart": start,
+            "BillingCurrency": ["USD", "USD", "EUR"],
+            "EffectiveCost": pa.array(
+                [Decimal("40.1234567891"), Decimal("20.5"), Decimal("3")], money
+            ),
+            "ListCost": pa.array([Decimal("60.25"), Decimal("30.125"), Decimal("4")], money),
+            "BilledCost": pa.array([Decimal("41"), Decimal("21"), Decimal("3")], money),
+            "x_Team": ["ml-training", "team-chat", "team-chat"],
+            "x_PriceSource": ["contract", "contract", "list"],
+            "AllocatedResourceId": pa.array(["GPU-1", None, "GPU-2"], pa.string()),
+        }
+    )
     # The layout of every output table (issue 21 writes this one); its partition is not read.
     part = d / "allocated_costs" / "date=2026-11-28" / "hour=00"
     part.mkdir(parents=True)
@@ -193,13 +212,18 @@ def test_tables_of_another_version_are_set_aside_by_file(
     u = read_file(odd)
     i = u.schema.get_field_index("covered_s")
     _rewrite(odd, u.set_column(i, "covered_s", u.column(i).cast(pa.string())))
-    result = CliRunner().invoke(main, ["report", str(d), "--out", str(tmp_path / "r.html"),
-                                       "--json"])
+    result = CliRunner().invoke(
+        main, ["report", str(d), "--out", str(tmp_path / "r.html"), "--json"]
+    )
     assert result.exit_code == 0, result.output
-    assert f"{old}: gpu_windows written by another gpuledger version? no column " \
-           "'idle_cost_usd'" in result.stderr
-    assert f"{odd}: gpu_windows written by another gpuledger version? column 'covered_s' " \
-           "is string, expected double" in result.stderr
+    assert (
+        f"{old}: gpu_windows written by another gpuledger version? no column "
+        "'idle_cost_usd'" in result.stderr
+    )
+    assert (
+        f"{odd}: gpu_windows written by another gpuledger version? column 'covered_s' "
+        "is string, expected double" in result.stderr
+    )
     doc = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(doc["problems"]) == 2
     full = independent_sums(data["full"])["gpu_spend_usd"]
@@ -210,8 +234,9 @@ def test_tables_of_another_version_are_set_aside_by_file(
 def test_a_time_range_without_data_fails_saying_what_there_is(
     data: dict[str, Path], tmp_path: Path
 ) -> None:
-    out = _fails([str(data["full"]), "--since", "2026-12-01T00:00:00Z", "--out",
-                  str(tmp_path / "r.html")])
+    out = _fails(
+        [str(data["full"]), "--since", "2026-12-01T00:00:00Z", "--out", str(tmp_path / "r.html")]
+    )
     assert "no rows to report from 2026-12-01T00:00:00Z to the end" in out
     assert "the output covers 2026-11-28T00:00:00Z to 2026-11-28T02:00:00Z" in out
     out = _fails([str(data["full"]), "--since", "2026-12-02", "--until", "2026-12-01"])
@@ -239,7 +264,9 @@ def test_a_corrupt_file_is_named_and_the_rest_reported(
     assert not (tmp_path / "none.html").exists()
 
 
-def test_combined_output_reads_like_the_daemon_output(data: dict[str, Path], tmp_path: Path) -> None:
+def test_combined_output_reads_like_the_daemon_output(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
     from gpuledger.combine import combine_dirs
 
     combined = tmp_path / "combined"

@@ -72,8 +72,10 @@ def test_report_in_headless_chromium(page: tuple[Path, Path], tmp_path: Path) ->
         toggle = idle_chart.find_elements(By.CSS_SELECTOR, ".legend .traces .legendtoggle")[0]
         drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", idle_chart)
         ActionChains(drv).move_to_element(toggle).click().perform()
-        hidden = "return document.getElementById(arguments[0]).data.filter(" \
+        hidden = (
+            "return document.getElementById(arguments[0]).data.filter("
             "function (t) { return t.visible === 'legendonly'; }).length"
+        )
         # Plotly waits out its double-click delay before acting on a single click.
         deadline = time.monotonic() + 3
         while drv.execute_script(hidden, chart_id) == 0 and time.monotonic() < deadline:

@@ -7,9 +7,10 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null; then
+    # Not Debian: say so, and let the browser test fail with this message if it runs.
     echo "compose/chromium/install.sh: no apt-get; install chromium and its chromedriver" \
-         "(same version) yourself" >&2
-    exit 1
+         "(same version) for the report's browser test" >&2
+    exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

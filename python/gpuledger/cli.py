@@ -45,7 +45,14 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     from pathlib import Path
 
     from gpuledger.daemon_log import EventLog
-    from gpuledger.demo import LATENCY, TELEMETRY, demo_config, run_demo, summary_lines
+    from gpuledger.demo import (
+        LATENCY,
+        TELEMETRY,
+        demo_config,
+        report_lines,
+        run_demo,
+        summary_lines,
+    )
     from gpuledger.demo_source import simulated_topics
 
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="gpuledger-demo-"))
@@ -66,7 +73,7 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     elapsed = time.perf_counter() - started
     files = sum(1 for _ in out_dir.rglob("*.arrow"))
     click.echo(f"\n{files} Arrow files written in {elapsed:.1f} s.\n")
-    for line in summary_lines(tables):
+    for line in summary_lines(tables) + report_lines(out_dir, cfg):
         click.echo(line)
     raise SystemExit(code)
 

@@ -123,3 +123,20 @@ def summary_lines(tables: dict[str, pa.Table]) -> list[str]:
                 f"{r['streak_s_max'] / 3600:.1f} h, burned ${r['idle_cost_usd_max']:,.2f}"
             )
     return out
+
+
+def report_lines(out_dir: Path, cfg: Config) -> list[str]:
+    """Writes the HTML cost report of the demo's output (`gpuledger report`) to
+    `out_dir/report.html` and says where it is."""
+    try:
+        from gpuledger.report import ReportError, report
+    except ImportError as e:  # plotly comes with the `report` extra
+        return [f"No HTML report: {e.name} is missing (pip install 'gpuledger[report]')."]
+    path = out_dir / "report.html"
+    try:
+        result = report([out_dir], out=path, config=cfg)
+    except ReportError as e:
+        return [f"No HTML report: {e}"]
+    return [
+        f"\nCost report: {result.path} ({result.html_bytes / 1e6:.1f} MB, open it in a browser)"
+    ]

@@ -34,8 +34,7 @@ class Report:
         return summary_lines(self.headline)
 
     def to_json(self) -> str:
-        return to_json(self.headline, None if self.path is None else str(self.path),
-                       self.problems)
+        return to_json(self.headline, None if self.path is None else str(self.path), self.problems)
 
 
 def report(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from gpuledger.report.arrow_util import money, scalar_decimal
+from gpuledger.report.arrow_util import money, pc, scalar_decimal
 from gpuledger.report.inputs import Inputs, expected_schemas
 from gpuledger.report.period import Period
 
@@ -49,7 +49,7 @@ class EventResult:
     dead_by_reason: pa.Table  # reason, count (most first)
 
 
-def _time_mask(column: pa.ChunkedArray, period: Period) -> pa.ChunkedArray | None:
+def _time_mask(column: Any, period: Period) -> Any:
     ms = pc.cast(column, pa.int64())
     mask = None
     if period.since_ms is not None:
@@ -93,8 +93,10 @@ def read_streaks(inputs: Inputs, period: Period, ttl_s: float) -> StreakResult |
     beyond = pc.max_element_wise(pc.subtract(streak_s, ttl_s), 0.0)
     share = pc.divide(beyond, pc.max_element_wise(streak_s, 1e-9))
     saving = pc.cast(
-        pc.multiply(pc.cast(cost, pa.float64()), share), money(latest.column("idle_cost_usd")).type
-    , safe=False)
+        pc.multiply(pc.cast(cost, pa.float64()), share),
+        money(latest.column("idle_cost_usd")).type,
+        safe=False,
+    )
     table = pa.table(
         {
             "namespace": latest.column("namespace"),

@@ -10,9 +10,8 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from gpuledger.report.arrow_util import bucket_ms, money, scalar_decimal, scalar_float, sum_by
+from gpuledger.report.arrow_util import bucket_ms, money, pc, scalar_decimal, scalar_float, sum_by
 
 __all__ = ["COLUMNS", "LOW_COVERAGE", "GpuAccumulator", "GpuResult", "Heatmap"]
 
@@ -112,16 +111,18 @@ class GpuAccumulator:
             sum_by(cells, ["gpu_uuid", "team", "model_name", "allocated", "bucket"], _SUMS)
         )
         util = t.column("util_mean")
-        bins = pc.min_element_wise(pc.cast(pc.floor(pc.multiply(util, HIST_BINS)), pa.int64()),
-                                   HIST_BINS - 1)
+        bins = pc.min_element_wise(
+            pc.cast(pc.floor(pc.multiply(util, HIST_BINS)), pa.int64()), HIST_BINS - 1
+        )
         hist = pa.table({"bin": bins, "covered_s": covered}).filter(pc.is_valid(bins))
         self._hist.append(sum_by(hist, ["bin"], ["covered_s"]))
         cov_bins = pc.min_element_wise(
             pc.cast(pc.floor(pc.multiply(share, COVERAGE_BINS)), pa.int64()), COVERAGE_BINS - 1
         )
         ones = pc.cast(pc.is_valid(start), pa.int64())
-        self._coverage.append(sum_by(pa.table({"bin": cov_bins, "windows": ones}), ["bin"],
-                                     ["windows"]))
+        self._coverage.append(
+            sum_by(pa.table({"bin": cov_bins, "windows": ones}), ["bin"], ["windows"])
+        )
 
     def empty(self) -> bool:
         return not self._cells
@@ -176,8 +177,9 @@ def _heatmap(cells: pa.Table, first_ms: int, step_ms: int, n_buckets: int) -> He
         .aggregate([("busy_s", "sum"), ("covered_s", "sum"), ("team", "max")])
         .rename_columns(["gpu_uuid", "busy_s", "covered_s", "team"])
     )
-    util = pc.divide(per_gpu.column("busy_s"), pc.max_element_wise(per_gpu.column("covered_s"),
-                                                                     1e-9))
+    util = pc.divide(
+        per_gpu.column("busy_s"), pc.max_element_wise(per_gpu.column("covered_s"), 1e-9)
+    )
     per_gpu = per_gpu.append_column("util", util).sort_by(
         [("util", "descending"), ("gpu_uuid", "ascending")]
     )

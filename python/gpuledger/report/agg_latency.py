@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from gpuledger.report.arrow_util import bucket_ms, money, scalar_decimal, sum_by
+from gpuledger.report.arrow_util import bucket_ms, money, pc, scalar_decimal, sum_by
 from gpuledger.sketch import LatencySketch, merge_sketches
 
 __all__ = ["COST_COLUMNS", "LATENCY_COLUMNS", "LatencyAccumulator", "LatencyResult"]
@@ -44,8 +44,8 @@ _COST_SUMS = ["cost", "headroom_cost", "headroom_gpus", "provisioned", "windows"
 @dataclass(frozen=True)
 class LatencyResult:
     headroom_cost: Decimal
-    over_time: pa.Table  # service, bucket, p50, p95, p99 (ms), slo_ms, requests, violations
-    services: pa.Table  # service, requests, violations, slo_ms, slo_target, p50/p95/p99,
+    over_time: pa.Table | None  # service, bucket, p50, p95, p99 (ms), slo_ms, requests, violations
+    services: pa.Table | None  # service, requests, violations, slo_ms, slo_target, p50/p95/p99,
     # cost, headroom_cost (decimal), headroom_gpus, provisioned (mean GPUs), met_share
 
 
@@ -86,8 +86,9 @@ class LatencyAccumulator:
         sums = cells.group_by(keys, use_threads=False).aggregate(
             [("requests", "sum"), ("violations", "sum"), ("slo_ms", "max"), ("slo_target", "max")]
         )
-        sums = sums.rename_columns([n.removesuffix("_sum").removesuffix("_max")
-                                    for n in sums.column_names])
+        sums = sums.rename_columns(
+            [n.removesuffix("_sum").removesuffix("_max") for n in sums.column_names]
+        )
         merged = _merged_by_group(cells.select([*keys, "sketch"]), keys)
         self._lat.append(sums.join(merged, keys=keys))
 
@@ -124,8 +125,10 @@ class LatencyAccumulator:
         return LatencyResult(headroom_cost=headroom, over_time=over_time, services=services)
 
 
-def _quantile_columns(sketches: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
-    values = [LatencySketch.from_bytes(s).quantiles(list(QUANTILES)) for s in sketches.to_pylist()]
+def _quantile_columns(sketches: Any) -> dict[str, Any]:
+    values = [
+        LatencySketch.from_bytes(bytes(s)).quantiles(list(QUANTILES)) for s in sketches.to_pylist()
+    ]
     return {
         name: pa.array([v[i] for v in values], pa.float64())
         for i, name in enumerate(("p50", "p95", "p99"))
@@ -140,19 +143,22 @@ def _latency_tables(parts: list[pa.Table]) -> tuple[pa.Table | None, pa.Table | 
     sums = t.group_by(keys, use_threads=False).aggregate(
         [("requests", "sum"), ("violations", "sum"), ("slo_ms", "max"), ("slo_target", "max")]
     )
-    sums = sums.rename_columns([n.removesuffix("_sum").removesuffix("_max")
-                                for n in sums.column_names])
+    sums = sums.rename_columns(
+        [n.removesuffix("_sum").removesuffix("_max") for n in sums.column_names]
+    )
     merged = _merged_by_group(t.select([*keys, "sketch"]), keys)
-    per_bucket = sums.join(merged, keys=keys).sort_by([("service", "ascending"),
-                                                       ("bucket", "ascending")])
+    per_bucket = sums.join(merged, keys=keys).sort_by(
+        [("service", "ascending"), ("bucket", "ascending")]
+    )
     over_time = per_bucket.drop_columns(["sketch"])
     for name, col in _quantile_columns(per_bucket.column("sketch")).items():
         over_time = over_time.append_column(name, col)
     svc_sums = per_bucket.group_by(["service"], use_threads=False).aggregate(
         [("requests", "sum"), ("violations", "sum"), ("slo_ms", "max"), ("slo_target", "max")]
     )
-    svc_sums = svc_sums.rename_columns([n.removesuffix("_sum").removesuffix("_max")
-                                        for n in svc_sums.column_names])
+    svc_sums = svc_sums.rename_columns(
+        [n.removesuffix("_sum").removesuffix("_max") for n in svc_sums.column_names]
+    )
     svc_merged = _merged_by_group(per_bucket.select(["service", "sketch"]), ["service"])
     services = svc_sums.join(svc_merged, keys=["service"]).sort_by("service")
     quant = _quantile_columns(services.column("sketch"))

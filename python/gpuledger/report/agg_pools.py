@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from gpuledger.report.arrow_util import bucket_ms, money, scalar_decimal, sum_by
+from gpuledger.report.arrow_util import bucket_ms, money, pc, scalar_decimal, sum_by
 
 __all__ = ["COLUMNS", "PoolAccumulator", "PoolResult"]
 

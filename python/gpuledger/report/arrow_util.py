@@ -8,9 +8,22 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
-__all__ = ["MONEY", "as_float", "bucket_ms", "money", "scalar_decimal", "scalar_float", "sum_by"]
+# pyarrow-stubs type the compute functions by overloads that leave out the Python scalars
+# pyarrow accepts (pc.less(column, 0.35)); the report calls them through this alias.
+pc: Any = _compute
+
+__all__ = [
+    "MONEY",
+    "as_float",
+    "bucket_ms",
+    "money",
+    "pc",
+    "scalar_decimal",
+    "scalar_float",
+    "sum_by",
+]
 
 MONEY = pa.decimal128(38, 10)
 """USD summed exactly: each float64 cost becomes a decimal (10 places) before any sum."""

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.inputs import Inputs
 from gpuledger.report.period import Period
 
@@ -19,7 +19,7 @@ __all__ = ["TABLE", "BillingResult", "read_billing"]
 TABLE = "allocated_costs"
 _MONEY = pa.decimal128(38, 10)
 EXPECTED = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # (name, type) pairs: the stubs want DataType, not object
         ("EffectiveCost", _MONEY),
         ("ListCost", _MONEY),
         ("BilledCost", _MONEY),
@@ -65,4 +65,3 @@ def read_billing(inputs: Inputs, period: Period) -> BillingResult | None:
             Decimal(row["BilledCost_sum"] or 0),
         )
     return BillingResult(by_currency=out, rows=t.num_rows)
-

@@ -8,14 +8,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import pyarrow.compute as pc
-
 from gpuledger.config import Config
 from gpuledger.report import agg_gpu, agg_latency, agg_pools
 from gpuledger.report.agg_events import EventResult, StreakResult, read_events, read_streaks
 from gpuledger.report.agg_gpu import GpuAccumulator, GpuResult
 from gpuledger.report.agg_latency import LatencyAccumulator, LatencyResult
 from gpuledger.report.agg_pools import PoolAccumulator, PoolResult
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.billing import BillingResult, read_billing
 from gpuledger.report.errors import ReportError
 from gpuledger.report.inputs import find_inputs
@@ -52,14 +51,12 @@ class ReportData:
     problems: list[str] = field(default_factory=list)
 
 
-def build(
-    dirs: Sequence[str | os.PathLike[str]], period: Period, config: Config
-) -> ReportData:
+def build(dirs: Sequence[str | os.PathLike[str]], period: Period, config: Config) -> ReportData:
     inputs = find_inputs(dirs)
     known = [t for t in inputs.tables() if t in KNOWN_TABLES]
     if not known:
         raise ReportError(
-            f"no gpuledger table under {', '.join(map(os.fspath, dirs))} (found only "
+            f"no gpuledger table under {', '.join(os.fspath(d) for d in dirs)} (found only "
             f"{', '.join(inputs.tables())})"
         )
     window_tables = [t for t in WINDOW_TABLES if t in inputs.files]

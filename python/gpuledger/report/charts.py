@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import pyarrow as pa
-import pyarrow.compute as pc
 from plotly.subplots import make_subplots
 
 from gpuledger.report.agg_events import StreakResult
 from gpuledger.report.agg_gpu import COVERAGE_BINS, HIST_BINS, Heatmap
 from gpuledger.report.agg_latency import LatencyResult
 from gpuledger.report.agg_pools import PoolResult
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.headline import Headline
 
 __all__ = [
@@ -33,8 +33,17 @@ __all__ = [
 
 LOW_UTILIZATION = 0.35  # the first trap: clusters below 35 % utilization
 # Okabe-Ito, readable by people with the common colour-vision deficiencies.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#999999", "#000000")
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#999999",
+    "#000000",
+)
 SPEND, TRAP, SAVE, BAD = "#0072B2", "#E69F00", "#009E73", "#D55E00"
 MAX_TEAMS = 8
 MAX_POOLS = 4
@@ -47,17 +56,29 @@ def _layout(fig: go.Figure, title: str, height: int = 380, **kw: Any) -> go.Figu
     settings: dict[str, Any] = {
         # Title and legend placed in pixels from the top (container coordinates), so a
         # legend never runs into the title or into the subplot titles below it.
-        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16},
-                  "yref": "container", "y": 1 - 14 / height, "yanchor": "top"},
+        "title": {
+            "text": title,
+            "x": 0.0,
+            "xanchor": "left",
+            "font": {"size": 16},
+            "yref": "container",
+            "y": 1 - 14 / height,
+            "yanchor": "top",
+        },
         "template": "plotly_white",
         "height": height,
         "margin": {"l": 70, "r": 30, "t": TOP, "b": 60},
         "showlegend": True,
-        "legend": {"orientation": "h", "yref": "container", "y": 1 - 46 / height,
-                   "yanchor": "top", "xanchor": "left", "x": 0.0},
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "y": 1 - 46 / height,
+            "yanchor": "top",
+            "xanchor": "left",
+            "x": 0.0,
+        },
         "hoverlabel": {"namelength": -1},
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
-                 "size": 12},
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
     }
     settings.update(kw)
     fig.update_layout(**settings)
@@ -77,8 +98,18 @@ def _f(v: Decimal | None) -> float:
 
 
 def bucket_label(bucket_s: int) -> str:
-    names = {60: "minute", 300: "5 min", 900: "15 min", 1800: "30 min", 3600: "hour",
-             10_800: "3 h", 21_600: "6 h", 43_200: "12 h", 86_400: "day", 604_800: "week"}
+    names = {
+        60: "minute",
+        300: "5 min",
+        900: "15 min",
+        1800: "30 min",
+        3600: "hour",
+        10_800: "3 h",
+        21_600: "6 h",
+        43_200: "12 h",
+        86_400: "day",
+        604_800: "week",
+    }
     return names.get(bucket_s, f"{bucket_s} s")
 
 
@@ -126,8 +157,10 @@ def headline_chart(h: Headline) -> go.Figure:
 def idle_by_team_chart(t: pa.Table, bucket_s: int) -> go.Figure:
     """Stacked area of idle USD per bucket, the MAX_TEAMS teams idling most, the rest
     summed as 'other teams'."""
-    per_team = t.group_by(["team"]).aggregate([("idle_cost", "sum")]).sort_by(
-        [("idle_cost_sum", "descending"), ("team", "ascending")]
+    per_team = (
+        t.group_by(["team"])
+        .aggregate([("idle_cost", "sum")])
+        .sort_by([("idle_cost_sum", "descending"), ("team", "ascending")])
     )
     teams = per_team.column("team").to_pylist()
     top, rest = teams[:MAX_TEAMS], teams[MAX_TEAMS:]
@@ -138,14 +171,18 @@ def idle_by_team_chart(t: pa.Table, bucket_s: int) -> go.Figure:
         _area(fig, _team(team), rows, PALETTE[i % len(PALETTE)], unit)
     if rest:
         rows = t.filter(pc.is_in(t.column("team"), value_set=pa.array(rest, pa.string())))
-        rows = rows.group_by(["bucket"]).aggregate([("idle_cost", "sum")]).rename_columns(
-            ["bucket", "idle_cost"]
-        ).sort_by("bucket")
+        rows = (
+            rows.group_by(["bucket"])
+            .aggregate([("idle_cost", "sum")])
+            .rename_columns(["bucket", "idle_cost"])
+            .sort_by("bucket")
+        )
         _area(fig, f"{len(rest)} other teams", rows, "#999999", unit)
     fig.update_xaxes(title_text="time (UTC)")
     fig.update_yaxes(title_text=f"idle cost, USD per {unit}", tickprefix="$")
-    return _layout(fig, f"Idle GPU cost by team, USD per {unit} (stacked)", 400,
-                   hovermode="x unified")
+    return _layout(
+        fig, f"Idle GPU cost by team, USD per {unit} (stacked)", 400, hovermode="x unified"
+    )
 
 
 def _area(fig: go.Figure, name: str, rows: pa.Table, colour: str, unit: str) -> None:
@@ -165,7 +202,7 @@ def _area(fig: go.Figure, name: str, rows: pa.Table, colour: str, unit: str) -> 
 def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
     labels = []
     seen: set[str] = set()
-    for gpu, team in zip(hm.gpus, hm.teams):
+    for gpu, team in zip(hm.gpus, hm.teams, strict=False):
         label = f"{_team(team)} · {gpu[:12]}"
         while label in seen:
             label += "·"
@@ -192,11 +229,16 @@ def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
             showlegend=True,
         )
     )
-    fig.update_yaxes(autorange="reversed", title_text="GPU (busiest first)",
-                     showticklabels=rows <= 60, type="category")
+    fig.update_yaxes(
+        autorange="reversed",
+        title_text="GPU (busiest first)",
+        showticklabels=rows <= 60,
+        type="category",
+    )
     fig.update_xaxes(title_text="time (UTC)")
-    shown = f"{len(hm.gpus)} GPUs" + (f", {hm.others} more averaged in the last row"
-                                       if hm.others else "")
+    shown = f"{len(hm.gpus)} GPUs" + (
+        f", {hm.others} more averaged in the last row" if hm.others else ""
+    )
     return _layout(
         fig,
         f"GPU utilization over time, % busy per {bucket_label(bucket_s)} ({shown})",
@@ -231,10 +273,16 @@ def util_distribution_chart(hist: pa.Table) -> go.Figure:
                 "%{y:,.2f} GPU-hours<extra></extra>",
             )
         )
-    fig.add_vline(x=LOW_UTILIZATION * 100, line_dash="dash", line_color="#333",
-                  annotation_text="35 %", annotation_position="top right")
-    fig.update_xaxes(title_text="utilization of a GPU in a window, %", range=[0, 100],
-                     ticksuffix=" %")
+    fig.add_vline(
+        x=LOW_UTILIZATION * 100,
+        line_dash="dash",
+        line_color="#333",
+        annotation_text="35 %",
+        annotation_position="top right",
+    )
+    fig.update_xaxes(
+        title_text="utilization of a GPU in a window, %", range=[0, 100], ticksuffix=" %"
+    )
     fig.update_yaxes(title_text="GPU-hours")
     return _layout(
         fig,
@@ -249,8 +297,12 @@ def _pool_label(team: object, model: object) -> str:
 
 def pool_buffer_chart(pools: PoolResult) -> go.Figure:
     t = pools.totals
-    labels = [_pool_label(a, b) for a, b in zip(t.column("team").to_pylist(),
-                                                 t.column("model_name").to_pylist())]
+    labels = [
+        _pool_label(a, b)
+        for a, b in zip(
+            t.column("team").to_pylist(), t.column("model_name").to_pylist(), strict=False
+        )
+    ]
     capacity = t.column("capacity").to_numpy()
     demand = t.column("demand_p95").to_numpy()
     buffer = t.column("buffer").to_numpy()
@@ -263,7 +315,7 @@ def pool_buffer_chart(pools: PoolResult) -> go.Figure:
             y=labels,
             x=dollars,
             marker_color=TRAP,
-            text=[f"${v:,.2f} · {s:.0%} of capacity" for v, s in zip(dollars, share)],
+            text=[f"${v:,.2f} · {s:.0%} of capacity" for v, s in zip(dollars, share, strict=False)],
             textposition="auto",
             customdata=np.stack([capacity, demand, buffer, share * 100], -1),
             hovertemplate="%{y}<br>buffer cost $%{x:,.2f}<br>capacity %{customdata[0]:.2f} GPUs"
@@ -273,9 +325,12 @@ def pool_buffer_chart(pools: PoolResult) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title_text="buffer cost, USD over the period", tickprefix="$")
-    return _layout(fig, "Buffer cost by pool: capacity kept above P95 demand (USD)",
-                   max(300, 150 + 34 * len(labels)),
-                   margin={"l": 320, "r": 30, "t": TOP, "b": 60})
+    return _layout(
+        fig,
+        "Buffer cost by pool: capacity kept above P95 demand (USD)",
+        max(300, 150 + 34 * len(labels)),
+        margin={"l": 320, "r": 30, "t": TOP, "b": 60},
+    )
 
 
 def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
@@ -283,28 +338,60 @@ def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
     buffer shaded between them."""
     t = pools.over_time
     top = pools.totals.slice(0, MAX_POOLS)
-    names = [_pool_label(a, b) for a, b in zip(top.column("team").to_pylist(),
-                                                top.column("model_name").to_pylist())]
+    names = [
+        _pool_label(a, b)
+        for a, b in zip(
+            top.column("team").to_pylist(), top.column("model_name").to_pylist(), strict=False
+        )
+    ]
     dollars = pc.cast(top.column("buffer_cost"), pa.float64()).to_pylist()
-    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.09,
-                        subplot_titles=[f"{n}: buffer ${d:,.2f}" for n, d in zip(names, dollars)])
+    fig = make_subplots(
+        rows=len(names),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.09,
+        subplot_titles=[f"{n}: buffer ${d:,.2f}" for n, d in zip(names, dollars, strict=False)],
+    )
     unit = bucket_label(bucket_s)
-    for i, (team, model) in enumerate(zip(top.column("team").to_pylist(),
-                                          top.column("model_name").to_pylist()), start=1):
-        rows = t.filter(pc.and_(pc.equal(t.column("team"), team),
-                                pc.equal(t.column("model_name"), model)))
+    for i, (team, model) in enumerate(
+        zip(top.column("team").to_pylist(), top.column("model_name").to_pylist(), strict=False),
+        start=1,
+    ):
+        rows = t.filter(
+            pc.and_(pc.equal(t.column("team"), team), pc.equal(t.column("model_name"), model))
+        )
         x = _times(rows.column("bucket").to_numpy())
         label = names[i - 1]
-        fig.add_trace(go.Scatter(
-            name="P95 demand", x=x, y=rows.column("demand_p95").to_numpy(),
-            mode="lines", line={"color": SPEND, "width": 2}, legendgroup="demand",
-            showlegend=i == 1,
-            hovertemplate=f"{label}<br>P95 demand %{{y:.2f}} GPUs<extra></extra>"), row=i, col=1)
-        fig.add_trace(go.Scatter(
-            name="capacity (shaded: the buffer)", x=x, y=rows.column("capacity").to_numpy(),
-            mode="lines", line={"color": TRAP, "width": 2}, fill="tonexty",
-            fillcolor=_alpha(TRAP, 0.25), legendgroup="capacity", showlegend=i == 1,
-            hovertemplate=f"{label}<br>capacity %{{y:.2f}} GPUs<extra></extra>"), row=i, col=1)
+        fig.add_trace(
+            go.Scatter(
+                name="P95 demand",
+                x=x,
+                y=rows.column("demand_p95").to_numpy(),
+                mode="lines",
+                line={"color": SPEND, "width": 2},
+                legendgroup="demand",
+                showlegend=i == 1,
+                hovertemplate=f"{label}<br>P95 demand %{{y:.2f}} GPUs<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                name="capacity (shaded: the buffer)",
+                x=x,
+                y=rows.column("capacity").to_numpy(),
+                mode="lines",
+                line={"color": TRAP, "width": 2},
+                fill="tonexty",
+                fillcolor=_alpha(TRAP, 0.25),
+                legendgroup="capacity",
+                showlegend=i == 1,
+                hovertemplate=f"{label}<br>capacity %{{y:.2f}} GPUs<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
         fig.update_yaxes(title_text="GPUs", rangemode="tozero", row=i, col=1)
     fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
     return _layout(
@@ -324,28 +411,54 @@ def _alpha(hex_colour: str, a: float) -> str:
 def latency_chart(lat: LatencyResult, bucket_s: int) -> go.Figure:
     t = lat.over_time
     assert t is not None
-    totals = t.group_by(["service"]).aggregate([("requests", "sum")]).sort_by(
-        [("requests_sum", "descending"), ("service", "ascending")]
+    totals = (
+        t.group_by(["service"])
+        .aggregate([("requests", "sum")])
+        .sort_by([("requests_sum", "descending"), ("service", "ascending")])
     )
     services = totals.column("service").to_pylist()[:MAX_SERVICES]
-    fig = make_subplots(rows=len(services), cols=1, shared_xaxes=True,
-                        subplot_titles=[str(s) for s in services], vertical_spacing=0.08)
+    fig = make_subplots(
+        rows=len(services),
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=[str(s) for s in services],
+        vertical_spacing=0.08,
+    )
     styles = (("p50", "#56B4E9", "p50"), ("p95", "#0072B2", "p95"), ("p99", "#CC79A7", "p99"))
     unit = bucket_label(bucket_s)
     for i, service in enumerate(services, start=1):
         rows = t.filter(pc.equal(t.column("service"), service))
         x = _times(rows.column("bucket").to_numpy())
         for column, colour, name in styles:
-            fig.add_trace(go.Scatter(
-                name=name, x=x, y=rows.column(column).to_numpy(), mode="lines",
-                line={"color": colour, "width": 1.8}, legendgroup=name, showlegend=i == 1,
-                hovertemplate=f"{service} {name}: %{{y:.1f}} ms<extra></extra>"), row=i, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    name=name,
+                    x=x,
+                    y=rows.column(column).to_numpy(),
+                    mode="lines",
+                    line={"color": colour, "width": 1.8},
+                    legendgroup=name,
+                    showlegend=i == 1,
+                    hovertemplate=f"{service} {name}: %{{y:.1f}} ms<extra></extra>",
+                ),
+                row=i,
+                col=1,
+            )
         slo = rows.column("slo_ms").to_numpy()
-        fig.add_trace(go.Scatter(
-            name="SLO", x=x, y=slo, mode="lines", line={"color": BAD, "dash": "dash",
-                                                         "width": 1.5},
-            legendgroup="SLO", showlegend=i == 1,
-            hovertemplate=f"{service} SLO: %{{y:.0f}} ms<extra></extra>"), row=i, col=1)
+        fig.add_trace(
+            go.Scatter(
+                name="SLO",
+                x=x,
+                y=slo,
+                mode="lines",
+                line={"color": BAD, "dash": "dash", "width": 1.5},
+                legendgroup="SLO",
+                showlegend=i == 1,
+                hovertemplate=f"{service} SLO: %{{y:.0f}} ms<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
         fig.update_yaxes(title_text="ms", rangemode="tozero", row=i, col=1)
     fig.update_xaxes(title_text="time (UTC)", row=len(services), col=1)
     return _layout(
@@ -358,8 +471,12 @@ def latency_chart(lat: LatencyResult, bucket_s: int) -> go.Figure:
 
 def forgotten_chart(streaks: StreakResult) -> go.Figure:
     t = streaks.table.slice(0, MAX_STREAKS)
-    labels = [f"{ns}/{pod}" for ns, pod in zip(t.column("namespace").to_pylist(),
-                                                t.column("pod").to_pylist())]
+    labels = [
+        f"{ns}/{pod}"
+        for ns, pod in zip(
+            t.column("namespace").to_pylist(), t.column("pod").to_pylist(), strict=False
+        )
+    ]
     hours = t.column("streak_s").to_numpy() / 3600.0
     beyond = t.column("beyond_ttl_s").to_numpy() / 3600.0
     fig = go.Figure(
@@ -376,8 +493,12 @@ def forgotten_chart(streaks: StreakResult) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", title_text="namespace/pod", type="category")
     fig.update_xaxes(title_text="idle cost of the streak, USD", tickprefix="$")
-    return _layout(fig, "Forgotten experiments: dollars burned while idle beyond the TTL",
-                   max(300, 140 + 28 * len(labels)), margin={"l": 260, "r": 30, "t": TOP, "b": 60})
+    return _layout(
+        fig,
+        "Forgotten experiments: dollars burned while idle beyond the TTL",
+        max(300, 140 + 28 * len(labels)),
+        margin={"l": 260, "r": 30, "t": TOP, "b": 60},
+    )
 
 
 def coverage_chart(hist: pa.Table) -> go.Figure:

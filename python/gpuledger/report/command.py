@@ -11,15 +11,26 @@ __all__ = ["report_command"]
 
 @click.command("report")
 @click.argument("dirs", nargs=-1, required=True)
-@click.option("--out", "-o", default="report.html", show_default=True,
-              help="HTML file to write.")
-@click.option("--since", default=None, help="Start: RFC 3339 (2026-11-28T00:00:00Z) or "
-              "relative before now (7d, 12h).")
+@click.option("--out", "-o", default="report.html", show_default=True, help="HTML file to write.")
+@click.option(
+    "--since",
+    default=None,
+    help="Start: RFC 3339 (2026-11-28T00:00:00Z) or relative before now (7d, 12h).",
+)
 @click.option("--until", default=None, help="End (exclusive), same forms as --since.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML configuration: prices, SLOs, idle TTL (also GPULEDGER_* variables).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the headline figures as one JSON object on stdout (USD).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration: prices, SLOs, idle TTL (also GPULEDGER_* variables).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the headline figures as one JSON object on stdout (USD).",
+)
 def report_command(
     dirs: tuple[str, ...],
     out: str,

@@ -10,12 +10,11 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 import plotly.io as pio
-import pyarrow as pa
-import pyarrow.compute as pc
 from plotly.offline import get_plotlyjs
 
 from gpuledger.report import charts
 from gpuledger.report.agg_gpu import LOW_COVERAGE, models_without_price
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.build import ReportData
 from gpuledger.report.headline import Headline, usd
 from gpuledger.report.period import fmt_ms
@@ -137,7 +136,7 @@ def render(data: ReportData, h: Headline) -> str:
     nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in page.nav)
     dirs = ", ".join(data.dirs)
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>gpuledger cost report {h.start} to {h.end}</title>"
         f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
@@ -156,13 +155,20 @@ def _headline(page: _Page, data: ReportData, h: Headline) -> None:
         _card("buffer_cost_usd", "buffer above P95 demand", h.buffer_cost, "trap"),
         _card("headroom_cost_usd", "latency headroom", h.headroom_cost, "trap"),
         _card("forgotten_cost_usd", "forgotten experiments", h.forgotten_cost, "trap"),
-        _card("saving_total_usd", "acting would save up to", h.saving_total, "save",
-              "idle streaks cut at the TTL + buffers cut to P95 demand"),
+        _card(
+            "saving_total_usd",
+            "acting would save up to",
+            h.saving_total,
+            "save",
+            "idle streaks cut at the TTL + buffers cut to P95 demand",
+        ),
     ]
     if h.billed is None:
-        bill = ('<p class="note" data-key="billing">Billed spend: the bill was not allocated '
-                "(no <code>allocated_costs</code> table in the input), so the figures are at "
-                "list price.</p>")
+        bill = (
+            '<p class="note" data-key="billing">Billed spend: the bill was not allocated '
+            "(no <code>allocated_costs</code> table in the input), so the figures are at "
+            "list price.</p>"
+        )
     else:
         items = "; ".join(
             f"{_e(cur)} {eff.quantize(Decimal('0.01')):,} billed (EffectiveCost) against "
@@ -174,15 +180,23 @@ def _headline(page: _Page, data: ReportData, h: Headline) -> None:
     if data.problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in data.problems[:20])
         more = f"<li>… and {len(data.problems) - 20} more</li>" if len(data.problems) > 20 else ""
-        problems = (f'<div class="problems" data-key="problems"><b>Incomplete input:</b> '
-                    f"<ul>{items}{more}</ul></div>")
+        problems = (
+            f'<div class="problems" data-key="problems"><b>Incomplete input:</b> '
+            f"<ul>{items}{more}</ul></div>"
+        )
     ttl_h = data.config.idle.ttl_s / 3600
-    lede = (f"Totals of the output tables for the period. Savings: forgotten pods stopped once "
-            f"idle for the TTL ({ttl_h:g} h), pool capacity cut to its P95 demand; the two can "
-            "overlap where a forgotten pod sits in a buffered pool, so their sum is an upper "
-            "bound.")
-    body = (problems + f'<div class="cards">{"".join(cards)}</div>' + bill
-            + page.figure(charts.headline_chart(h)))
+    lede = (
+        f"Totals of the output tables for the period. Savings: forgotten pods stopped once "
+        f"idle for the TTL ({ttl_h:g} h), pool capacity cut to its P95 demand; the two can "
+        "overlap where a forgotten pod sits in a buffered pool, so their sum is an upper "
+        "bound."
+    )
+    body = (
+        problems
+        + f'<div class="cards">{"".join(cards)}</div>'
+        + bill
+        + page.figure(charts.headline_chart(h))
+    )
     page.section("headline", "Headline", _e(lede), body)
 
 
@@ -199,8 +213,13 @@ def _idle(page: _Page, data: ReportData) -> None:
         rows.append([charts._team(r["team"]), usd(idle), usd(cost), share])
     body = page.figure(charts.idle_by_team_chart(data.gpu.idle_by_team, data.bucket_s))
     body += _table(["team", "idle cost", "GPU spend", "idle share"], rows, {1, 2, 3})
-    page.section("idle", title, "Money paid for GPU time the GPUs spent idle, by the team "
-                 "holding them (unallocated GPUs count as their own team).", body)
+    page.section(
+        "idle",
+        title,
+        "Money paid for GPU time the GPUs spent idle, by the team "
+        "holding them (unallocated GPUs count as their own team).",
+        body,
+    )
 
 
 def _utilization(page: _Page, data: ReportData) -> None:
@@ -214,14 +233,27 @@ def _utilization(page: _Page, data: ReportData) -> None:
         low = data.pools.totals.filter(
             pc.less(data.pools.totals.column("utilization"), charts.LOW_UTILIZATION)
         )
-        names = [f"{charts._team(a)} / {b} ({u:.0%})" for a, b, u in zip(
-            low.column("team").to_pylist(), low.column("model_name").to_pylist(),
-            low.column("utilization").to_pylist())]
-        body += (f'<p class="note">Pools below 35 % utilization over the period: '
-                 f"{_e(', '.join(names) or 'none')}.</p>")
-    page.section("utilization", title, "Each row a GPU, each column a time bucket, colour its "
-                 "busy share; below, how the fleet's GPU-hours spread over utilization. The "
-                 "first trap: clusters below 35 % utilization.", body)
+        names = [
+            f"{charts._team(a)} / {b} ({u:.0%})"
+            for a, b, u in zip(
+                low.column("team").to_pylist(),
+                low.column("model_name").to_pylist(),
+                low.column("utilization").to_pylist(),
+                strict=False,
+            )
+        ]
+        body += (
+            f'<p class="note">Pools below 35 % utilization over the period: '
+            f"{_e(', '.join(names) or 'none')}.</p>"
+        )
+    page.section(
+        "utilization",
+        title,
+        "Each row a GPU, each column a time bucket, colour its "
+        "busy share; below, how the fleet's GPU-hours spread over utilization. The "
+        "first trap: clusters below 35 % utilization.",
+        body,
+    )
 
 
 def _buffers(page: _Page, data: ReportData) -> None:
@@ -232,15 +264,36 @@ def _buffers(page: _Page, data: ReportData) -> None:
     body = page.figure(charts.pool_buffer_chart(data.pools))
     body += page.figure(charts.pool_time_chart(data.pools, data.bucket_s))
     rows = [
-        [charts._team(r["team"]), str(r["model_name"]), f"{r['capacity']:.2f}",
-         f"{r['demand_p95']:.2f}", f"{r['buffer']:.2f}", usd(Decimal(r["buffer_cost"]))]
+        [
+            charts._team(r["team"]),
+            str(r["model_name"]),
+            f"{r['capacity']:.2f}",
+            f"{r['demand_p95']:.2f}",
+            f"{r['buffer']:.2f}",
+            usd(Decimal(r["buffer_cost"])),
+        ]
         for r in data.pools.totals.to_pylist()  # one row per pool
     ]
-    body += _table(["team", "GPU model", "capacity (GPUs)", "P95 demand (GPUs)",
-                    "buffer (GPUs)", "buffer cost"], rows, {2, 3, 4, 5})
-    page.section("buffers", title, "Capacity each pool kept, its P95 demand and the buffer "
-                 "between them, with its dollars. The second trap: 20 % buffers kept just in "
-                 "case.", body)
+    body += _table(
+        [
+            "team",
+            "GPU model",
+            "capacity (GPUs)",
+            "P95 demand (GPUs)",
+            "buffer (GPUs)",
+            "buffer cost",
+        ],
+        rows,
+        {2, 3, 4, 5},
+    )
+    page.section(
+        "buffers",
+        title,
+        "Capacity each pool kept, its P95 demand and the buffer "
+        "between them, with its dollars. The second trap: 20 % buffers kept just in "
+        "case.",
+        body,
+    )
 
 
 def _latency(page: _Page, data: ReportData) -> None:
@@ -258,22 +311,40 @@ def _latency(page: _Page, data: ReportData) -> None:
     rows = []
     for r in lat.services.to_pylist():  # one row per service
         met = r.get("met_share")
-        rows.append([
-            str(r["service"]),
-            f"{r['requests']:,}" if "requests" in cols and r["requests"] is not None else "-",
-            f"{r['slo_ms']:.0f} ms at {r['slo_target']:.0%}" if r.get("slo_ms") else "-",
-            f"{r['p95']:.1f} / {r['p99']:.1f} ms" if r.get("p95") is not None else "-",
-            "-" if met is None else f"{met:.0%}",
-            usd(Decimal(r["headroom_cost"])) if r.get("headroom_cost") is not None else "-",
-            f"{r['headroom_gpus']:.2f} of {r['provisioned']:.2f}"
-            if r.get("headroom_gpus") is not None else "-",
-        ])
-    body += _table(["service", "requests", "SLO", "p95 / p99", "SLO met (windows)",
-                    "headroom cost", "headroom GPUs (mean)"], rows, {1, 4, 5, 6})
-    page.section("latency", title, "Latency quantiles from the merged sketches against each "
-                 "service's SLO, the share of windows meeting it and the cost of the capacity "
-                 "held above demand. The third trap: 2x capacity kept warm for a P95 target.",
-                 body)
+        rows.append(
+            [
+                str(r["service"]),
+                f"{r['requests']:,}" if "requests" in cols and r["requests"] is not None else "-",
+                f"{r['slo_ms']:.0f} ms at {r['slo_target']:.0%}" if r.get("slo_ms") else "-",
+                f"{r['p95']:.1f} / {r['p99']:.1f} ms" if r.get("p95") is not None else "-",
+                "-" if met is None else f"{met:.0%}",
+                usd(Decimal(r["headroom_cost"])) if r.get("headroom_cost") is not None else "-",
+                f"{r['headroom_gpus']:.2f} of {r['provisioned']:.2f}"
+                if r.get("headroom_gpus") is not None
+                else "-",
+            ]
+        )
+    body += _table(
+        [
+            "service",
+            "requests",
+            "SLO",
+            "p95 / p99",
+            "SLO met (windows)",
+            "headroom cost",
+            "headroom GPUs (mean)",
+        ],
+        rows,
+        {1, 4, 5, 6},
+    )
+    page.section(
+        "latency",
+        title,
+        "Latency quantiles from the merged sketches against each "
+        "service's SLO, the share of windows meeting it and the cost of the capacity "
+        "held above demand. The third trap: 2x capacity kept warm for a P95 target.",
+        body,
+    )
 
 
 def _forgotten(page: _Page, data: ReportData) -> None:
@@ -283,58 +354,105 @@ def _forgotten(page: _Page, data: ReportData) -> None:
         page.section("forgotten", title, "", _missing("idle_streaks"))
         return
     if s.table.num_rows == 0:
-        page.section("forgotten", title, "", "<p>No pod stayed idle beyond the TTL.</p>"
-                     + page.figure(charts.forgotten_chart(s)))
+        page.section(
+            "forgotten",
+            title,
+            "",
+            "<p>No pod stayed idle beyond the TTL.</p>" + page.figure(charts.forgotten_chart(s)),
+        )
         return
     rows = [
-        [str(r["namespace"]), str(r["pod"]), str(r["gpu_uuid"]),
-         fmt_ms(int(r["streak_start"].timestamp() * 1000)), f"{r['streak_s'] / 3600:.1f}",
-         usd(Decimal(r["idle_cost"])), f"{r['beyond_ttl_s'] / 3600:.1f} h"]
+        [
+            str(r["namespace"]),
+            str(r["pod"]),
+            str(r["gpu_uuid"]),
+            fmt_ms(int(r["streak_start"].timestamp() * 1000)),
+            f"{r['streak_s'] / 3600:.1f}",
+            usd(Decimal(r["idle_cost"])),
+            f"{r['beyond_ttl_s'] / 3600:.1f} h",
+        ]
         for r in s.table.slice(0, 200).to_pylist()  # at most 200 rows shown
     ]
     more = "" if s.table.num_rows <= 200 else f"<p class=note>{s.table.num_rows - 200} more.</p>"
-    body = page.figure(charts.forgotten_chart(s)) + _table(
-        ["namespace", "pod", "GPU", "idle since", "idle hours", "cost", "TTL exceeded by"],
-        rows, {4, 5, 6}) + more
-    page.section("forgotten", title, f"Pods idle beyond the TTL ({s.ttl_s / 3600:g} h), by "
-                 "dollars burned. The fourth trap.", body)
+    body = (
+        page.figure(charts.forgotten_chart(s))
+        + _table(
+            ["namespace", "pod", "GPU", "idle since", "idle hours", "cost", "TTL exceeded by"],
+            rows,
+            {4, 5, 6},
+        )
+        + more
+    )
+    page.section(
+        "forgotten",
+        title,
+        f"Pods idle beyond the TTL ({s.ttl_s / 3600:g} h), by dollars burned. The fourth trap.",
+        body,
+    )
 
 
 def _quality(page: _Page, data: ReportData) -> None:
     title = "Data quality"
     g, ev, st = data.gpu, data.events, data.stats
     rows: list[list[str]] = [
-        ["late events", f"{ev.late_events:,}",
-         ", ".join(f"{r['stream']}: {r['count']:,}" for r in ev.late_by_stream.to_pylist())],
-        ["dead letters", f"{ev.dead_letters:,}",
-         ", ".join(f"{r['reason']}: {r['count']:,}"
-                   for r in ev.dead_by_reason.slice(0, 5).to_pylist())],
+        [
+            "late events",
+            f"{ev.late_events:,}",
+            ", ".join(f"{r['stream']}: {r['count']:,}" for r in ev.late_by_stream.to_pylist()),
+        ],
+        [
+            "dead letters",
+            f"{ev.dead_letters:,}",
+            ", ".join(
+                f"{r['reason']}: {r['count']:,}" for r in ev.dead_by_reason.slice(0, 5).to_pylist()
+            ),
+        ],
     ]
     if g is not None:
         unpriced = models_without_price(g.by_model, data.config.prices)
         share = g.low_coverage_windows / g.windows if g.windows else 0.0
         rows += [
-            ["GPUs without a pod", f"{g.unallocated_gpus:,} of {g.gpus:,}",
-             f"{usd(g.unallocated_cost)} of spend on unallocated GPUs"],
-            ["GPU models without a price", f"{len(unpriced):,}",
-             ("priced at the default " + f"${data.config.prices['default']:g}/GPU-hour: "
-              + ", ".join(unpriced)) if unpriced else "every model has a [prices] entry"],
-            [f"GPU windows below {LOW_COVERAGE:.0%} sample coverage",
-             f"{g.low_coverage_windows:,} of {g.windows:,} ({share:.1%})",
-             f"{usd(g.low_coverage_cost)} of spend in them"],
+            [
+                "GPUs without a pod",
+                f"{g.unallocated_gpus:,} of {g.gpus:,}",
+                f"{usd(g.unallocated_cost)} of spend on unallocated GPUs",
+            ],
+            [
+                "GPU models without a price",
+                f"{len(unpriced):,}",
+                (
+                    "priced at the default "
+                    + f"${data.config.prices['default']:g}/GPU-hour: "
+                    + ", ".join(unpriced)
+                )
+                if unpriced
+                else "every model has a [prices] entry",
+            ],
+            [
+                f"GPU windows below {LOW_COVERAGE:.0%} sample coverage",
+                f"{g.low_coverage_windows:,} of {g.windows:,} ({share:.1%})",
+                f"{usd(g.low_coverage_cost)} of spend in them",
+            ],
         ]
     sizes = ", ".join(f"{s:g} s" for s in sorted(st.window_sizes_s))
     used = ", ".join(f"{s:g} s" for s in sorted(st.used_window_s))
     rows += [
-        ["partial rows combined", f"{st.partial_rows:,}",
-         "rows of several instances merged by key before summing (docs/scale-out.md)"],
+        [
+            "partial rows combined",
+            f"{st.partial_rows:,}",
+            "rows of several instances merged by key before summing (docs/scale-out.md)",
+        ],
         ["window sizes", sizes or "-", f"figures use {used or '-'}"],
-        ["files set aside", f"{len(data.problems):,}",
-         "; ".join(data.problems[:5]) if data.problems else "every file was read"],
+        [
+            "files set aside",
+            f"{len(data.problems):,}",
+            "; ".join(data.problems[:5]) if data.problems else "every file was read",
+        ],
     ]
     table = _table(["check", "count", "detail"], rows, {1})
-    body = (page.figure(charts.coverage_chart(g.coverage_hist)) if g is not None
-            else _missing("gpu_windows")) + table
+    body = (
+        page.figure(charts.coverage_chart(g.coverage_hist))
+        if g is not None
+        else _missing("gpu_windows")
+    ) + table
     page.section("quality", title, "Numbers you bill on must show their gaps.", body)
-
-

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.errors import ReportError
 
 __all__ = ["FileRef", "Inputs", "find_inputs"]
@@ -130,9 +130,7 @@ def _read_columns(ref: FileRef, columns: Sequence[str]) -> pa.Table:
     """The `columns` of one file that it has (checked by the caller)."""
     if ref.ext == "parquet":
         have = pq.read_schema(ref.path, filesystem=ref.fs).names
-        return pq.read_table(
-            ref.path, columns=[c for c in columns if c in have], filesystem=ref.fs
-        )
+        return pq.read_table(ref.path, columns=[c for c in columns if c in have], filesystem=ref.fs)
     # Arrow IPC: a memory map locally, so only the pages of the columns used are read.
     source = pa.memory_map(ref.path) if ref.local else ref.fs.open_input_file(ref.path)
     table = pa.ipc.open_file(source).read_all()

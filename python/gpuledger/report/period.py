@@ -28,9 +28,9 @@ def parse_time(text: str, *, now_s: float | None = None) -> int:
     s = text.strip()
     m = _RELATIVE.fullmatch(s)
     if s and m is not None and any(m.groups()):
-        ago = sum(int(g) * u for g, u in zip(m.groups(), _UNIT_S) if g)
+        ago = sum(int(g) * u for g, u in zip(m.groups(), _UNIT_S, strict=False) if g)
         base = time.time() if now_s is None else now_s
-        return int(round((base - ago) * 1000))
+        return round((base - ago) * 1000)
     try:
         dt = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s)
     except ValueError:
@@ -40,7 +40,7 @@ def parse_time(text: str, *, now_s: float | None = None) -> int:
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def choose_bucket_s(span_s: float) -> int:
@@ -60,12 +60,11 @@ class Period:
     until_ms: int | None = None
 
     def __post_init__(self) -> None:
-        if self.since_ms is not None and self.until_ms is not None:
-            if self.since_ms >= self.until_ms:
-                raise ReportError(
-                    f"empty time range: --since {fmt_ms(self.since_ms)} is not before "
-                    f"--until {fmt_ms(self.until_ms)}"
-                )
+        lo, hi = self.since_ms, self.until_ms
+        if lo is not None and hi is not None and lo >= hi:
+            raise ReportError(
+                f"empty time range: --since {fmt_ms(lo)} is not before --until {fmt_ms(hi)}"
+            )
 
     def overlaps_hour(self, hour_start_ms: int) -> bool:
         """Whether the UTC hour starting at `hour_start_ms` can hold rows of the period."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from gpuledger.combine import KEYS, combine_tables
 from gpuledger.errors import CombineError
+from gpuledger.report.arrow_util import pc
 from gpuledger.report.errors import ReportError
 from gpuledger.report.inputs import Inputs, expected_schemas
 from gpuledger.report.period import Period, fmt_ms
@@ -97,7 +98,7 @@ def _combined_hour(
     return {n: t.select(list(columns[n])) for n, t in combined.items() if t.num_rows}
 
 
-def _length_ms(table: pa.Table) -> pa.Array:
+def _length_ms(table: pa.Table) -> Any:
     start = pc.cast(table.column("window_start"), pa.int64())
     end = pc.cast(table.column("window_end"), pa.int64())
     return pc.subtract(end, start)
