@@ -7,11 +7,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from gpuledger.report.arrow_util import bucket_ms, money, pc, scalar_decimal, scalar_float, sum_by
+from gpuledger.report.arrow_util import (
+    CompositeKey,
+    as_numpy,
+    dense_sums,
+    local_buckets,
+    money_units,
+    pc,
+    sum_by,
+    units_decimal_column,
+    units_float_column,
+    units_usd,
+)
 
 __all__ = ["COLUMNS", "LOW_COVERAGE", "GpuAccumulator", "GpuResult", "Heatmap"]
 
@@ -37,7 +49,6 @@ LOW_COVERAGE = 0.9
 HIST_BINS = 20  # utilization histogram: 5 % bins
 COVERAGE_BINS = 10  # coverage histogram: 10 % bins
 HEATMAP_ROWS = 200  # at most this many GPUs in the heatmap: the busiest and idlest halves
-_SUMS = ("cost", "idle_cost", "unalloc_cost", "low_cost", "busy_s", "covered_s", "windows", "low")
 
 
 @dataclass(frozen=True)
@@ -74,12 +85,17 @@ class GpuResult:
 class GpuAccumulator:
     def __init__(self, bucket_s: int) -> None:
         self.bucket_s = bucket_s
-        self._cells: list[pa.Table] = []
+        self._cells: list[pa.Table] = []  # gpu_uuid, bucket, busy_s, covered_s, model, team
+        self._teams: list[pa.Table] = []  # team, bucket, idle_cost, cost
+        self._models: list[pa.Table] = []  # model_name, cost, covered_s
+        self._totals: list[dict[str, Any]] = []  # the hour's scalar sums
         self._hist: list[pa.Table] = []
         self._coverage: list[pa.Table] = []
 
     def add(self, t: pa.Table) -> None:
-        """One hour of `gpu_windows` rows (COLUMNS)."""
+        """One hour of `gpu_windows` rows (COLUMNS). Grouped by one integer key per
+        (GPU, bucket) and (team, bucket) (see CompositeKey): the hour's sums, not its rows,
+        are kept. Money in exact integer units (money_units)."""
         start = pc.cast(t.column("window_start"), pa.int64())
         window_s = pc.divide(
             pc.cast(pc.subtract(pc.cast(t.column("window_end"), pa.int64()), start), pa.float64()),
@@ -88,40 +104,92 @@ class GpuAccumulator:
         covered = t.column("covered_s")
         share = pc.divide(covered, window_s)
         low = pc.less(share, LOW_COVERAGE)
-        cost = money(t.column("cost_usd"))
-        zero = pa.scalar(Decimal(0), cost.type)
-        cells = pa.table(
+        cost = money_units(t.column("cost_usd"))
+        idle_cost = money_units(t.column("idle_cost_usd"))
+        index, n_buckets, first_ms = local_buckets(start, self.bucket_s)
+        step = self.bucket_s * 1000
+        no_bucket = pc.multiply(index, 0)
+
+        by_gpu = CompositeKey([t.column("gpu_uuid")], index, n_buckets)
+        model = CompositeKey([t.column("model_name")], no_bucket, 1)
+        team = CompositeKey([t.column("team")], no_bucket, 1)
+        keys, v = dense_sums(
+            by_gpu.key,
+            by_gpu.size,
+            {"busy_s": t.column("busy_gpu_s"), "covered_s": covered},
             {
-                "gpu_uuid": t.column("gpu_uuid"),
-                "team": t.column("team"),
-                "model_name": t.column("model_name"),
-                "allocated": t.column("allocated"),
-                "bucket": bucket_ms(t.column("window_start"), self.bucket_s),
-                "cost": cost,
-                "idle_cost": money(t.column("idle_cost_usd")),
-                "unalloc_cost": money(t.column("unallocated_cost_usd")),
-                "low_cost": pc.if_else(low, cost, zero),
-                "busy_s": t.column("busy_gpu_s"),
-                "covered_s": covered,
-                "windows": pc.cast(pc.is_valid(start), pa.int64()),
-                "low": pc.cast(low, pa.int64()),
-            }
+                "model": model.key,
+                "team": team.key,
+                "unallocated": pc.invert(t.column("allocated")),
+            },
         )
+        (gpu,), bucket = by_gpu.decode(pa.array(keys))
         self._cells.append(
-            sum_by(cells, ["gpu_uuid", "team", "model_name", "allocated", "bucket"], _SUMS)
+            pa.table(
+                {
+                    "gpu_uuid": gpu,
+                    "bucket": pc.add(pc.multiply(bucket, step), first_ms),
+                    "busy_s": v["busy_s"],
+                    "covered_s": v["covered_s"],
+                    "model_name": pc.take(model.dictionaries[0], pa.array(v["model"])),
+                    "team": pc.take(team.dictionaries[0], pa.array(v["team"])),
+                    "unallocated": v["unallocated"],
+                }
+            )
+        )
+        # (team, bucket) reuses the team codes: key = team code * buckets + bucket index.
+        team_key = pc.add(pc.multiply(team.key, n_buckets), index)
+        keys, v = dense_sums(
+            team_key, team.size * n_buckets, {"idle_cost": idle_cost, "cost": cost}
+        )
+        self._teams.append(
+            pa.table(
+                {
+                    "team": pc.take(team.dictionaries[0], pa.array(keys // n_buckets)),
+                    "bucket": (keys % n_buckets) * step + first_ms,
+                    "idle_cost": v["idle_cost"],
+                    "cost": v["cost"],
+                }
+            )
+        )
+        keys, v = dense_sums(model.key, model.size, {"cost": cost, "covered_s": covered})
+        self._models.append(
+            pa.table(
+                {
+                    "model_name": pc.take(model.dictionaries[0], pa.array(keys)),
+                    "cost": v["cost"],
+                    "covered_s": v["covered_s"],
+                }
+            )
+        )
+        zero = pa.scalar(0, pa.int64())
+        self._totals.append(
+            {
+                "cost": pc.sum(cost),
+                "idle_cost": pc.sum(idle_cost),
+                "unalloc_cost": pc.sum(money_units(t.column("unallocated_cost_usd"))),
+                "low_cost": pc.sum(pc.if_else(low, cost, zero)),
+                "busy_s": pc.sum(t.column("busy_gpu_s")),
+                "covered_s": pc.sum(covered),
+                "windows": pa.scalar(t.num_rows, pa.int64()),
+                "low": pc.sum(pc.cast(low, pa.int64())),
+            }
         )
         util = t.column("util_mean")
         bins = pc.min_element_wise(
             pc.cast(pc.floor(pc.multiply(util, HIST_BINS)), pa.int64()), HIST_BINS - 1
         )
-        hist = pa.table({"bin": bins, "covered_s": covered}).filter(pc.is_valid(bins))
-        self._hist.append(sum_by(hist, ["bin"], ["covered_s"]))
+        valid = pc.is_valid(bins)
+        keys, v = dense_sums(
+            pc.filter(bins, valid), HIST_BINS, {"covered_s": pc.filter(covered, valid)}
+        )
+        self._hist.append(pa.table({"bin": keys, "covered_s": v["covered_s"]}))
         cov_bins = pc.min_element_wise(
             pc.cast(pc.floor(pc.multiply(share, COVERAGE_BINS)), pa.int64()), COVERAGE_BINS - 1
         )
-        ones = pc.cast(pc.is_valid(start), pa.int64())
+        counts = np.bincount(as_numpy(cov_bins), minlength=COVERAGE_BINS)
         self._coverage.append(
-            sum_by(pa.table({"bin": cov_bins, "windows": ones}), ["bin"], ["windows"])
+            pa.table({"bin": np.arange(COVERAGE_BINS), "windows": counts.astype(np.int64)})
         )
 
     def empty(self) -> bool:
@@ -129,33 +197,44 @@ class GpuAccumulator:
 
     def finish(self, first_bucket_ms: int, n_buckets: int) -> GpuResult:
         cells = pa.concat_tables(self._cells)
-        cells = sum_by(cells, ["gpu_uuid", "team", "model_name", "allocated", "bucket"], _SUMS)
-        totals = {c: pc.sum(cells.column(c)) for c in _SUMS}
-        unalloc = cells.filter(pc.invert(cells.column("allocated")))
-        by_team_time = sum_by(cells, ["team", "bucket"], ["idle_cost", "cost"])
+        totals: dict[str, Any] = {
+            k: sum(h[k].as_py() or 0 for h in self._totals) for k in self._totals[0]
+        }
+        teams = pa.concat_tables(self._teams)
+        by_team_time = sum_by(teams, ["team", "bucket"], ["idle_cost", "cost"])
         idle_by_team = pa.table(
             {
                 "team": by_team_time.column("team"),
                 "bucket": by_team_time.column("bucket"),
-                "idle_cost": pc.cast(by_team_time.column("idle_cost"), pa.float64()),
-                "cost": pc.cast(by_team_time.column("cost"), pa.float64()),
+                "idle_cost": units_float_column(by_team_time.column("idle_cost")),
+                "cost": units_float_column(by_team_time.column("cost")),
             }
         ).sort_by([("team", "ascending"), ("bucket", "ascending")])
-        by_team = sum_by(cells, ["team"], ["cost", "idle_cost", "busy_s", "covered_s"])
-        by_model = (
-            cells.group_by(["model_name"], use_threads=False)
-            .aggregate([("gpu_uuid", "count_distinct"), ("cost", "sum"), ("covered_s", "sum")])
-            .rename_columns(["model_name", "gpus", "cost", "covered_s"])
+        team_busy = (
+            cells.group_by(["team"], use_threads=False)
+            .aggregate([("busy_s", "sum"), ("covered_s", "sum")])
+            .rename_columns(["team", "busy_s", "covered_s"])
         )
+        by_team = sum_by(teams, ["team"], ["cost", "idle_cost"]).join(team_busy, keys=["team"])
+        by_team = _units_to_decimal(by_team, ["cost", "idle_cost"])
+        models = sum_by(pa.concat_tables(self._models), ["model_name"], ["cost", "covered_s"])
+        models = _units_to_decimal(models, ["cost"])
+        gpus_per_model = (
+            cells.group_by(["model_name"], use_threads=False)
+            .aggregate([("gpu_uuid", "count_distinct")])
+            .rename_columns(["model_name", "gpus"])
+        )
+        by_model = models.join(gpus_per_model, keys=["model_name"])
+        unalloc = cells.filter(pc.greater(cells.column("unallocated"), 0))
         return GpuResult(
-            cost=scalar_decimal(totals["cost"]),
-            idle_cost=scalar_decimal(totals["idle_cost"]),
-            unallocated_cost=scalar_decimal(totals["unalloc_cost"]),
-            low_coverage_cost=scalar_decimal(totals["low_cost"]),
-            busy_s=scalar_float(totals["busy_s"]),
-            covered_s=scalar_float(totals["covered_s"]),
-            windows=int(scalar_float(totals["windows"])),
-            low_coverage_windows=int(scalar_float(totals["low"])),
+            cost=units_usd(totals["cost"]),
+            idle_cost=units_usd(totals["idle_cost"]),
+            unallocated_cost=units_usd(totals["unalloc_cost"]),
+            low_coverage_cost=units_usd(totals["low_cost"]),
+            busy_s=float(totals["busy_s"]),
+            covered_s=float(totals["covered_s"]),
+            windows=int(totals["windows"]),
+            low_coverage_windows=int(totals["low"]),
             gpus=len(pc.unique(cells.column("gpu_uuid"))),
             unallocated_gpus=len(pc.unique(unalloc.column("gpu_uuid"))),
             idle_by_team=idle_by_team,
@@ -167,6 +246,14 @@ class GpuAccumulator:
             ),
             heatmap=_heatmap(cells, first_bucket_ms, self.bucket_s * 1000, n_buckets),
         )
+
+
+def _units_to_decimal(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Money columns of a small aggregated table from integer units to exact decimals."""
+    for name in columns:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, units_decimal_column(table.column(name)))
+    return table
 
 
 def _heatmap(cells: pa.Table, first_ms: int, step_ms: int, n_buckets: int) -> Heatmap:

@@ -8,7 +8,16 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from gpuledger.report.arrow_util import bucket_ms, money, pc, scalar_decimal, sum_by
+from gpuledger.report.arrow_util import (
+    CompositeKey,
+    dense_sums,
+    local_buckets,
+    money_units,
+    pc,
+    scalar_decimal,
+    sum_by,
+    units_decimal_column,
+)
 
 __all__ = ["COLUMNS", "PoolAccumulator", "PoolResult"]
 
@@ -44,22 +53,33 @@ class PoolAccumulator:
 
     def add(self, t: pa.Table) -> None:
         start = t.column("window_start")
-        cells = pa.table(
+        index, n_buckets, first_ms = local_buckets(start, self.bucket_s)
+        key = CompositeKey([t.column("team"), t.column("model_name")], index, n_buckets)
+        keys, v = dense_sums(
+            key.key,
+            key.size,
             {
-                "team": t.column("team"),
-                "model_name": t.column("model_name"),
-                "bucket": bucket_ms(start, self.bucket_s),
                 "capacity": t.column("provisioned_mean_gpus"),
                 "demand_p95": t.column("demand_p95_gpus"),
                 "buffer": pc.max_element_wise(t.column("buffer_gpus"), 0.0),
                 "windows": pc.cast(pc.is_valid(start), pa.int64()),
-                "buffer_cost": money(t.column("buffer_cost_usd")),
-                "cost": money(t.column("cost_usd")),
+                "buffer_cost": money_units(t.column("buffer_cost_usd")),
+                "cost": money_units(t.column("cost_usd")),
                 "gpu_s": t.column("gpu_s"),
                 "busy_s": t.column("busy_gpu_s"),
+            },
+        )
+        (team, model), bucket = key.decode(pa.array(keys))
+        pool = pa.table(
+            {
+                "team": team,
+                "model_name": model,
+                "bucket": pc.add(pc.multiply(bucket, self.bucket_s * 1000), first_ms),
             }
         )
-        self._cells.append(sum_by(cells, _KEYS, _SUMS))
+        for name in _SUMS:
+            pool = pool.append_column(name, pa.array(v[name]))
+        self._cells.append(pool)
 
     def empty(self) -> bool:
         return not self._cells
@@ -83,8 +103,8 @@ class PoolAccumulator:
             {
                 "team": t.column("team"),
                 "model_name": t.column("model_name"),
-                "buffer_cost": t.column("buffer_cost"),
-                "cost": t.column("cost"),
+                "buffer_cost": units_decimal_column(t.column("buffer_cost")),
+                "cost": units_decimal_column(t.column("cost")),
                 "capacity": pc.divide(t.column("capacity"), n),
                 "demand_p95": pc.divide(t.column("demand_p95"), n),
                 "buffer": pc.divide(t.column("buffer"), n),

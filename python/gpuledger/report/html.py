@@ -62,7 +62,10 @@ _LOADER = """
     var config = {responsive: true, displaylogo: false};
     done.push(Plotly.newPlot(s.getAttribute('data-figure'), fig.data, fig.layout, config));
   });
-  Promise.all(done).then(function () { document.body.setAttribute('data-ready', '1'); });
+  Promise.all(done).then(function () {
+    document.body.setAttribute('data-ready-ms', String(performance.now()));
+    document.body.setAttribute('data-ready', '1');
+  });
 })();
 """
 

@@ -23,7 +23,7 @@ __all__ = ["FileRef", "Inputs", "find_inputs"]
 # OUT/<table>/date=YYYY-MM-DD/hour=HH/part-<batch_key>-<writer_id>.<ext> (docs/output-files.md)
 _PART = re.compile(
     r"(?P<table>[a-z0-9_]{1,64})/date=(?P<date>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/"
-    r"part-[A-Za-z0-9._]{1,128}-[A-Za-z0-9._-]{1,64}\.(?P<ext>arrow|parquet)"
+    r"part-[A-Za-z0-9._]{1,128}-(?P<writer>[A-Za-z0-9._-]{1,64})\.(?P<ext>arrow|parquet)"
 )
 
 
@@ -37,6 +37,7 @@ class FileRef:
     hour_ms: int
     ext: str
     local: bool
+    source: tuple[str, str]  # (input directory, writer id): one writer's rows never repeat a key
 
     def __str__(self) -> str:
         return self.path
@@ -56,6 +57,10 @@ class Inputs:
 
     def hours(self, tables: Iterable[str]) -> list[int]:
         return sorted({h for t in tables for h in self.files.get(t, {})})
+
+    def writers(self, hour_ms: int, tables: Iterable[str]) -> int:
+        """How many (directory, writer id) pairs wrote files of `tables` in that hour."""
+        return len({r.source for t in tables for r in self.files.get(t, {}).get(hour_ms, [])})
 
     def read_hour(
         self, table: str, hour_ms: int, columns: Sequence[str], expected: pa.Schema
@@ -165,7 +170,10 @@ def find_inputs(dirs: Sequence[str | os.PathLike[str]]) -> Inputs:
             hour_ms = _hour_ms(m.group("date"), m.group("hour"))
             if hour_ms is None:
                 continue
-            ref = FileRef(fs, entry.path, m.group("table"), hour_ms, m.group("ext"), local)
+            writer = m.group("writer")
+            ref = FileRef(
+                fs, entry.path, m.group("table"), hour_ms, m.group("ext"), local, (base, writer)
+            )
             files.setdefault(ref.table, {}).setdefault(hour_ms, []).append(ref)
             found += 1
         if not found:

@@ -53,7 +53,11 @@ def window_hours(
             t = inputs.read_hour(name, hour, columns[name], schemas[name])
             if t is not None and t.num_rows:
                 tables[name] = t
-        if any(_has_partial_rows(t, KEYS[n]) for n, t in tables.items()):
+        # One writer (a replay, a single daemon, a combined directory) never writes two
+        # rows of one key; several (the members of a consumer group, several directories)
+        # may, and then the hour is combined if any key repeats.
+        several = inputs.writers(hour, names) > 1
+        if several and any(_has_partial_rows(t, KEYS[n]) for n, t in tables.items()):
             tables = _combined_hour(inputs, hour, names, columns, stats)
         out: dict[str, pa.Table] = {}
         for name, t in tables.items():
