@@ -11,9 +11,34 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as _compute
 
-# pyarrow-stubs type the compute functions by overloads that leave out the Python scalars
-# pyarrow accepts (pc.less(column, 0.35)); the report calls them through this alias.
-pc: Any = _compute
+
+class _Compute:
+    """pyarrow.compute with Python numbers turned into Arrow scalars first. pyarrow converts
+    a bare `0` or `1e10` itself, but each conversion costs about 0.2 ms (it retries a failed
+    optional import every time): a thousand times a pa.scalar, and thousands of calls over
+    a month of hours. Typed as Any: pyarrow-stubs' overloads leave out Python numbers."""
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(_compute, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return fn(*(_arrow(a) for a in args), **kwargs)
+
+        setattr(self, name, call)  # looked up once per function
+        return call
+
+
+def _arrow(value: Any) -> Any:
+    if isinstance(value, bool):
+        return pa.scalar(value, pa.bool_())
+    if isinstance(value, int):
+        return pa.scalar(value, pa.int64())
+    if isinstance(value, float):
+        return pa.scalar(value, pa.float64())
+    return value
+
+
+pc: Any = _Compute()
 
 __all__ = [
     "MONEY",

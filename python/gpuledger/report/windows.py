@@ -125,7 +125,15 @@ def _one_window_size(table: pa.Table, stats: WindowStats) -> pa.Table:
 
 
 def _in_period(table: pa.Table, period: Period) -> pa.Table:
+    if period.since_ms is None and period.until_ms is None:
+        return table
     start = pc.cast(table.column("window_start"), pa.int64())
+    bounds = pc.min_max(start)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    after_since = period.since_ms is None or lo >= period.since_ms
+    before_until = period.until_ms is None or hi < period.until_ms
+    if after_since and before_until:
+        return table  # the whole hour is in the period: no copy
     mask = None
     if period.since_ms is not None:
         mask = pc.greater_equal(start, period.since_ms)
