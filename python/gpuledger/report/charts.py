@@ -491,11 +491,11 @@ def forgotten_chart(streaks: StreakResult) -> go.Figure:
             "TTL exceeded by %{customdata[1]:.1f} h<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", title_text="namespace/pod", type="category")
+    fig.update_yaxes(autorange="reversed", type="category")  # labels say namespace/pod
     fig.update_xaxes(title_text="idle cost of the streak, USD", tickprefix="$")
     return _layout(
         fig,
-        "Forgotten experiments: dollars burned while idle beyond the TTL",
+        "Forgotten experiments (namespace/pod): dollars burned while idle beyond the TTL",
         max(300, 140 + 28 * len(labels)),
         margin={"l": 260, "r": 30, "t": TOP, "b": 60},
     )
@@ -517,7 +517,10 @@ def coverage_chart(hist: pa.Table) -> go.Figure:
         )
     )
     fig.update_xaxes(title_text="share of the window covered by samples", type="category")
-    fig.update_yaxes(title_text="GPU windows", type="log" if counts.max() > 1000 else "linear")
+    if counts.max() > 1000:  # a few gappy windows next to many full ones: log, powers of 10
+        fig.update_yaxes(title_text="GPU windows (log scale)", type="log", dtick=1)
+    else:
+        fig.update_yaxes(title_text="GPU windows")
     return _layout(fig, "Sample coverage of GPU windows (windows below 90 % have gaps)", 340)
 
 

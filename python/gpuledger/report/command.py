@@ -48,6 +48,10 @@ def report_command(
         result = report(list(dirs), out, since=since, until=until, config=config_path)
     except (ReportError, ConfigError) as e:
         raise click.ClickException(str(e)) from None
+    except ImportError as e:  # plotly and numpy come with the `report` extra
+        raise click.ClickException(
+            f"gpuledger report needs {e.name}: pip install 'gpuledger[report]'"
+        ) from None
     for problem in result.problems:
         click.echo(f"warning: {problem}", err=True)
     if as_json:

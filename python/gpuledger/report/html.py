@@ -7,10 +7,11 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from importlib import resources
 
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from gpuledger.report import charts
 from gpuledger.report.agg_gpu import LOW_COVERAGE, models_without_price
@@ -127,6 +128,19 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+CARTESIAN_VERSION = "4.1.1"  # of vendor/plotly-cartesian.min.js (vendor/README.md)
+
+
+def plotly_js() -> str:
+    """The plotly.js to inline: the vendored cartesian bundle (1.5 MB: scatter, bar, heatmap)
+    when it is the version plotly.py was built for, else plotly.py's full bundle (4.8 MB)."""
+    if get_plotlyjs_version() == CARTESIAN_VERSION:
+        bundle = resources.files("gpuledger.report") / "vendor" / "plotly-cartesian.min.js"
+        if bundle.is_file():
+            return bundle.read_text(encoding="utf-8")
+    return str(get_plotlyjs())
+
+
 def render(data: ReportData, h: Headline) -> str:
     page = _Page()
     _headline(page, data, h)
@@ -142,7 +156,7 @@ def render(data: ReportData, h: Headline) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>gpuledger cost report {h.start} to {h.end}</title>"
-        f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+        f"<style>{_STYLE}</style><script>{plotly_js()}</script></head><body>"
         f"<header><h1>Where the GPU money goes</h1><p>{_e(h.start)} to {_e(h.end)} · "
         f"{h.gpus:,} GPUs · from {_e(dirs)}</p></header><nav>{nav}</nav><main>"
         + "".join(page.sections)
