@@ -186,9 +186,12 @@ def test_only_some_tables_reports_what_there_is(data: dict[str, Path], tmp_path:
     doc = _json([str(d), "--out", str(tmp_path / "r.html")])
     assert cents(doc["gpu_spend_usd"]) == independent_sums(data["full"])["gpu_spend_usd"]
     assert doc["buffer_cost_usd"] is None and doc["headroom_cost_usd"] is None
+    # Empty tables write no files: GPU windows without idle_streaks mean no forgotten pod.
+    assert doc["forgotten_cost_usd"] == 0.0
     page = (tmp_path / "r.html").read_text()
-    for table in ("pool_windows", "latency_windows", "idle_streaks"):
+    for table in ("pool_windows", "latency_windows"):
         assert f"No <code>{table}</code> rows in the input" in page
+    assert "No pod stayed idle beyond the TTL" in page
 
 
 def _rewrite(path: Path, table: pa.Table) -> None:
@@ -275,3 +278,15 @@ def test_combined_output_reads_like_the_daemon_output(
     again = report([combined], out=None, config=config()).headline
     assert again.money() == direct.money()
     assert read_table(combined, "gpu_windows").num_rows > 0
+
+
+def test_demo_ends_with_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--minutes", "30", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"Cost report: {out / 'report.html'}" in result.output
+    page = (out / "report.html").read_text()
+    for key in ("headline", "idle", "utilization", "buffers", "latency", "forgotten", "quality"):
+        assert f'data-section="{key}"' in page
+    assert "not in the input" not in page  # every table of the demo is there
+    assert "No pod stayed idle beyond the TTL" in page  # 30 min: no streak reached the TTL

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from gpuledger.report.arrow_util import money, pc, scalar_decimal
+from gpuledger.report.arrow_util import MONEY, money, pc, scalar_decimal
 from gpuledger.report.inputs import Inputs, expected_schemas
 from gpuledger.report.period import Period
 
@@ -118,6 +118,20 @@ def read_streaks(inputs: Inputs, period: Period, ttl_s: float) -> StreakResult |
         saving=scalar_decimal(pc.sum(saving)),
         ttl_s=ttl_s,
     )
+
+
+def no_streaks(ttl_s: float) -> StreakResult:
+    """No streak: the engine writes no file for an empty table, so output with GPU windows
+    and no `idle_streaks` means no pod stayed idle beyond the TTL."""
+    text = pa.string()
+    when = pa.timestamp("ms", tz="UTC")
+    columns = ["namespace", "pod", "team", "gpu_uuid", "model_name"]
+    fields: list[pa.Field[Any]] = [pa.field(c, text) for c in columns]
+    fields += [pa.field("streak_start", when), pa.field("as_of", when)]
+    fields += [pa.field("streak_s", pa.float64()), pa.field("idle_cost", MONEY)]
+    fields += [pa.field("beyond_ttl_s", pa.float64()), pa.field("saving", MONEY)]
+    schema = pa.schema(fields)
+    return StreakResult(table=schema.empty_table(), cost=Decimal(0), saving=Decimal(0), ttl_s=ttl_s)
 
 
 def _counts(t: pa.Table, column: str) -> pa.Table:

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 from gpuledger.config import Config
 from gpuledger.report import agg_gpu, agg_latency, agg_pools
-from gpuledger.report.agg_events import EventResult, StreakResult, read_events, read_streaks
+from gpuledger.report.agg_events import (
+    EventResult,
+    StreakResult,
+    no_streaks,
+    read_events,
+    read_streaks,
+)
 from gpuledger.report.agg_gpu import GpuAccumulator, GpuResult
 from gpuledger.report.agg_latency import LatencyAccumulator, LatencyResult
 from gpuledger.report.agg_pools import PoolAccumulator, PoolResult
@@ -96,6 +102,8 @@ def build(dirs: Sequence[str | os.PathLike[str]], period: Period, config: Config
             lat_acc.add_cost(tables["service_cost_windows"])
 
     streaks = read_streaks(inputs, period, config.idle.ttl_s)
+    if streaks is None and "gpu_windows" in inputs.files:
+        streaks = no_streaks(config.idle.ttl_s)
     events = read_events(inputs, period)
     billing = read_billing(inputs, period)
     has_rows = start_ms is not None or (streaks is not None and streaks.table.num_rows > 0)
