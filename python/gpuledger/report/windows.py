@@ -10,11 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from gpuledger.combine import KEYS, combine_tables
 from gpuledger.errors import CombineError
-from gpuledger.report.arrow_util import pc
+from gpuledger.report.arrow_util import CompositeKey, as_numpy, pc
 from gpuledger.report.errors import ReportError
 from gpuledger.report.inputs import Inputs, expected_schemas
 from gpuledger.report.period import Period, fmt_ms
@@ -71,8 +72,15 @@ def window_hours(
 
 
 def _has_partial_rows(table: pa.Table, keys: Sequence[str]) -> bool:
-    distinct = table.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
-    return bool(distinct.num_rows < table.num_rows)
+    """Whether a key has several rows: the key columns as one integer (CompositeKey), then
+    numpy's sort-based unique; a hash group-by where the codes could overflow int64."""
+    columns = [table.column(k) for k in keys]
+    encoded = CompositeKey(columns, pc.multiply(_length_ms(table), 0), 1)
+    if encoded.size >= 2**62:  # the codes could have overflowed
+        distinct = table.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
+        return bool(distinct.num_rows < table.num_rows)
+    codes = as_numpy(encoded.key)
+    return bool(len(np.unique(codes)) < len(codes))
 
 
 def _combined_hour(
