@@ -28,6 +28,7 @@ import bench_latency
 import bench_memory
 import bench_prom_json
 import bench_replay_parquet
+import bench_report
 import bench_sketch
 
 # name -> run(quick): the columnar bench runs twice, from memory and from Parquet. From
@@ -46,6 +47,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "replay_parquet": bench_replay_parquet.run,
     "boundary": bench_boundary.run,
     "allocate": bench_allocate.run,
+    "report": bench_report.run,
 }
 
 

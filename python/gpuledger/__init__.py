@@ -27,6 +27,7 @@ from gpuledger.errors import (
     ReconciliationError,
     ReplayError,
     ReplayInputError,
+    ReportError,
     SinkWriteError,
     WindowFunctionError,
 )
@@ -43,6 +44,10 @@ def __getattr__(name: str) -> Any:
         from gpuledger.billing import allocate
 
         return allocate
+    if name == "report":
+        import gpuledger.report
+
+        return gpuledger.report
     raise AttributeError(f"module 'gpuledger' has no attribute {name!r}")
 
 
@@ -66,6 +71,7 @@ __all__ = [
     "ReconciliationError",
     "ReplayError",
     "ReplayInputError",
+    "ReportError",
     "SinkWriteError",
     "WindowFunction",
     "WindowFunctionError",
@@ -77,5 +83,6 @@ __all__ = [
     "load_config",
     "merge_sketches",
     "quantiles_of",
+    "report",
     "schemas",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "ReconciliationError",
     "ReplayError",
     "ReplayInputError",
+    "ReportError",
     "SinkWriteError",
     "WindowFunctionError",
 ]
@@ -99,6 +100,11 @@ class ReplayError(GpuledgerError):
 class ReplayInputError(GpuledgerError):
     """An input file cannot be read as a whole (unknown format, unreadable, not columnar
     data the engine understands...). Single bad records are dead letters, not this."""
+
+
+class ReportError(GpuledgerError, ValueError):
+    """`gpuledger report` has nothing to show: no output under the directories, no rows in
+    the time range, an unreadable argument. The message names the directory, file or range."""
 
 
 class CombineError(GpuledgerError, ValueError):

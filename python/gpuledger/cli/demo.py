@@ -158,3 +158,20 @@ def allocate_demo_bill(cfg: Config, out_dir: Path, start_s: int, seconds: int) -
             f"  {team:<24} billed ${r['EffectiveCost_sum']:>9,.2f} (list ${r['ListCost_sum']:,.2f})"
         )
     return out + reconciliation_lines(result.reconciliation)
+
+
+def report_lines(out_dir: Path, cfg: Config) -> list[str]:
+    """Writes the HTML cost report of the demo's output (`gpuledger report`) to
+    `out_dir/report.html` and says where it is."""
+    try:
+        from gpuledger.report import ReportError, report
+    except ImportError as e:  # plotly comes with the `report` extra
+        return [f"No HTML report: {e.name} is missing (pip install 'gpuledger[report]')."]
+    path = out_dir / "report.html"
+    try:
+        result = report([out_dir], out=path, config=cfg)
+    except ReportError as e:
+        return [f"No HTML report: {e}"]
+    return [
+        f"\nCost report: {result.path} ({result.html_bytes / 1e6:.1f} MB, open it in a browser)"
+    ]
