@@ -180,3 +180,45 @@ def test_a_missing_bucket_is_a_clear_error(s3_env, trace: Path) -> None:
     assert proc.returncode != 0
     assert "no-such-bucket" in proc.stderr and "Traceback" not in proc.stderr
     assert s3_env.env["AWS_SECRET_ACCESS_KEY"] not in proc.stderr
+
+
+def test_credentials_from_a_mounted_credentials_file(s3_env, trace: Path, tmp_path: Path) -> None:
+    """The secrets-file way (e.g. a Kubernetes Secret mounted as a file): the AWS shared
+    credentials file named by AWS_SHARED_CREDENTIALS_FILE, no key variables."""
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        "[default]\n"
+        f"aws_access_key_id = {s3_env.env['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {s3_env.env['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
+    inputs = sorted(str(p) for p in trace.parent.glob("*/*.jsonl"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpuledger", "replay", inputs[0], "--out", s3_env.uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_table(s3_env.uri, "gpu_windows").num_rows > 0
+    assert s3_env.env["AWS_SECRET_ACCESS_KEY"] not in proc.stdout + proc.stderr
+    # And without any credentials the store refuses, with a message that says where.
+    bad_secret = "not-the-secret-0123456789"
+    creds.write_text(
+        f"[default]\naws_access_key_id = nobody\naws_secret_access_key = {bad_secret}\n"
+    )
+    denied = subprocess.run(
+        [sys.executable, "-m", "gpuledger", "replay", inputs[0], "--out", s3_env.uri + "-2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert denied.returncode != 0 and s3_env.bucket in denied.stderr
+    assert bad_secret not in denied.stderr and "Traceback" not in denied.stderr
