@@ -235,6 +235,11 @@ class ObjectRangeMarkers:
         self.store.put(key, b"", staging_name="marker")
 
     def forget_before(self, topic: str, partition: int, committed: int) -> None:
-        for name, _, b in self._ranges(topic, partition):
-            if b <= committed:
-                self.store.delete(self.store.key(f"{self._dir(topic, partition)}/{name}"))
+        """Best effort, like the local markers: a marker below the committed offset that
+        stays (the store is unreachable now) is never read again, and goes next time."""
+        try:
+            for name, _, b in self._ranges(topic, partition):
+                if b <= committed:
+                    self.store.delete(self.store.key(f"{self._dir(topic, partition)}/{name}"))
+        except OSError:
+            pass
