@@ -4,8 +4,6 @@ saying what it shows, axis units, a legend and a hover with exact values."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,6 +15,25 @@ from gpuledger.report.agg_gpu import COVERAGE_BINS, HIST_BINS, Heatmap
 from gpuledger.report.agg_latency import LatencyResult
 from gpuledger.report.agg_pools import PoolResult
 from gpuledger.report.arrow_util import pc
+from gpuledger.report.chart_style import (
+    BAD,
+    LOW_UTILIZATION,
+    MAX_POOLS,
+    MAX_SERVICES,
+    MAX_STREAKS,
+    MAX_TEAMS,
+    PALETTE,
+    SAVE,
+    SPEND,
+    TOP,
+    TRAP,
+    as_float,
+    bucket_label,
+    layout,
+    team_label,
+    times,
+    with_alpha,
+)
 from gpuledger.report.headline import Headline
 
 __all__ = [
@@ -30,87 +47,6 @@ __all__ = [
     "pool_time_chart",
     "util_distribution_chart",
 ]
-
-LOW_UTILIZATION = 0.35  # the first trap: clusters below 35 % utilization
-# Okabe-Ito, readable by people with the common colour-vision deficiencies.
-PALETTE = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#56B4E9",
-    "#D55E00",
-    "#F0E442",
-    "#999999",
-    "#000000",
-)
-SPEND, TRAP, SAVE, BAD = "#0072B2", "#E69F00", "#009E73", "#D55E00"
-MAX_TEAMS = 8
-MAX_POOLS = 4
-MAX_SERVICES = 6
-MAX_STREAKS = 20
-TOP = 100  # px above the plot: title, then legend
-
-
-def _layout(fig: go.Figure, title: str, height: int = 380, **kw: Any) -> go.Figure:
-    settings: dict[str, Any] = {
-        # Title and legend placed in pixels from the top (container coordinates), so a
-        # legend never runs into the title or into the subplot titles below it.
-        "title": {
-            "text": title,
-            "x": 0.0,
-            "xanchor": "left",
-            "font": {"size": 16},
-            "yref": "container",
-            "y": 1 - 14 / height,
-            "yanchor": "top",
-        },
-        "template": "plotly_white",
-        "height": height,
-        "margin": {"l": 70, "r": 30, "t": TOP, "b": 60},
-        "showlegend": True,
-        "legend": {
-            "orientation": "h",
-            "yref": "container",
-            "y": 1 - 46 / height,
-            "yanchor": "top",
-            "xanchor": "left",
-            "x": 0.0,
-        },
-        "hoverlabel": {"namelength": -1},
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
-    }
-    settings.update(kw)
-    fig.update_layout(**settings)
-    return fig
-
-
-def _times(ms: Any) -> np.ndarray:
-    return np.asarray(ms, dtype="int64").astype("datetime64[ms]")
-
-
-def _team(name: object) -> str:
-    return str(name) if name else "(unallocated)"
-
-
-def _f(v: Decimal | None) -> float:
-    return 0.0 if v is None else float(v)
-
-
-def bucket_label(bucket_s: int) -> str:
-    names = {
-        60: "minute",
-        300: "5 min",
-        900: "15 min",
-        1800: "30 min",
-        3600: "hour",
-        10_800: "3 h",
-        21_600: "6 h",
-        43_200: "12 h",
-        86_400: "day",
-        604_800: "week",
-    }
-    return names.get(bucket_s, f"{bucket_s} s")
 
 
 def headline_chart(h: Headline) -> go.Figure:
@@ -142,16 +78,16 @@ def headline_chart(h: Headline) -> go.Figure:
                 name=name,
                 orientation="h",
                 y=[label for label, _ in shown],
-                x=[_f(v) for _, v in shown],
+                x=[as_float(v) for _, v in shown],
                 marker_color=colour,
-                text=[f"${_f(v):,.2f}" for _, v in shown],
+                text=[f"${as_float(v):,.2f}" for _, v in shown],
                 textposition="auto",
                 hovertemplate="%{y}: $%{x:,.2f}<extra>%{fullData.name}</extra>",
             )
         )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="USD over the period", tickprefix="$")
-    return _layout(fig, "Where the GPU money went, and what acting would save (USD)", 360)
+    return layout(fig, "Where the GPU money went, and what acting would save (USD)", 360)
 
 
 def idle_by_team_chart(t: pa.Table, bucket_s: int) -> go.Figure:
@@ -168,7 +104,7 @@ def idle_by_team_chart(t: pa.Table, bucket_s: int) -> go.Figure:
     unit = bucket_label(bucket_s)
     for i, team in enumerate(top):
         rows = t.filter(pc.equal(t.column("team"), team))
-        _area(fig, _team(team), rows, PALETTE[i % len(PALETTE)], unit)
+        _area(fig, team_label(team), rows, PALETTE[i % len(PALETTE)], unit)
     if rest:
         rows = t.filter(pc.is_in(t.column("team"), value_set=pa.array(rest, pa.string())))
         rows = (
@@ -180,7 +116,7 @@ def idle_by_team_chart(t: pa.Table, bucket_s: int) -> go.Figure:
         _area(fig, f"{len(rest)} other teams", rows, "#999999", unit)
     fig.update_xaxes(title_text="time (UTC)")
     fig.update_yaxes(title_text=f"idle cost, USD per {unit}", tickprefix="$")
-    return _layout(
+    return layout(
         fig, f"Idle GPU cost by team, USD per {unit} (stacked)", 400, hovermode="x unified"
     )
 
@@ -189,7 +125,7 @@ def _area(fig: go.Figure, name: str, rows: pa.Table, colour: str, unit: str) -> 
     fig.add_trace(
         go.Scatter(
             name=name,
-            x=_times(rows.column("bucket").to_numpy()),
+            x=times(rows.column("bucket").to_numpy()),
             y=rows.column("idle_cost").to_numpy(),
             stackgroup="idle",
             mode="lines",
@@ -203,7 +139,7 @@ def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
     labels = []
     seen: set[str] = set()
     for gpu, team in zip(hm.gpus, hm.teams, strict=False):
-        label = f"{_team(team)} · {gpu[:12]}"
+        label = f"{team_label(team)} · {gpu[:12]}"
         while label in seen:
             label += "·"
         seen.add(label)
@@ -219,7 +155,7 @@ def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
         go.Heatmap(
             name="utilization",
             z=z,
-            x=_times(hm.buckets_ms[lo:hi]),
+            x=times(hm.buckets_ms[lo:hi]),
             y=labels,
             zmin=0,
             zmax=100,
@@ -239,7 +175,7 @@ def heatmap_chart(hm: Heatmap, bucket_s: int) -> go.Figure:
     shown = f"{len(hm.gpus)} GPUs" + (
         f", {hm.others} more averaged in the last row" if hm.others else ""
     )
-    return _layout(
+    return layout(
         fig,
         f"GPU utilization over time, % busy per {bucket_label(bucket_s)} ({shown})",
         max(360, min(900, 140 + rows * 16)),
@@ -284,7 +220,7 @@ def util_distribution_chart(hist: pa.Table) -> go.Figure:
         title_text="utilization of a GPU in a window, %", range=[0, 100], ticksuffix=" %"
     )
     fig.update_yaxes(title_text="GPU-hours")
-    return _layout(
+    return layout(
         fig,
         f"Fleet utilization distribution: {low_share:.0%} of GPU-hours below 35 % busy",
         360,
@@ -292,7 +228,7 @@ def util_distribution_chart(hist: pa.Table) -> go.Figure:
 
 
 def _pool_label(team: object, model: object) -> str:
-    return f"{_team(team)} / {model}"
+    return f"{team_label(team)} / {model}"
 
 
 def pool_buffer_chart(pools: PoolResult) -> go.Figure:
@@ -325,7 +261,7 @@ def pool_buffer_chart(pools: PoolResult) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title_text="buffer cost, USD over the period", tickprefix="$")
-    return _layout(
+    return layout(
         fig,
         "Buffer cost by pool: capacity kept above P95 demand (USD)",
         max(300, 150 + 34 * len(labels)),
@@ -360,7 +296,7 @@ def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
         rows = t.filter(
             pc.and_(pc.equal(t.column("team"), team), pc.equal(t.column("model_name"), model))
         )
-        x = _times(rows.column("bucket").to_numpy())
+        x = times(rows.column("bucket").to_numpy())
         label = names[i - 1]
         fig.add_trace(
             go.Scatter(
@@ -384,7 +320,7 @@ def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
                 mode="lines",
                 line={"color": TRAP, "width": 2},
                 fill="tonexty",
-                fillcolor=_alpha(TRAP, 0.25),
+                fillcolor=with_alpha(TRAP, 0.25),
                 legendgroup="capacity",
                 showlegend=i == 1,
                 hovertemplate=f"{label}<br>capacity %{{y:.2f}} GPUs<extra></extra>",
@@ -394,18 +330,13 @@ def pool_time_chart(pools: PoolResult, bucket_s: int) -> go.Figure:
         )
         fig.update_yaxes(title_text="GPUs", rangemode="tozero", row=i, col=1)
     fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
-    return _layout(
+    return layout(
         fig,
         f"Capacity and P95 demand over time, GPUs (mean per {unit}), the pools with the "
         "costliest buffers",
         140 + 200 * len(names),
         hovermode="x unified",
     )
-
-
-def _alpha(hex_colour: str, a: float) -> str:
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{a})"
 
 
 def latency_chart(lat: LatencyResult, bucket_s: int) -> go.Figure:
@@ -428,7 +359,7 @@ def latency_chart(lat: LatencyResult, bucket_s: int) -> go.Figure:
     unit = bucket_label(bucket_s)
     for i, service in enumerate(services, start=1):
         rows = t.filter(pc.equal(t.column("service"), service))
-        x = _times(rows.column("bucket").to_numpy())
+        x = times(rows.column("bucket").to_numpy())
         for column, colour, name in styles:
             fig.add_trace(
                 go.Scatter(
@@ -461,7 +392,7 @@ def latency_chart(lat: LatencyResult, bucket_s: int) -> go.Figure:
         )
         fig.update_yaxes(title_text="ms", rangemode="tozero", row=i, col=1)
     fig.update_xaxes(title_text="time (UTC)", row=len(services), col=1)
-    return _layout(
+    return layout(
         fig,
         f"Request latency by service, p50 / p95 / p99 per {unit} against the SLO (ms)",
         160 + 220 * len(services),
@@ -493,7 +424,7 @@ def forgotten_chart(streaks: StreakResult) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")  # labels say namespace/pod
     fig.update_xaxes(title_text="idle cost of the streak, USD", tickprefix="$")
-    return _layout(
+    return layout(
         fig,
         "Forgotten experiments (namespace/pod): dollars burned while idle beyond the TTL",
         max(300, 140 + 28 * len(labels)),
@@ -521,7 +452,7 @@ def coverage_chart(hist: pa.Table) -> go.Figure:
         fig.update_yaxes(title_text="GPU windows (log scale)", type="log", dtick=1)
     else:
         fig.update_yaxes(title_text="GPU windows")
-    return _layout(fig, "Sample coverage of GPU windows (windows below 90 % have gaps)", 340)
+    return layout(fig, "Sample coverage of GPU windows (windows below 90 % have gaps)", 340)
 
 
 def figure_names(figs: Sequence[tuple[str, go.Figure]]) -> list[str]:

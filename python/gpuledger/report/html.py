@@ -17,6 +17,7 @@ from gpuledger.report import charts
 from gpuledger.report.agg_gpu import LOW_COVERAGE, models_without_price
 from gpuledger.report.arrow_util import pc
 from gpuledger.report.build import ReportData
+from gpuledger.report.chart_style import LOW_UTILIZATION, team_label
 from gpuledger.report.headline import Headline, usd
 from gpuledger.report.period import fmt_ms
 
@@ -227,7 +228,7 @@ def _idle(page: _Page, data: ReportData) -> None:
     for r in teams.to_pylist():  # one row per team
         cost, idle = Decimal(r["cost"]), Decimal(r["idle_cost"])
         share = f"{idle / cost:.0%}" if cost else "-"
-        rows.append([charts._team(r["team"]), usd(idle), usd(cost), share])
+        rows.append([team_label(r["team"]), usd(idle), usd(cost), share])
     body = page.figure(charts.idle_by_team_chart(data.gpu.idle_by_team, data.bucket_s))
     body += _table(["team", "idle cost", "GPU spend", "idle share"], rows, {1, 2, 3})
     page.section(
@@ -248,10 +249,10 @@ def _utilization(page: _Page, data: ReportData) -> None:
     body += page.figure(charts.util_distribution_chart(data.gpu.util_hist))
     if data.pools is not None:
         low = data.pools.totals.filter(
-            pc.less(data.pools.totals.column("utilization"), charts.LOW_UTILIZATION)
+            pc.less(data.pools.totals.column("utilization"), LOW_UTILIZATION)
         )
         names = [
-            f"{charts._team(a)} / {b} ({u:.0%})"
+            f"{team_label(a)} / {b} ({u:.0%})"
             for a, b, u in zip(
                 low.column("team").to_pylist(),
                 low.column("model_name").to_pylist(),
@@ -282,7 +283,7 @@ def _buffers(page: _Page, data: ReportData) -> None:
     body += page.figure(charts.pool_time_chart(data.pools, data.bucket_s))
     rows = [
         [
-            charts._team(r["team"]),
+            team_label(r["team"]),
             str(r["model_name"]),
             f"{r['capacity']:.2f}",
             f"{r['demand_p95']:.2f}",
