@@ -3,16 +3,18 @@
 The engine is Rust (`gpuledger._engine`); this package is its Python face.
 """
 
-from gpuledger._engine import (
+from gpuledger._engine import __version__ as __version__
+from gpuledger._engine import schemas
+from gpuledger.combine import combine_dirs, combine_tables
+from gpuledger.config import Config, load_config
+from gpuledger.engine import Engine, WindowFunction, Windows
+from gpuledger.errors import (
     ArrowExportError,
+    ConfigError,
     GpuledgerError,
     InputError,
-    schemas,
+    WindowFunctionError,
 )
-from gpuledger._engine import __version__ as __version__
-from gpuledger.combine import combine_dirs, combine_tables
-from gpuledger.config import Config, ConfigError, load_config
-from gpuledger.engine import Engine, WindowFunction, WindowFunctionError, Windows
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
 
 __all__ = [

@@ -16,6 +16,8 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from gpuledger.errors import ConfigError
+
 __all__ = [
     "Aggregation",
     "Config",
@@ -37,23 +39,6 @@ __all__ = [
 ClientValue: TypeAlias = str | int | bool
 SECRET_MARKERS = ("password", "secret", "token", "key")
 MASK = "***"
-
-
-class ConfigError(ValueError):
-    """Invalid gpuledger configuration.
-
-    The message starts with what is at fault: a dotted key path (``engine.window_s[0]``), an
-    environment variable (``GPULEDGER_ENGINE__WINDOW_S``) or the config file's path; `key`
-    holds that part and `problem` the rest.
-    """
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
-
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
-        return (type(self), (self.key, self.problem))
 
 
 def masked(settings: Mapping[str, object]) -> dict[str, object]:

@@ -20,6 +20,7 @@ from gpuledger._config_validate import _AGG_NAME as AGGREGATION_NAME
 from gpuledger._config_validate import BUILTIN_TABLES
 from gpuledger._engine import ParquetBatches
 from gpuledger.config import Config, ConfigError
+from gpuledger.errors import WindowFunctionError
 
 PARQUET_BATCH_ROWS = 65_536
 """Rows per batch read from Parquet by `Engine.push_parquet_file` (and by replay)."""
@@ -27,10 +28,6 @@ PARQUET_BATCH_ROWS = 65_536
 WindowFunction = Callable[[pa.Table], "pa.Table | pa.RecordBatch"]
 """A vectorized Python aggregation: gets one closed window's points (the `window_points`
 schema) and returns a table of results for that window."""
-
-
-class WindowFunctionError(_engine.GpuledgerError):
-    """A user window function raised or returned something that is not a table."""
 
 
 @dataclass(frozen=True)
@@ -122,16 +119,13 @@ class Engine:
         self._functions = dict(window_functions or {})
         taken = [a.name for a in self.config.aggregations]
         _check_function_names(self._functions, taken)
-        try:
-            self._core = _engine.Engine(
-                **self.config.to_engine_kwargs(),
-                **_service_kwargs(self.config),
-                keep_points=bool(self._functions),
-                extra_fields=list(fields),
-            )
-        except _engine.ConfigError as e:
-            key, _, problem = str(e).partition(": ")
-            raise ConfigError(key, problem) from None
+        # A bad setting raises gpuledger.errors.ConfigError(key, problem) from Rust itself.
+        self._core = _engine.Engine(
+            **self.config.to_engine_kwargs(),
+            **_service_kwargs(self.config),
+            keep_points=bool(self._functions),
+            extra_fields=list(fields),
+        )
 
     def push(
         self,
