@@ -21,7 +21,8 @@ $(VENV)/.installed: requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv with the build, test and lint tools
+setup: $(VENV)/.installed ## Create .venv with the build, test and lint tools (and Chromium)
+	bash compose/chromium/install.sh
 
 # The compiled module is deleted first, so a failed build can never leave a stale one behind
 # to be imported; maturin then rebuilds (incrementally) and installs the package editable.

@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
+import bench_allocate
 import bench_boundary
 import bench_columnar
 import bench_kafka_pipeline
@@ -27,6 +28,7 @@ import bench_latency
 import bench_memory
 import bench_prom_json
 import bench_replay_parquet
+import bench_report
 import bench_sketch
 
 # name -> run(quick): the columnar bench runs twice, from memory and from Parquet. From
@@ -44,6 +46,8 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "kafka_pipeline": bench_kafka_pipeline.run,
     "replay_parquet": bench_replay_parquet.run,
     "boundary": bench_boundary.run,
+    "allocate": bench_allocate.run,
+    "report": bench_report.run,
 }
 
 

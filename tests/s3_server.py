@@ -16,6 +16,7 @@ Registered from tests/conftest.py (``pytest_plugins``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -28,6 +29,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 S3_LOCAL = REPO / "compose" / "s3-local" / "s3-local.sh"
+LOCAL_DATA = Path(os.environ.get("GPULEDGER_S3_DIR", REPO / ".s3-local")).resolve() / "data"
 
 # S3Proxy 2.6.0 rejects the AWS SDK's newer default checksums on multipart uploads
 # (XAmzContentSHA256Mismatch); "when_required" turns them off. Real S3 does not need them,
@@ -153,6 +155,11 @@ def s3_bucket(s3_server: S3Server) -> Iterator[S3Location]:
     if not s3_server.bucket:
         fs.create_dir(bucket)
     yield S3Location(s3_server, bucket, prefix)
+    if s3_server.local:
+        # S3Proxy 2.6.0 stalls on DeleteObjects (pyarrow's delete_dir): its buckets are
+        # directories under the script's data dir, removed directly.
+        shutil.rmtree(LOCAL_DATA / bucket, ignore_errors=True)
+        return
     try:  # best effort
         if s3_server.bucket:
             fs.delete_dir(f"{bucket}/{prefix}")

@@ -31,6 +31,10 @@ def test_demo_runs_the_daemon_loop_and_summarizes(tmp_path: Path) -> None:
         assert line in r.output
     assert "team-research" in r.output and "chat-llm" in r.output
     assert "Forgotten experiments" in r.output and "exp-" in r.output
+    # The demo allocates the fleet's simulated FOCUS bill: billed next to list, reconciled.
+    assert "Billed GPU spend from the simulated FOCUS bill" in r.output
+    assert "totals equal; bill rows whose parts differ: 0" in r.output
+    assert read_table(out, "allocated_costs").num_rows > 0
     # The daemon's loop wrote the same rows the library computes from the same messages.
     topics = simulated_topics(DEMO_START_S, 60 * 60, telemetry=TELEMETRY, latency=LATENCY)
     cfg = demo_config(60, 1800.0)

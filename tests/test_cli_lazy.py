@@ -12,7 +12,12 @@ from click.testing import CliRunner
 from gpuledger.cli import main
 from gpuledger.cli.lazy import LazyGroup
 
-LAZY_MODULES = ("gpuledger.cli.replay", "gpuledger.cli.simulate", "gpuledger.cli.combine")
+LAZY_MODULES = (
+    "gpuledger.cli.replay",
+    "gpuledger.cli.simulate",
+    "gpuledger.cli.combine",
+    "gpuledger.billing.command",
+)
 
 
 def test_run_does_not_import_the_other_commands() -> None:
@@ -33,7 +38,7 @@ def test_help_lists_every_command_and_each_one_runs() -> None:
     runner = CliRunner()
     listed = runner.invoke(main, ["--help"])
     assert listed.exit_code == 0
-    for name in ("combine", "demo", "produce", "replay", "run", "simulate"):
+    for name in ("allocate", "combine", "demo", "produce", "replay", "run", "simulate"):
         assert f"  {name} " in listed.output
         assert runner.invoke(main, [name, "--help"]).exit_code == 0
 

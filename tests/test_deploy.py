@@ -309,3 +309,28 @@ flush_interval_s = 0.3
             proc.terminate()
             proc.wait(30)
     assert "s3cret-scrape" not in log.read_text() and hashed not in log.read_text()
+
+
+def test_docker_compose_wires_kafka_s3_and_the_daemon() -> None:
+    """No Docker here: the compose file's wiring is checked instead of run."""
+    compose = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"kafka", "s3", "create-bucket", "gpuledger"} <= set(services)
+    daemon = services["gpuledger"]
+    env = daemon["environment"]
+    s3 = services["s3"]["environment"]
+    assert env["AWS_ENDPOINT_URL"] == "http://s3:80"
+    assert s3["S3PROXY_ENDPOINT"].endswith(":80")
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        s3["S3PROXY_IDENTITY"],
+        s3["S3PROXY_CREDENTIAL"],
+    )
+    assert env["GPULEDGER_KAFKA__INSTANCE_ID"]
+    assert daemon["depends_on"]["create-bucket"]["condition"] == "service_completed_successfully"
+    assert daemon["read_only"] is True
+    cfg = Config.from_dict(tomllib.loads((REPO / "compose" / "gpuledger.toml").read_text()))
+    assert cfg.output.dir.startswith("s3://")
+    bucket = cfg.output.dir.removeprefix("s3://").split("/")[0]
+    assert f's3.create_dir("{bucket}")' in services["create-bucket"]["command"][2]
+    assert cfg.kafka.bootstrap_servers == "kafka:9092"
+    assert f"127.0.0.1:{cfg.observability.metrics_port}:" in daemon["ports"][0]

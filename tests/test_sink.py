@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gpuledger
-import gpuledger.output.sink as sink_module
+import gpuledger.output.durable as durable_module
 from gpuledger.config import OutputConfig
 from gpuledger.output.sink import (
     ArrowSink,
@@ -642,7 +642,7 @@ def test_on_sync_defers_every_fsync_to_one_sync(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", None)  # the fallback: fsync each
+    monkeypatch.setattr(durable_module, "_LIBC_SYNCFS", None)  # the fallback: fsync each
     sink = ArrowSink(tmp_path, durable="on_sync")
     written = sink.write({"gpu_windows": gpu_rows("2026-11-28T12:00:00")}, batch_key="a")
     written += sink.write({"gpu_windows": gpu_rows("2026-11-28T13:00:00")}, batch_key="b")
@@ -669,7 +669,7 @@ def test_on_sync_defers_every_fsync_to_one_sync(
 def test_on_sync_uses_syncfs_and_reports_its_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if sink_module._LIBC_SYNCFS is None:
+    if durable_module._LIBC_SYNCFS is None:
         pytest.skip("no syncfs(2) on this platform: the fsync fallback is tested above")
     calls: list[int] = []
 
@@ -677,7 +677,7 @@ def test_on_sync_uses_syncfs_and_reports_its_failure(
         calls.append(fd)
         return 0
 
-    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", syncfs)
+    monkeypatch.setattr(durable_module, "_LIBC_SYNCFS", syncfs)
     monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync with syncfs at hand"))
     sink = ArrowSink(tmp_path, durable="on_sync")
     sink.write({"gpu_windows": gpu_rows("2026-11-28T12:00:00")}, batch_key="a")
@@ -688,12 +688,12 @@ def test_on_sync_uses_syncfs_and_reports_its_failure(
         ctypes.set_errno(errno.EIO)
         return -1
 
-    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", failing)
+    monkeypatch.setattr(durable_module, "_LIBC_SYNCFS", failing)
     sink.write({"gpu_windows": gpu_rows("2026-11-28T13:00:00")}, batch_key="b")
     with pytest.raises(SinkWriteError) as info:
         sink.sync()
     assert info.value.errno == errno.EIO
-    monkeypatch.setattr(sink_module, "_LIBC_SYNCFS", syncfs)
+    monkeypatch.setattr(durable_module, "_LIBC_SYNCFS", syncfs)
     sink.sync()  # what failed is synced again
     assert len(calls) == 2
 

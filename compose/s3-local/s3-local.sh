@@ -12,6 +12,7 @@
 #   s3-local.sh reset       down, then delete the stored objects
 #
 # Environment (see README.md): GPULEDGER_S3_PORT (19000), GPULEDGER_S3_DIR (<repo>/.s3-local),
+# GPULEDGER_S3_JARS (<dir>/jars),
 # GPULEDGER_S3_ACCESS_KEY (gpuledger-local), GPULEDGER_S3_SECRET_KEY (gpuledger-local-secret),
 # GPULEDGER_S3PROXY_VERSION (2.6.0), GPULEDGER_S3_START_TIMEOUT (90 s),
 # GPULEDGER_S3_STOP_TIMEOUT (15 s), GPULEDGER_S3_HEAP, GPULEDGER_S3_JAVA, GPULEDGER_S3_MVN_ARGS.
@@ -38,7 +39,7 @@ MVN_ARGS="${GPULEDGER_S3_MVN_ARGS:-}"
 
 DATA="$BASE/data"
 LOGS="$BASE/logs"
-JARS="$BASE/jars"
+JARS="$(abspath "${GPULEDGER_S3_JARS:-$BASE/jars}")"
 JAR="$JARS/s3proxy-$VERSION-jar-with-dependencies.jar"
 PIDFILE="$BASE/s3proxy.pid"
 CONF="$BASE/s3proxy.properties"

@@ -1,46 +1,64 @@
 """Type stubs for the Rust extension module `gpuledger._engine` (use `gpuledger.Engine`)."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, final
 
 import pyarrow as pa
+from typing_extensions import Self
+
+# The module's exception classes are those of gpuledger.errors, re-exported (the engine's
+# typed errors are raised as them: rust/pyext/src/errors.rs).
+from gpuledger.errors import ArrowExportError as ArrowExportError
+from gpuledger.errors import ConfigError as ConfigError
+from gpuledger.errors import GpuledgerError as GpuledgerError
+from gpuledger.errors import InputError as InputError
+
+__all__ = [
+    "ArrowExportError",
+    "ConfigError",
+    "Engine",
+    "ExpositionState",
+    "GpuledgerError",
+    "InputError",
+    "LatencySketch",
+    "ParquetBatches",
+    "ParquetChunk",
+    "__version__",
+    "merge_sketches",
+    "schemas",
+]
 
 __version__: str
 
-class GpuledgerError(Exception):
-    """Base class of gpuledger errors."""
+# Classes defined in Rust (#[pyclass]) cannot be subclassed (@final); their constructor is
+# `__new__` (#[new]).
 
-class ConfigError(GpuledgerError):
-    """Invalid configuration; the message starts with the offending key."""
-
-class InputError(GpuledgerError):
-    """An input batch is malformed as a whole (single bad messages are dead letters)."""
-
-class ArrowExportError(GpuledgerError):
-    """Building Arrow output failed."""
-
+@final
 class ExpositionState:
-    def __init__(self, default_ts_ms: int | None = ...) -> None: ...
+    def __new__(cls, default_ts_ms: int | None = ...) -> Self: ...
     @property
     def lines_read(self) -> int: ...
 
+@final
 class ParquetBatches:
-    def __init__(self, path: str, batch_size: int = ..., read_ahead: int = ...) -> None: ...
+    def __new__(cls, path: str, batch_size: int = ..., read_ahead: int = ...) -> Self: ...
     @property
     def rows(self) -> int: ...
     def next_chunk(self, max_bytes: int) -> ParquetChunk | None: ...
     def __iter__(self) -> ParquetBatches: ...
     def __next__(self) -> pa.RecordBatch: ...
 
+@final
 class ParquetChunk:
     @property
     def rows(self) -> int: ...
     @property
     def end_ms(self) -> int | None: ...
 
+@final
 class Engine:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         window_s: Sequence[int] = ...,
         hopping: Sequence[tuple[int, int]] = ...,
@@ -61,7 +79,7 @@ class Engine:
         pod_rules: Sequence[tuple[str, str, str]] = ...,
         idle_threshold: float = ...,
         idle_ttl_s: float = ...,
-    ) -> None: ...
+    ) -> Self: ...
     def push(
         self,
         messages: list[bytes],
@@ -119,7 +137,7 @@ class Engine:
         self,
         messages: list[Any],
         formats: list[tuple[str, str]],
-        assigned: list[tuple[str, int]] | None = ...,
+        assigned: list[tuple[str, int]] | None,
     ) -> tuple[list[tuple[str, int, int, int]], list[tuple[int, Any]]]: ...
     def set_receive_time(self, at_ms: int | None) -> None: ...
     def expect_partition(self, partition: int, source: str = ...) -> None: ...
@@ -148,10 +166,11 @@ def pool_demand_figures(
 
 # --- latency sketches (rust/pyext/src/sketch.rs; public API in gpuledger.sketch) ---
 
+@final
 class LatencySketch:
     """Mergeable relative-error quantile sketch of latencies in ms (DDSketch family)."""
 
-    def __init__(self, relative_accuracy: float = ..., max_buckets: int = ...) -> None: ...
+    def __new__(cls, relative_accuracy: float = ..., max_buckets: int = ...) -> Self: ...
     @staticmethod
     def from_bytes(data: bytes | bytearray | memoryview) -> LatencySketch: ...
     def to_bytes(self) -> bytes: ...
@@ -165,7 +184,7 @@ class LatencySketch:
     def __copy__(self) -> LatencySketch: ...
     def __deepcopy__(self, memo: object) -> LatencySketch: ...
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     @property
     def count(self) -> int: ...
     @property

@@ -119,16 +119,13 @@ class Engine:
         self._functions = dict(window_functions or {})
         taken = [a.name for a in self.config.aggregations]
         _check_function_names(self._functions, taken)
-        try:
-            self._core = _engine.Engine(
-                **self.config.to_engine_kwargs(),
-                **_service_kwargs(self.config),
-                keep_points=bool(self._functions),
-                extra_fields=list(fields),
-            )
-        except _engine.ConfigError as e:
-            key, _, problem = str(e).partition(": ")
-            raise ConfigError(key, problem) from None
+        # A bad setting raises gpuledger.errors.ConfigError(key, problem) from Rust itself.
+        self._core = _engine.Engine(
+            **self.config.to_engine_kwargs(),
+            **_service_kwargs(self.config),
+            keep_points=bool(self._functions),
+            extra_fields=list(fields),
+        )
 
     def push(
         self,

@@ -12,13 +12,18 @@ from pathlib import Path
 
 __all__ = [
     "ArrowExportError",
+    "BillError",
+    "BillingError",
     "CombineError",
     "ConfigError",
     "GpuledgerError",
     "InputError",
+    "MappingError",
     "OutputConflictError",
+    "ReconciliationError",
     "ReplayError",
     "ReplayInputError",
+    "ReportError",
     "SinkWriteError",
     "WindowFunctionError",
 ]
@@ -97,6 +102,29 @@ class ReplayInputError(GpuledgerError):
     data the engine understands...). Single bad records are dead letters, not this."""
 
 
+class ReportError(GpuledgerError, ValueError):
+    """`gpuledger report` has nothing to show: no output under the directories, no rows in
+    the time range, an unreadable argument. The message names the directory, file or range."""
+
+
 class CombineError(GpuledgerError, ValueError):
     """Tables that cannot be combined: a schema that is not gpuledger's, or partial rows of
     one key computed under different configurations."""
+
+
+class BillingError(GpuledgerError, ValueError):
+    """Bill allocation (`gpuledger allocate`) cannot proceed; the message names the file, row or
+    setting at fault."""
+
+
+class BillError(BillingError):
+    """A bill that cannot be read: not a FOCUS CSV/Parquet file, a required column missing,
+    or an unparseable row (named by file, row number and column)."""
+
+
+class MappingError(BillingError):
+    """The hostname -> ResourceId mapping or the MIG profiles cannot be used as given."""
+
+
+class ReconciliationError(BillingError):
+    """The allocated parts do not add up to the bill (a bug: never expected)."""

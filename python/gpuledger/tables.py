@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 __all__ = [
     "BUILTIN_TABLES",
+    "ENGINE_TABLES",
     "EVENT_TABLES",
     "KEYED_TABLES",
     "STANDARD_LABELS",
@@ -32,6 +33,7 @@ class OutputTable:
     time_column: str
     key: tuple[str, ...] = ()
     per_event: bool = False
+    engine: bool = True
 
 
 _WINDOW = ("window_start", "window_end")
@@ -46,11 +48,16 @@ TABLES: Mapping[str, OutputTable] = {
         OutputTable("idle_streaks", "as_of"),
         OutputTable("late_events", "event_time", per_event=True),
         OutputTable("dead_letters", "received_at", per_event=True),
+        # Written by `gpuledger allocate` from a FOCUS bill, not by the engine (docs/billing.md).
+        OutputTable("allocated_costs", "ChargePeriodStart", engine=False),
     )
 }
-"""The engine's built-in tables in the order they are shown and written."""
+"""Every output table, in the order they are shown and written."""
+ENGINE_TABLES = tuple(n for n, t in TABLES.items() if t.engine)
+"""The tables the engine writes (`Windows` holds them)."""
 
 BUILTIN_TABLES = frozenset(TABLES)
+"""Names no custom aggregation or window function may take."""
 KEYED_TABLES: Mapping[str, tuple[str, ...]] = {n: t.key for n, t in TABLES.items() if t.key}
 EVENT_TABLES = tuple(n for n, t in TABLES.items() if t.per_event)
 DEFAULT_TIME_COLUMN = "window_start"

@@ -18,7 +18,9 @@ DEMO_START_S = 1_795_824_000
 @click.group(
     cls=LazyGroup,
     lazy={
+        "allocate": "gpuledger.billing.command:allocate_command",
         "combine": "gpuledger.cli.combine:combine_command",
+        "report": "gpuledger.report.command:report_command",
         "replay": "gpuledger.cli.replay:replay_command",
         "simulate": "gpuledger.cli.simulate:simulate_command",
         "produce": "gpuledger.cli.simulate:produce_command",
@@ -45,7 +47,14 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     import tempfile
     from pathlib import Path
 
-    from gpuledger.cli.demo import LATENCY, TELEMETRY, demo_config, run_demo, summary_lines
+    from gpuledger.cli.demo import (
+        LATENCY,
+        TELEMETRY,
+        demo_config,
+        report_lines,
+        run_demo,
+        summary_lines,
+    )
     from gpuledger.daemon.log import EventLog
     from gpuledger.simulate.topics import simulated_topics
 
@@ -67,8 +76,13 @@ def demo(minutes: int, window_s: int, out: str | None, idle_ttl_s: float) -> Non
     elapsed = time.perf_counter() - started
     files = sum(1 for _ in out_dir.rglob("*.arrow"))
     click.echo(f"\n{files} Arrow files written in {elapsed:.1f} s.\n")
-    for line in summary_lines(tables):
+    for line in summary_lines(tables) + report_lines(out_dir, cfg):
         click.echo(line)
+    if code == 0:
+        from gpuledger.cli.demo import allocate_demo_bill
+
+        for line in allocate_demo_bill(cfg, out_dir, DEMO_START_S, minutes * 60):
+            click.echo(line)
     raise SystemExit(code)
 
 

@@ -126,3 +126,52 @@ def summary_lines(tables: dict[str, pa.Table]) -> list[str]:
                 f"{r['streak_s_max'] / 3600:.1f} h, burned ${r['idle_cost_usd_max']:,.2f}"
             )
     return out
+
+
+def allocate_demo_bill(cfg: Config, out_dir: Path, start_s: int, seconds: int) -> list[str]:
+    """The simulated fleet's FOCUS bill (a savings plan on part of it) split among its pods
+    by `gpuledger allocate`, written as `allocated_costs` next to the other tables; returns
+    the summary lines: billed (EffectiveCost) next to list price, by team."""
+    from gpuledger.billing import allocate
+    from gpuledger.billing.command import WRITER_ID, batch_key
+    from gpuledger.billing.reconcile import reconciliation_lines
+    from gpuledger.output.sink import ArrowSink
+    from gpuledger.simulate import Simulation
+    from gpuledger.simulate.bill import write_bill
+
+    sim = Simulation("mixed", seed=1, start_s=start_s, duration_s=seconds)
+    bill, resources = write_bill(sim.gpus, start_s, seconds, out_dir / "bill")
+    result = allocate([bill], [out_dir], resources=resources, config=cfg)
+    table = result.allocated_costs
+    ArrowSink(out_dir, writer_id=WRITER_ID).write(
+        {"allocated_costs": table}, batch_key=batch_key(table)
+    )
+    out = [f"Billed GPU spend from the simulated FOCUS bill ({bill.name}), split by use:"]
+    if seconds % 3600:
+        out.append("  (the bill has hourly rows: time of those hours outside the demo is idle)")
+    billed = table.filter(pc.equal(table["x_PriceSource"], pa.scalar("bill")))
+    by_team = billed.group_by(["x_Team"]).aggregate([("EffectiveCost", "sum"), ("ListCost", "sum")])
+    rows = sorted(by_team.to_pylist(), key=lambda r: -(r["EffectiveCost_sum"] or 0))
+    for r in rows:
+        team = r["x_Team"] or "(idle or unmonitored)"
+        out.append(
+            f"  {team:<24} billed ${r['EffectiveCost_sum']:>9,.2f} (list ${r['ListCost_sum']:,.2f})"
+        )
+    return out + reconciliation_lines(result.reconciliation)
+
+
+def report_lines(out_dir: Path, cfg: Config) -> list[str]:
+    """Writes the HTML cost report of the demo's output (`gpuledger report`) to
+    `out_dir/report.html` and says where it is."""
+    try:
+        from gpuledger.report import ReportError, report
+    except ImportError as e:  # plotly comes with the `report` extra
+        return [f"No HTML report: {e.name} is missing (pip install 'gpuledger[report]')."]
+    path = out_dir / "report.html"
+    try:
+        result = report([out_dir], out=path, config=cfg)
+    except ReportError as e:
+        return [f"No HTML report: {e}"]
+    return [
+        f"\nCost report: {result.path} ({result.html_bytes / 1e6:.1f} MB, open it in a browser)"
+    ]

@@ -99,6 +99,13 @@ def _summary(report: ProduceReport) -> str:
     metavar="KEY=VALUE",
     help="Scenario parameter, e.g. capacity_factor=0.6 (mixed: bursty.capacity_factor=0.6).",
 )
+@click.option(
+    "--bill",
+    "with_bill",
+    is_flag=True,
+    help="Also write bill.focus.csv (a FOCUS bill of the fleet, savings plan on half of it) "
+    "and resources.csv to --out (docs/billing.md).",
+)
 @click.option("--kafka", "bootstrap", default=None, help="Produce to this Kafka bootstrap instead.")
 @click.option("--telemetry-topic", default="gpu-telemetry", show_default=True)
 @click.option("--latency-topic", default="request-latency", show_default=True)
@@ -120,6 +127,7 @@ def simulate_command(
     compress: str,
     window_s: int,
     params: tuple[str, ...],
+    with_bill: bool,
     bootstrap: str | None,
     telemetry_topic: str,
     latency_topic: str,
@@ -157,6 +165,11 @@ def simulate_command(
             f"request messages in {report.seconds:.2f} s ({report.rate:,.0f} msg/s): "
             + ", ".join(str(p) for p in report.files)
         )
+        if with_bill:
+            from gpuledger.simulate.bill import write_bill
+
+            bill, resources = write_bill(sim.gpus, sim.ctx.start_s, sim.ctx.duration_s, out_dir)
+            click.echo(f"wrote the fleet's FOCUS bill {bill} and its resource map {resources}")
     if bootstrap is not None:
         producer = PacedProducer(bootstrap, rate, progress=sys.stderr)
         tel, req = produce_simulation(sim, fmt, producer, telemetry_topic, latency_topic)

@@ -41,6 +41,8 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # [billing], checked by gpuledger.billing.settings when `gpuledger allocate` starts.
+    billing: Mapping[str, Any] = field(default_factory=frozen_map)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:

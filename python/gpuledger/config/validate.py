@@ -164,7 +164,7 @@ _FLAT: dict[str, type] = {
     "observability": ObservabilityConfig,
     "run": RunConfig,
 }
-SECTIONS = (*_FLAT, "units", "prices", "teams", "services", "aggregations")
+SECTIONS = (*_FLAT, "units", "prices", "teams", "services", "aggregations", "billing")
 
 
 def _flat(root: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -333,4 +333,5 @@ def sections_of(
         output=OutputConfig(**flat["output"]),
         observability=ObservabilityConfig(**flat["observability"]),
         run=RunConfig(**flat["run"]),
+        billing=frozen_map(table(root.get("billing", {}), "billing")),
     )

@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from gpuledger.output.object_store import store_for
 
 VERSION = 1
 MARKERS = Path(".gpuledger") / "ranges"
@@ -50,6 +53,27 @@ def decode(metadata: str | None) -> PartitionCheckpoint | None:
         return None
 
 
+def marked_ranges(names: Iterable[str]) -> Iterator[tuple[str, int, int]]:
+    """(name, from, to) of every range marker among `names` (`<from>_<to>`); others skipped."""
+    for name in names:
+        a, _, b = name.partition("_")
+        if a.isdigit() and b.isdigit():
+            yield name, int(a), int(b)
+
+
+def chain_of(names: Iterable[str], start: int) -> list[tuple[int, int]]:
+    """The marked ranges that follow each other from `start` (the committed row offset), in
+    order: what a crashed run wrote, to be written again with the same boundaries."""
+    ends: dict[int, int] = {}
+    for _, a, b in marked_ranges(names):
+        ends[a] = max(ends.get(a, -1), b)
+    out, cur = [], start
+    while cur in ends and ends[cur] > cur:
+        out.append((cur, ends[cur]))
+        cur = ends[cur]
+    return out
+
+
 class RangeMarkers:
     """The late/dead row ranges of each partition, as marker files."""
 
@@ -63,19 +87,9 @@ class RangeMarkers:
     def chain(self, topic: str, partition: int, start: int) -> list[tuple[int, int]]:
         """The ranges written after `start` (the committed row offset), in order."""
         try:
-            names = os.listdir(self._dir(topic, partition))
+            return chain_of(os.listdir(self._dir(topic, partition)), start)
         except FileNotFoundError:
             return []
-        ends: dict[int, int] = {}
-        for n in names:
-            a, _, b = n.partition("_")
-            if a.isdigit() and b.isdigit():
-                ends[int(a)] = max(ends.get(int(a), -1), int(b))
-        out, cur = [], start
-        while cur in ends and ends[cur] > cur:
-            out.append((cur, ends[cur]))
-            cur = ends[cur]
-        return out
 
     def mark(self, topic: str, partition: int, start: int, end: int) -> None:
         d = self._dir(topic, partition)
@@ -104,3 +118,35 @@ class RangeMarkers:
             if b.isdigit() and int(b) <= committed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(d / n)
+
+
+class ObjectRangeMarkers:
+    """`RangeMarkers` on an object store: one empty object per
+    range, `<prefix>/.gpuledger/ranges/<topic>/<partition>/<from>_<to>`."""
+
+    def __init__(self, uri: str) -> None:
+        self.store = store_for(uri)
+        self.root = ".gpuledger/ranges"
+
+    def _dir(self, topic: str, partition: int) -> str:
+        return f"{self.root}/{topic}/{partition}"
+
+    def _ranges(self, topic: str, partition: int) -> Iterator[tuple[str, int, int]]:
+        return marked_ranges(self.store.names(self._dir(topic, partition)))
+
+    def chain(self, topic: str, partition: int, start: int) -> list[tuple[int, int]]:
+        return chain_of(self.store.names(self._dir(topic, partition)), start)
+
+    def mark(self, topic: str, partition: int, start: int, end: int) -> None:
+        key = self.store.key(f"{self._dir(topic, partition)}/{start}_{end}")
+        self.store.put(key, b"", staging_name="marker")
+
+    def forget_before(self, topic: str, partition: int, committed: int) -> None:
+        """Best effort, like the local markers: a marker below the committed offset that
+        stays (the store is unreachable now) is never read again, and goes next time."""
+        try:
+            for name, _, b in self._ranges(topic, partition):
+                if b <= committed:
+                    self.store.delete(self.store.key(f"{self._dir(topic, partition)}/{name}"))
+        except OSError:
+            pass

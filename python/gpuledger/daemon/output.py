@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuledger.daemon.checkpoint import RangeMarkers
-from gpuledger.output.object_store import ObjectRangeMarkers, is_uri
+from gpuledger.daemon.checkpoint import ObjectRangeMarkers, RangeMarkers
+from gpuledger.output.object_store import is_uri
 from gpuledger.output.sink import ArrowSink
 from gpuledger.tables import EVENT_TABLES
 

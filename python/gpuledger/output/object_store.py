@@ -19,7 +19,6 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -201,40 +200,3 @@ def read_object(uri: str) -> bytes:
     fs, key = pafs.FileSystem.from_uri(uri)
     with fs.open_input_stream(key) as f:
         return bytes(f.read())
-
-
-class ObjectRangeMarkers:
-    """`gpuledger.daemon.checkpoint.RangeMarkers` on an object store: one empty object per
-    range, `<prefix>/.gpuledger/ranges/<topic>/<partition>/<from>_<to>`."""
-
-    def __init__(self, uri: str) -> None:
-        self.store = store_for(uri)
-        self.root = ".gpuledger/ranges"
-
-    def _dir(self, topic: str, partition: int) -> str:
-        return f"{self.root}/{topic}/{partition}"
-
-    def _ranges(self, topic: str, partition: int) -> Iterator[tuple[str, int, int]]:
-        for name in self.store.names(self._dir(topic, partition)):
-            a, _, b = name.partition("_")
-            if a.isdigit() and b.isdigit():
-                yield name, int(a), int(b)
-
-    def chain(self, topic: str, partition: int, start: int) -> list[tuple[int, int]]:
-        ends: dict[int, int] = {}
-        for _, a, b in self._ranges(topic, partition):
-            ends[a] = max(ends.get(a, -1), b)
-        out, cur = [], start
-        while cur in ends and ends[cur] > cur:
-            out.append((cur, ends[cur]))
-            cur = ends[cur]
-        return out
-
-    def mark(self, topic: str, partition: int, start: int, end: int) -> None:
-        key = self.store.key(f"{self._dir(topic, partition)}/{start}_{end}")
-        self.store.put(key, b"", staging_name="marker")
-
-    def forget_before(self, topic: str, partition: int, committed: int) -> None:
-        for name, _, b in self._ranges(topic, partition):
-            if b <= committed:
-                self.store.delete(self.store.key(f"{self._dir(topic, partition)}/{name}"))

@@ -14,13 +14,11 @@ docs/output-files.md has the rules.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
 import re
 import secrets
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,6 +32,7 @@ import pyarrow.parquet as pq
 from gpuledger.config import OutputConfig
 from gpuledger.engine import Windows
 from gpuledger.errors import OutputConflictError, SinkWriteError
+from gpuledger.output.durable import O_CLOEXEC, fsync_dir, fsync_file, make_dirs, syncfs, write_all
 from gpuledger.output.object_store import is_uri, local_path, object_files, read_object
 from gpuledger.tables import DEFAULT_TIME_COLUMN, TABLES
 
@@ -174,11 +173,11 @@ class ArrowSink:
         if not self._unsynced_files and not self._unsynced_dirs:
             return
         try:
-            if not _syncfs(self.out_dir):
+            if not syncfs(self.out_dir):
                 for f in self._unsynced_files:
-                    _fsync_file(f)
+                    fsync_file(f)
                 for d in sorted(self._unsynced_dirs, key=lambda d: len(d.parts), reverse=True):
-                    _fsync_dir(d)
+                    fsync_dir(d)
         except OSError as e:
             raise SinkWriteError.of(e, self.out_dir) from e
         self._unsynced_files.clear()
@@ -243,18 +242,18 @@ class ArrowSink:
         now = self.durable == "each"
         later = None if now else self._unsynced_dirs
         try:
-            _make_dirs(self.staging_dir, later)
-            _make_dirs(path.parent, later)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
+            make_dirs(self.staging_dir, later)
+            make_dirs(path.parent, later)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
             try:
-                _write_all(fd, planned.data)
+                write_all(fd, planned.data)
                 if now:
                     os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
             if now:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             else:
                 self._unsynced_files.append(path)
                 self._unsynced_dirs.add(path.parent)
@@ -264,9 +263,6 @@ class ArrowSink:
             if isinstance(e, OSError):
                 raise SinkWriteError.of(e, path) from e
             raise
-
-
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _check_token(value: str, pattern: re.Pattern[str], what: str) -> None:
@@ -410,83 +406,6 @@ def _entries(directory: Path, *, best_effort: bool = False) -> list[os.DirEntry[
             raise
         log.warning("cannot list %s: %s", directory, e)
         return []
-
-
-def _make_dirs(directory: Path, unsynced: set[Path] | None = None) -> None:
-    """`mkdir -p directory`, making each new entry durable (fsync of its parent), or, given
-    `unsynced`, adding the parents there for a later sync."""
-    missing = []
-    d = directory
-    while not d.is_dir() and d.parent != d:
-        missing.append(d)
-        d = d.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            if not d.is_dir():
-                raise
-            continue
-        if unsynced is None:
-            _fsync_dir(d.parent)
-        else:
-            unsynced.add(d.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _syncfs(directory: Path) -> bool:
-    """syncfs(2) of the file system holding `directory` (Linux): everything written there
-    reaches the disk in one call. False where the call does not exist."""
-    if _LIBC_SYNCFS is None:
-        return False
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
-    try:
-        if _LIBC_SYNCFS(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), str(directory))
-    finally:
-        os.close(fd)
-    return True
-
-
-def _libc_syncfs() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_LIBC_SYNCFS = _libc_syncfs()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Makes a rename or new entry in `directory` durable (POSIX; a no-op elsewhere)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_files(out_dir: str | os.PathLike[str], table: str) -> list[Path]:

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from gpuledger import _engine
 from gpuledger.engine import Engine
-from gpuledger.errors import ReplayInputError
+from gpuledger.errors import InputError, ReplayInputError
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def push_chunk(engine: Engine, chunk: Chunk, source: str) -> None:
             for batch in p.batches:
                 try:
                     engine.push_arrow(batch, form=p.form, source=source, first_row=row)
-                except _engine.InputError as e:
+                except InputError as e:
                     raise ReplayInputError(f"{source}: rows from {row}: {e}") from e
                 row += batch.num_rows
-    except _engine.InputError as e:
+    except InputError as e:
         raise ReplayInputError(f"{source}: {e}") from None

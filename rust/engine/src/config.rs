@@ -3,6 +3,7 @@
 
 use crate::attribution::Attribution;
 use crate::custom_agg::Reducer;
+use crate::error::EngineError;
 use crate::fields::Unit;
 use crate::services::Services;
 use crate::window::WindowSpec;
@@ -66,73 +67,88 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// Checks the configuration; the error names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |key: &str, problem: String| Err(EngineError::config(key, problem));
         if self.windows.is_empty() {
-            return Err("engine.window_s: at least one window is needed".into());
+            return bad("engine.window_s", "at least one window is needed".into());
         }
         for (i, w) in self.windows.iter().enumerate() {
             if self.windows[..i].contains(w) {
-                return Err(format!(
-                    "engine.window_s: the window of {} s sliding by {} s is configured twice",
-                    w.size_ms / 1000,
-                    w.slide_ms / 1000
-                ));
+                return bad(
+                    "engine.window_s",
+                    format!(
+                        "the window of {} s sliding by {} s is configured twice",
+                        w.size_ms / 1000,
+                        w.slide_ms / 1000
+                    ),
+                );
             }
             if w.size_ms <= 0 || w.slide_ms <= 0 || w.slide_ms > w.size_ms {
-                return Err(format!(
-                    "engine.window_s: window of {} ms sliding by {} ms is invalid (need 0 < slide <= size)",
-                    w.size_ms, w.slide_ms
-                ));
+                return bad(
+                    "engine.window_s",
+                    format!(
+                        "window of {} ms sliding by {} ms is invalid (need 0 < slide <= size)",
+                        w.size_ms, w.slide_ms
+                    ),
+                );
             }
         }
         if self.allowed_lateness_ms < 0 {
-            return Err("engine.allowed_lateness_s: must be >= 0".into());
+            return bad("engine.allowed_lateness_s", "must be >= 0".into());
         }
         if !(self.sample_interval_s.is_finite() && self.sample_interval_s > 0.0) {
-            return Err(format!(
-                "engine.sample_interval_s: must be a finite number > 0, got {}",
-                self.sample_interval_s
-            ));
+            return bad(
+                "engine.sample_interval_s",
+                format!(
+                    "must be a finite number > 0, got {}",
+                    self.sample_interval_s
+                ),
+            );
         }
         if self.max_message_bytes == 0 {
-            return Err("engine.max_message_bytes: must be > 0".into());
+            return bad("engine.max_message_bytes", "must be > 0".into());
         }
         let a = &self.attribution;
         if !(a.default_price.is_finite() && a.default_price >= 0.0) {
-            return Err("prices.default: must be a finite number >= 0".into());
+            return bad("prices.default", "must be a finite number >= 0".into());
         }
         if let Some((m, p)) = a
             .prices
             .iter()
             .find(|(_, p)| !(p.is_finite() && **p >= 0.0))
         {
-            return Err(format!(
-                "prices.{m:?}: must be a finite number >= 0, got {p}"
-            ));
+            return bad(
+                &format!("prices.{m:?}"),
+                format!("must be a finite number >= 0, got {p}"),
+            );
         }
         for (name, slo) in std::iter::once(("default", &self.services.default_slo))
             .chain(self.services.slos.iter().map(|(k, v)| (k.as_str(), v)))
         {
             if !(slo.latency_ms.is_finite() && slo.latency_ms > 0.0) {
-                return Err(format!(
-                    "services.{name:?}.slo_latency_ms: must be a finite number > 0"
-                ));
+                return bad(
+                    &format!("services.{name:?}.slo_latency_ms"),
+                    "must be a finite number > 0".into(),
+                );
             }
             if !(slo.target > 0.0 && slo.target < 1.0) {
-                return Err(format!("services.{name:?}.slo_target: must be in (0, 1)"));
+                return bad(
+                    &format!("services.{name:?}.slo_target"),
+                    "must be in (0, 1)".into(),
+                );
             }
         }
         if !(self.idle_threshold >= 0.0 && self.idle_threshold <= 1.0) {
-            return Err(format!(
-                "idle.threshold: must be a number in 0..1, got {}",
-                self.idle_threshold
-            ));
+            return bad(
+                "idle.threshold",
+                format!("must be a number in 0..1, got {}", self.idle_threshold),
+            );
         }
         if self.idle_ttl_ms <= 0 {
-            return Err(format!(
-                "idle.ttl_s: must be > 0, got {} ms",
-                self.idle_ttl_ms
-            ));
+            return bad(
+                "idle.ttl_s",
+                format!("must be > 0, got {} ms", self.idle_ttl_ms),
+            );
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! DCGM fields: the six built-in ones the tables use, any others that custom aggregations
 //! ask for, their unit conversions, and the validity rules for their values.
 
+use crate::error::EngineError;
 use foldhash::fast::FixedState;
 use std::collections::HashMap;
 
@@ -144,15 +145,16 @@ impl FieldRegistry {
 
     /// Declares that messages carry `field` in `unit` (newer dcgm-exporter releases changed
     /// some units); values are converted to the field's default unit on decode.
-    pub fn set_source_unit(&mut self, name: &str, unit: Unit) -> Result<(), String> {
+    pub fn set_source_unit(&mut self, name: &str, unit: Unit) -> Result<(), EngineError> {
+        let key = || format!("units.{name}");
         let id = *self
             .by_name
             .get(name)
-            .ok_or_else(|| format!("units.{name}: not a field gpuledger aggregates"))?;
+            .ok_or_else(|| EngineError::config(key(), "not a field gpuledger aggregates"))?;
         let info = &mut self.fields[id.index()];
-        info.scale = unit
-            .factor_to(info.unit)
-            .ok_or_else(|| format!("units.{name}: cannot convert {unit:?} to {:?}", info.unit))?;
+        info.scale = unit.factor_to(info.unit).ok_or_else(|| {
+            EngineError::config(key(), format!("cannot convert {unit:?} to {:?}", info.unit))
+        })?;
         Ok(())
     }
 
@@ -252,10 +254,10 @@ mod tests {
         assert!(r
             .set_source_unit("DCGM_FI_DEV_POWER_USAGE", Unit::Bytes)
             .is_err());
-        assert!(r
-            .set_source_unit("NOPE", Unit::Watt)
-            .unwrap_err()
-            .contains("units.NOPE"));
+        assert!(matches!(
+            r.set_source_unit("NOPE", Unit::Watt),
+            Err(EngineError::Config { key, .. }) if key == "units.NOPE"
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ready for the columnar decoder.
 
 use crate::decode::columnar::TIME_COLUMNS;
+use crate::error::EngineError;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
@@ -21,9 +22,9 @@ pub struct ParquetBatches {
 
 impl ParquetBatches {
     /// Opens `path`; string columns other than time columns are read as
-    /// `Dictionary(Int32, Utf8)`. Errors name the file.
-    pub fn open(path: &str, batch_size: usize) -> Result<Self, String> {
-        let err = |e: &dyn std::fmt::Display| format!("{path}: {e}");
+    /// `Dictionary(Int32, Utf8)`. Errors (input errors) name the file.
+    pub fn open(path: &str, batch_size: usize) -> Result<Self, EngineError> {
+        let err = |e: &dyn std::fmt::Display| EngineError::input(format!("{path}: {e}"));
         let file = File::open(path).map_err(|e| err(&e))?;
         let probe =
             ParquetRecordBatchReaderBuilder::try_new(file.try_clone().map_err(|e| err(&e))?)
@@ -55,12 +56,12 @@ impl ParquetBatches {
 }
 
 impl Iterator for ParquetBatches {
-    type Item = Result<RecordBatch, String>;
+    type Item = Result<RecordBatch, EngineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.reader
             .next()
-            .map(|r| r.map_err(|e| format!("reading Parquet: {e}")))
+            .map(|r| r.map_err(|e| EngineError::input(format!("reading Parquet: {e}"))))
     }
 }
 
@@ -68,12 +69,12 @@ impl Iterator for ParquetBatches {
 /// overlaps with the engine's work on the batches before (on a second core; on one core it
 /// costs a thread switch per batch). Dropping it stops the thread at its next batch.
 pub struct ReadAhead {
-    batches: Receiver<Result<RecordBatch, String>>,
+    batches: Receiver<Result<RecordBatch, EngineError>>,
 }
 
 impl ParquetBatches {
     /// These batches, read ahead (see `ReadAhead`); `Err` when no thread can be started.
-    pub fn read_ahead(self, depth: usize) -> Result<ReadAhead, String> {
+    pub fn read_ahead(self, depth: usize) -> Result<ReadAhead, EngineError> {
         let (tx, rx) = sync_channel(depth.max(1));
         std::thread::Builder::new()
             .name("gpuledger-parquet".into())
@@ -86,13 +87,15 @@ impl ParquetBatches {
                     }
                 }
             })
-            .map_err(|e| format!("starting the Parquet read-ahead thread: {e}"))?;
+            .map_err(|e| {
+                EngineError::input(format!("starting the Parquet read-ahead thread: {e}"))
+            })?;
         Ok(ReadAhead { batches: rx })
     }
 }
 
 impl Iterator for ReadAhead {
-    type Item = Result<RecordBatch, String>;
+    type Item = Result<RecordBatch, EngineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // The thread ends (and the channel closes) after the last batch or the first error.
@@ -226,7 +229,8 @@ mod tests {
         let e = ParquetBatches::open(path.to_str().unwrap(), 10)
             .err()
             .unwrap();
-        assert!(e.starts_with(path.to_str().unwrap()), "{e}");
+        assert!(matches!(e, EngineError::Input(_)), "{e}");
+        assert!(e.to_string().starts_with(path.to_str().unwrap()), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

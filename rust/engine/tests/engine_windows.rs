@@ -3,7 +3,7 @@
 use gpuledger_engine::config::AggregationConfig;
 use gpuledger_engine::custom_agg::Reducer;
 use gpuledger_engine::{
-    Closed, Engine, EngineConfig, MessageFormat, Offsets, Provenance, WindowSpec,
+    Closed, Engine, EngineConfig, EngineError, MessageFormat, Offsets, Provenance, WindowSpec,
 };
 
 const GR: &str = "DCGM_FI_PROF_GR_ENGINE_ACTIVE";
@@ -250,22 +250,35 @@ fn custom_aggregation_groups_by_an_extra_label_and_field() {
 
 #[test]
 fn invalid_configuration_names_the_key() {
-    let bad = |cfg: EngineConfig| Engine::new(cfg).err().unwrap();
-    assert!(bad(EngineConfig {
+    let key_of = |cfg: EngineConfig| match Engine::new(cfg).err().unwrap() {
+        EngineError::Config { key, problem } => (key, problem),
+        other => panic!("not a configuration error: {other}"),
+    };
+    let (key, _) = key_of(EngineConfig {
         windows: vec![],
         ..Default::default()
-    })
-    .starts_with("engine.window_s"));
-    assert!(bad(EngineConfig {
+    });
+    assert_eq!(key, "engine.window_s");
+    let (key, _) = key_of(EngineConfig {
         sample_interval_s: 0.0,
         ..Default::default()
-    })
-    .starts_with("engine.sample_interval_s"));
-    assert!(bad(EngineConfig {
+    });
+    assert_eq!(key, "engine.sample_interval_s");
+    let (key, problem) = key_of(EngineConfig {
         windows: vec![WindowSpec::hopping(60, 120)],
         ..Default::default()
-    })
-    .contains("slide"));
+    });
+    assert_eq!(key, "engine.window_s");
+    assert!(problem.contains("slide"), "{problem}");
+    // A key holding ": " stays whole: the error is typed, not a message to split.
+    let mut attribution = gpuledger_engine::Attribution::default();
+    attribution.prices.insert("A100: SXM".into(), -1.0);
+    let (key, problem) = key_of(EngineConfig {
+        attribution,
+        ..Default::default()
+    });
+    assert_eq!(key, "prices.\"A100: SXM\"");
+    assert_eq!(problem, "must be a finite number >= 0, got -1");
 }
 
 /// Known label sets are skipped, not re-read: the outcome of every message must still be

@@ -2,7 +2,7 @@
 //! byte buffer of newline-separated messages, or an Arrow binary/string column (PyCapsule).
 //! One Python object for the whole batch instead of one `bytes` per message.
 
-use crate::errors::InputError;
+use crate::errors::{input_err, reading_arrow_err, to_py_err};
 use arrow_array::{Array, ArrayRef};
 use gpuledger_engine::arrow_util::byte_values;
 use gpuledger_engine::decode::packed::{split_lines, split_offsets, Packed};
@@ -71,7 +71,7 @@ pub fn push_bytes_like(
     batch: &Batch<'_>,
 ) -> PyResult<()> {
     let buf = PyBuffer::<u8>::get(data).map_err(|_| {
-        InputError::new_err(format!(
+        input_err(format!(
             "data must be bytes-like (bytes, bytearray, memoryview, a uint8 array) or an \
              Arrow binary or string column, not {}",
             data.get_type()
@@ -96,7 +96,7 @@ pub fn push_bytes_like(
                 split_offsets(bytes, v)
             } else {
                 let list: Vec<i64> = o.extract().map_err(|_| {
-                    InputError::new_err(format!(
+                    input_err(format!(
                         "offsets must be a buffer of int64 or int32 (numpy, array.array, an \
                          Arrow buffer) or a sequence of ints, not {}",
                         o.get_type()
@@ -104,7 +104,7 @@ pub fn push_bytes_like(
                 })?;
                 split_offsets(bytes, &list)
             };
-            split.map_err(InputError::new_err)?
+            split.map_err(to_py_err)?
         }
     };
     feed(core, py, &packed, batch)
@@ -122,9 +122,9 @@ pub fn push_arrow_column(
     let reader = data.extract::<AnyArray>()?.into_reader()?;
     let mut first = batch.first_offset;
     for chunk in reader {
-        let chunk = chunk.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?;
+        let chunk = chunk.map_err(reading_arrow_err)?;
         let packed = Packed {
-            messages: column_values(&chunk).map_err(InputError::new_err)?,
+            messages: column_values(&chunk).map_err(input_err)?,
             numbers: None,
         };
         feed(

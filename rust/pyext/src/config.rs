@@ -1,19 +1,25 @@
 //! Translation of the Python configuration (`Config.to_engine_kwargs()`) into `EngineConfig`.
 
-use crate::errors::ConfigError;
+use crate::errors::to_py_err;
 use gpuledger_engine::custom_agg::Reducer;
 use gpuledger_engine::fields::Unit;
 use gpuledger_engine::services::{PodRule, Services, Slo};
-use gpuledger_engine::{AggregationConfig, Attribution, EngineConfig, WindowSpec};
+use gpuledger_engine::{AggregationConfig, Attribution, EngineConfig, EngineError, WindowSpec};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::HashMap;
 
+/// A configuration error naming `key`, as a Python `gpuledger.errors.ConfigError`.
+fn config_err(key: impl Into<String>, problem: impl Into<String>) -> PyErr {
+    to_py_err(EngineError::config(key, problem))
+}
+
 fn seconds_to_ms(key: &str, s: f64) -> PyResult<i64> {
     if !s.is_finite() || s < 0.0 {
-        return Err(ConfigError::new_err(format!(
-            "{key}: must be a finite number >= 0, got {s}"
-        )));
+        return Err(config_err(
+            key,
+            format!("must be a finite number >= 0, got {s}"),
+        ));
     }
     Ok((s * 1000.0).round() as i64)
 }
@@ -22,8 +28,7 @@ fn seconds_to_ms(key: &str, s: f64) -> PyResult<i64> {
 fn aggregation(i: usize, d: &Bound<'_, PyDict>) -> PyResult<AggregationConfig> {
     let key = |k: &str| format!("aggregations[{i}].{k}");
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-        d.get_item(k)?
-            .ok_or_else(|| ConfigError::new_err(format!("{}: required", key(k))))
+        d.get_item(k)?.ok_or_else(|| config_err(key(k), "required"))
     };
     let opt_f64 = |k: &str| -> PyResult<Option<f64>> {
         match d.get_item(k)? {
@@ -33,7 +38,7 @@ fn aggregation(i: usize, d: &Bound<'_, PyDict>) -> PyResult<AggregationConfig> {
     };
     let reducer: String = get("reducer")?.extract()?;
     let reducer = Reducer::parse(&reducer, opt_f64("q")?, opt_f64("threshold")?)
-        .map_err(|e| ConfigError::new_err(format!("{}: {e}", key("reducer"))))?;
+        .map_err(|e| config_err(key("reducer"), e))?;
     Ok(AggregationConfig {
         name: get("name")?.extract()?,
         field: get("field")?.extract()?,
@@ -76,7 +81,7 @@ where
         None => Ok(default),
         Some(v) => v.extract::<T>().map_err(|e| {
             let e: PyErr = e.into();
-            ConfigError::new_err(format!("{key}: {e}"))
+            config_err(key, e.to_string())
         }),
     }
 }
@@ -87,7 +92,7 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
         for k in d.keys() {
             let k: String = k.extract()?;
             if !KEYS.contains(&k.as_str()) {
-                return Err(ConfigError::new_err(format!("{k}: not an engine setting")));
+                return Err(config_err(k, "not an engine setting"));
             }
         }
     }
@@ -124,9 +129,10 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
             .collect(),
     };
     if let Some(w) = window_s.iter().find(|&&w| w <= 0) {
-        return Err(ConfigError::new_err(format!(
-            "engine.window_s: {w} is not a positive number of seconds"
-        )));
+        return Err(config_err(
+            "engine.window_s",
+            format!("{w} is not a positive number of seconds"),
+        ));
     }
     let mut windows: Vec<WindowSpec> = window_s.into_iter().map(WindowSpec::tumbling).collect();
     windows.extend(
@@ -138,8 +144,9 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
     let mut names: Vec<_> = units.into_iter().collect();
     names.sort();
     for (field, unit) in names {
-        let u = Unit::parse(&unit)
-            .ok_or_else(|| ConfigError::new_err(format!("units.{field}: unknown unit {unit:?}")))?;
+        let u = Unit::parse(&unit).ok_or_else(|| {
+            config_err(format!("units.{field}"), format!("unknown unit {unit:?}"))
+        })?;
         unit_overrides.push((field, u));
     }
     let aggregations = aggregations

@@ -2,7 +2,7 @@
 //! closed windows out as a dict of table name to `pyarrow.RecordBatch`.
 
 use crate::config::engine_config;
-use crate::errors::{ArrowExportError, ConfigError, InputError};
+use crate::errors::{input_err, reading_arrow_err, to_py_err};
 use crate::parquet_reader::{ParquetBatches, ParquetChunk};
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
@@ -10,7 +10,7 @@ use gpuledger_engine::decode::columnar::{batch_max_time, Form};
 use gpuledger_engine::decode::exposition::Exposition;
 use gpuledger_engine::{
     custom_agg, gpu_windows, idle_streaks, late_dead, latency_windows, pool_windows, service_cost,
-    window_points, Closed, Engine as Core, MessageFormat, Offsets, Provenance,
+    window_points, Closed, Engine as Core, EngineError, MessageFormat, Offsets, Provenance,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 const CHUNK: usize = 65_536;
 
 fn arrow_err(e: ArrowError) -> PyErr {
-    ArrowExportError::new_err(e.to_string())
+    to_py_err(EngineError::ArrowExport(e))
 }
 
 fn parse_form(form: Option<&str>) -> PyResult<Option<Form>> {
@@ -31,7 +31,7 @@ fn parse_form(form: Option<&str>) -> PyResult<Option<Form>> {
         Some("long") => Ok(Some(Form::Long)),
         Some("wide") => Ok(Some(Form::Wide)),
         Some("requests") => Ok(Some(Form::Requests)),
-        Some(other) => Err(InputError::new_err(format!(
+        Some(other) => Err(input_err(format!(
             "form must be \"long\", \"wide\", \"requests\" or None, not {other:?}"
         ))),
     }
@@ -42,7 +42,7 @@ fn parse_format(s: &str) -> PyResult<MessageFormat> {
         "prom_json" => Ok(MessageFormat::PromJson),
         "wide_json" => Ok(MessageFormat::WideJson),
         "latency_json" => Ok(MessageFormat::LatencyJson),
-        _ => Err(InputError::new_err(format!(
+        _ => Err(input_err(format!(
             "unknown message format {s:?} (expected \"prom_json\", \"wide_json\" or \"latency_json\")"
         ))),
     }
@@ -156,7 +156,7 @@ impl Engine {
     #[pyo3(signature = (**kwargs))]
     fn new(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let cfg = engine_config(kwargs)?;
-        let inner = Core::new(cfg).map_err(ConfigError::new_err)?;
+        let inner = Core::new(cfg).map_err(to_py_err)?;
         Ok(Engine {
             inner,
             empty: HashMap::new(),
@@ -184,7 +184,7 @@ impl Engine {
         for (name, v) in [("offsets", &offsets), ("timestamps", &timestamps)] {
             if let Some(o) = v {
                 if o.len() != messages.len() {
-                    return Err(InputError::new_err(format!(
+                    return Err(input_err(format!(
                         "{name} has {} entries for {} messages",
                         o.len(),
                         messages.len()
@@ -199,7 +199,7 @@ impl Engine {
             .enumerate()
             .map(|(i, m)| {
                 m.cast_into::<PyBytes>().map_err(|e| {
-                    InputError::new_err(format!(
+                    input_err(format!(
                         "messages[{i}] must be bytes, not {}",
                         e.into_inner().get_type()
                     ))
@@ -251,7 +251,7 @@ impl Engine {
         };
         if crate::buffer_batch::is_arrow(data)? {
             if offsets.is_some() {
-                return Err(InputError::new_err(
+                return Err(input_err(
                     "offsets are for a byte buffer; an Arrow column brings its own",
                 ));
             }
@@ -277,11 +277,10 @@ impl Engine {
         let reader = data.into_reader()?;
         let mut row = first_row;
         for batch in reader {
-            let batch =
-                batch.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?;
+            let batch = batch.map_err(reading_arrow_err)?;
             let inner = &mut self.inner;
             py.detach(|| inner.push_record_batch(&batch, form, source, partition, row))
-                .map_err(InputError::new_err)?;
+                .map_err(to_py_err)?;
             row += batch.num_rows() as i64;
             py.check_signals()?;
         }
@@ -317,14 +316,14 @@ impl Engine {
                 };
                 inner
                     .push_record_batch(&batch, form, source, partition, row)
-                    .map_err(|e| format!("rows from {row}: {e}"))?;
-                Ok::<_, String>(Some((
+                    .map_err(|e| e.context(format_args!("rows from {row}")))?;
+                Ok::<_, EngineError>(Some((
                     batch.num_rows(),
                     batch.get_array_memory_size(),
                     batch_max_time(&batch),
                 )))
             });
-            let Some((rows, size, max_time)) = pushed.map_err(InputError::new_err)? else {
+            let Some((rows, size, max_time)) = pushed.map_err(to_py_err)? else {
                 break;
             };
             row += rows as i64;
@@ -353,7 +352,7 @@ impl Engine {
         for batch in &chunk.batches {
             let inner = &mut self.inner;
             py.detach(|| inner.push_record_batch(batch, form, source, partition, row))
-                .map_err(|e| InputError::new_err(format!("rows from {row}: {e}")))?;
+                .map_err(|e| to_py_err(e.context(format_args!("rows from {row}"))))?;
             row += batch.num_rows() as i64;
             py.check_signals()?;
         }
@@ -439,12 +438,11 @@ impl Engine {
         let reader = gpu_windows.into_reader()?;
         let mut batches = Vec::new();
         for batch in reader {
-            batches
-                .push(batch.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?);
+            batches.push(batch.map_err(reading_arrow_err)?);
         }
         let inner = &mut self.inner;
         py.detach(|| inner.seed_idle_streaks(&batches))
-            .map_err(|e| InputError::new_err(format!("gpu_windows: {e}")))
+            .map_err(to_py_err)
     }
 
     /// Number of (GPU, namespace, pod) currently in an idle streak.

@@ -1,29 +1,43 @@
-//! Python exception classes raised by `gpuledger._engine`.
+//! The one place where the engine's typed errors become Python exceptions: each
+//! `EngineError` kind is raised as its class of `gpuledger.errors` (pure Python, so
+//! `except gpuledger.InputError` catches a bad batch whether Python or Rust found it).
 
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use arrow_schema::ArrowError;
+use gpuledger_engine::EngineError;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
 
-create_exception!(
-    _engine,
-    GpuledgerError,
-    PyException,
-    "Base class of gpuledger errors."
-);
-create_exception!(
-    _engine,
-    ConfigError,
-    GpuledgerError,
-    "Invalid configuration; the message starts with the offending key."
-);
-create_exception!(
-    _engine,
-    InputError,
-    GpuledgerError,
-    "An input batch is malformed as a whole (not a single bad message: those are dead letters)."
-);
-create_exception!(
-    _engine,
-    ArrowExportError,
-    GpuledgerError,
-    "Building Arrow output failed."
-);
+pyo3::import_exception!(gpuledger.errors, GpuledgerError);
+pyo3::import_exception!(gpuledger.errors, ConfigError);
+pyo3::import_exception!(gpuledger.errors, InputError);
+pyo3::import_exception!(gpuledger.errors, ArrowExportError);
+
+/// The classes `gpuledger._engine` re-exports under their own names (older imports such as
+/// `from gpuledger._engine import InputError` keep working; they are the same classes).
+pub const REEXPORTED: [&str; 4] = [
+    "GpuledgerError",
+    "ConfigError",
+    "InputError",
+    "ArrowExportError",
+];
+
+/// `e` as the Python exception of its kind. `ConfigError` gets `(key, problem)`, so the
+/// Python side reads `e.key` and `e.problem` without parsing the message.
+pub fn to_py_err(e: EngineError) -> PyErr {
+    match e {
+        EngineError::Config { key, problem } => ConfigError::new_err((key, problem)),
+        EngineError::Input(m) => InputError::new_err(m),
+        EngineError::ArrowExport(e) => ArrowExportError::new_err(e.to_string()),
+        EngineError::Argument(m) => PyValueError::new_err(m),
+    }
+}
+
+/// An input error (a call's arguments or data unreadable as a whole), as a Python exception.
+pub fn input_err(message: impl Into<String>) -> PyErr {
+    to_py_err(EngineError::input(message))
+}
+
+/// An Arrow stream that fails while it is read: an input error.
+pub fn reading_arrow_err(e: ArrowError) -> PyErr {
+    input_err(format!("reading Arrow data: {e}"))
+}

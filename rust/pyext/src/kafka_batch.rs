@@ -2,7 +2,7 @@
 //! and partition in Rust (no Python loop per message), the GIL released while the engine
 //! works. Error messages (end of partition, broker errors) are handed back to Python.
 
-use crate::errors::InputError;
+use crate::errors::input_err;
 use crate::noargs_method::NoArgsMethod;
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
 use pyo3::prelude::*;
@@ -73,9 +73,7 @@ pub fn push_kafka<'py>(
             }
             skipping = None;
             let Some(format) = formats.iter().find(|f| f.0 == name).map(|f| f.1) else {
-                return Err(InputError::new_err(format!(
-                    "no message format for topic {name:?}"
-                )));
+                return Err(input_err(format!("no message format for topic {name:?}")));
             };
             runs.push(Run {
                 topic,

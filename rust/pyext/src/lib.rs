@@ -26,13 +26,11 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parquet_reader::ParquetChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add_function(wrap_pyfunction!(pools::pool_demand_figures, m)?)?;
-    m.add("GpuledgerError", py.get_type::<errors::GpuledgerError>())?;
-    m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
-    m.add("InputError", py.get_type::<errors::InputError>())?;
-    m.add(
-        "ArrowExportError",
-        py.get_type::<errors::ArrowExportError>(),
-    )?;
+    // The exception classes live in Python (gpuledger.errors); these are the same objects.
+    let classes = py.import("gpuledger.errors")?;
+    for name in errors::REEXPORTED {
+        m.add(name, classes.getattr(name)?)?;
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

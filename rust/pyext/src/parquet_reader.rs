@@ -5,15 +5,16 @@
 //! the next batches adding up to a byte budget as a `ParquetChunk`, a plain value that knows
 //! its rows and newest event time before it is pushed (replay merges files by those times).
 
-use crate::errors::InputError;
+use crate::errors::to_py_err;
 use arrow_array::RecordBatch;
 use gpuledger_engine::decode::columnar::batch_max_time;
 use gpuledger_engine::parquet_input::ParquetBatches as Core;
+use gpuledger_engine::EngineError;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatch;
 use std::sync::Mutex;
 
-type Batches = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, EngineError>> + Send>;
 
 #[pyclass(module = "gpuledger._engine", name = "ParquetBatches")]
 pub struct ParquetBatches {
@@ -49,7 +50,7 @@ impl ParquetChunk {
 impl ParquetBatches {
     /// The next batch, or `None` at the end. After the end or an error the file is closed
     /// (and every later call gives `None`). Call it without the GIL: it decodes.
-    pub fn next_batch(&self) -> Option<Result<RecordBatch, String>> {
+    pub fn next_batch(&self) -> Option<Result<RecordBatch, EngineError>> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let next = guard.as_mut()?.next();
         if !matches!(next, Some(Ok(_))) {
@@ -69,10 +70,10 @@ impl ParquetBatches {
     fn new(py: Python<'_>, path: &str, batch_size: usize, read_ahead: usize) -> PyResult<Self> {
         let core = py
             .detach(|| Core::open(path, batch_size))
-            .map_err(InputError::new_err)?;
+            .map_err(to_py_err)?;
         let rows = core.rows();
         let inner: Batches = if read_ahead > 0 {
-            Box::new(core.read_ahead(read_ahead).map_err(InputError::new_err)?)
+            Box::new(core.read_ahead(read_ahead).map_err(to_py_err)?)
         } else {
             Box::new(core)
         };
@@ -101,7 +102,7 @@ impl ParquetBatches {
             let Some(batch) = py.detach(|| self.next_batch()) else {
                 break;
             };
-            let batch = batch.map_err(InputError::new_err)?;
+            let batch = batch.map_err(to_py_err)?;
             chunk.rows += batch.num_rows() as u64;
             bytes += batch.get_array_memory_size();
             chunk.end_ms = chunk.end_ms.max(batch_max_time(&batch));
@@ -118,7 +119,7 @@ impl ParquetBatches {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match py.detach(|| self.next_batch()) {
             None => Ok(None),
-            Some(Err(e)) => Err(InputError::new_err(e)),
+            Some(Err(e)) => Err(to_py_err(e)),
             Some(Ok(batch)) => Ok(Some(PyRecordBatch::new(batch).into_pyarrow(py)?)),
         }
     }

@@ -1,7 +1,7 @@
 //! `pool_demand_figures`: the pool figures of merged per-bucket demand, computed by the
 //! engine's own `demand_figures` so `gpuledger.combine` gives one engine's values exactly.
 
-use crate::errors::InputError;
+use crate::errors::input_err;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
@@ -17,10 +17,10 @@ fn one_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<ArrayRef> {
     let reader = obj.extract::<AnyArray>()?.into_reader()?;
     let mut chunks = reader
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| InputError::new_err(format!("reading {what}: {e}")))?;
+        .map_err(|e| input_err(format!("reading {what}: {e}")))?;
     match chunks.len() {
         1 => Ok(chunks.remove(0)),
-        n => Err(InputError::new_err(format!(
+        n => Err(input_err(format!(
             "{what}: expected one array, got {n} chunks (combine_chunks() first)"
         ))),
     }

@@ -1,14 +1,15 @@
 //! The `LatencySketch` Python class and `merge_sketches`: decode, merge and query the
 //! `latency_sketch` column (see docs/sketch-encoding.md) from Python.
 
-use crate::errors::InputError;
+use crate::errors::{input_err, reading_arrow_err, to_py_err};
 use arrow_array::{Array, ArrayRef};
 use gpuledger_engine::arrow_util::byte_values;
 use gpuledger_engine::sketch::{
     LatencySketch as Core, SketchError, DEFAULT_MAX_BUCKETS, DEFAULT_RELATIVE_ACCURACY,
 };
+use gpuledger_engine::EngineError;
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyTuple};
@@ -17,8 +18,8 @@ use pyo3_arrow::input::AnyArray;
 /// Values per GIL release when inserting from a buffer; smaller batches keep the GIL.
 const DETACH_MIN: usize = 1 << 15;
 
-fn input_err(e: SketchError) -> PyErr {
-    InputError::new_err(e.to_string())
+fn sketch_err(e: SketchError) -> PyErr {
+    to_py_err(e.into())
 }
 
 /// A mergeable relative-error quantile sketch of latencies in milliseconds (DDSketch family).
@@ -99,7 +100,7 @@ impl LatencySketch {
         } else {
             run()
         }
-        .map_err(input_err)
+        .map_err(sketch_err)
     }
 
     fn add_buffer(
@@ -134,7 +135,7 @@ impl LatencySketch {
     fn new(relative_accuracy: f64, max_buckets: u32) -> PyResult<Self> {
         Core::with_params(relative_accuracy, max_buckets)
             .map(|inner| Self { inner })
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+            .map_err(sketch_err)
     }
 
     /// Decodes a sketch from its bytes (the `latency_sketch` column); raises InputError.
@@ -142,7 +143,7 @@ impl LatencySketch {
     fn from_bytes(data: &Bound<'_, PyAny>) -> PyResult<Self> {
         with_bytes(data, Core::from_bytes)?
             .map(|inner| Self { inner })
-            .map_err(input_err)
+            .map_err(sketch_err)
     }
 
     /// The versioned byte encoding (docs/sketch-encoding.md).
@@ -194,7 +195,7 @@ impl LatencySketch {
     fn merge(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<()> {
         if other.is(slf) {
             let copy = slf.borrow().inner.clone();
-            return slf.borrow_mut().inner.merge(&copy).map_err(input_err);
+            return slf.borrow_mut().inner.merge(&copy).map_err(sketch_err);
         }
         if let Ok(o) = other.cast::<LatencySketch>() {
             let o = o.try_borrow()?;
@@ -202,19 +203,19 @@ impl LatencySketch {
                 .try_borrow_mut()?
                 .inner
                 .merge(&o.inner)
-                .map_err(input_err);
+                .map_err(sketch_err);
         }
         let mut me = slf.try_borrow_mut()?;
-        with_bytes(other, |b| me.inner.merge_bytes(b))?.map_err(input_err)
+        with_bytes(other, |b| me.inner.merge_bytes(b))?.map_err(sketch_err)
     }
 
     /// The q-quantile (0 <= q <= 1) in ms, within `relative_accuracy` of the true value; None
     /// when the sketch is empty.
     fn quantile(&self, q: f64) -> PyResult<Option<f64>> {
         if !(0.0..=1.0).contains(&q) {
-            return Err(PyValueError::new_err(format!(
+            return Err(to_py_err(EngineError::Argument(format!(
                 "quantile must be in [0, 1], not {q}"
-            )));
+            ))));
         }
         Ok(self.inner.quantile(q))
     }
@@ -355,11 +356,10 @@ pub fn merge_sketches(py: Python<'_>, sketches: &Bound<'_, PyAny>) -> PyResult<L
         let reader = sketches.extract::<AnyArray>()?.into_reader()?;
         let mut base = 0;
         for chunk in reader {
-            let chunk =
-                chunk.map_err(|e| InputError::new_err(format!("reading Arrow data: {e}")))?;
+            let chunk = chunk.map_err(reading_arrow_err)?;
             let acc_ref = &mut acc;
             py.detach(|| merge_arrow_chunk(acc_ref, &chunk, base))
-                .map_err(InputError::new_err)?;
+                .map_err(input_err)?;
             base += chunk.len();
         }
     } else {
@@ -368,7 +368,9 @@ pub fn merge_sketches(py: Python<'_>, sketches: &Bound<'_, PyAny>) -> PyResult<L
             if item.is_none() {
                 continue;
             }
-            let at_row = |e: SketchError| InputError::new_err(format!("item {row}: {e}"));
+            let at_row = |e: SketchError| {
+                to_py_err(EngineError::from(e).context(format_args!("item {row}")))
+            };
             if let Ok(o) = item.cast::<LatencySketch>() {
                 match &mut acc {
                     None => acc = Some(o.borrow().inner.clone()),

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from gpuledger import _engine
 from gpuledger.engine import PARQUET_BATCH_ROWS
-from gpuledger.errors import ReplayInputError
+from gpuledger.errors import InputError, ReplayInputError
 from gpuledger.replay.chunk import ArrowRows, Chunk, ParquetRows
 from gpuledger.replay.detect import ARROW_FILE_MAGIC, ARROW_STREAM_MAGIC, PARQUET_MAGIC
 from gpuledger.replay.event_times import batch_time_ms
@@ -47,7 +47,7 @@ class ColumnarReader(FormReader):
         spilled just to look)."""
         if compression is not None:
             return None
-        with contextlib.suppress(_engine.InputError, ReplayInputError, OSError, pa.ArrowException):
+        with contextlib.suppress(InputError, ReplayInputError, OSError, pa.ArrowException):
             if head.startswith(PARQUET_MAGIC):
                 reader = _engine.ParquetBatches(self.spec.path, 1)
                 for batch in reader:
@@ -93,14 +93,14 @@ class ColumnarReader(FormReader):
     def _parquet_chunks(self, path: str) -> Iterator[Chunk]:
         try:
             reader = _engine.ParquetBatches(path, PARQUET_BATCH_ROWS, read_ahead=PARQUET_READ_AHEAD)
-        except _engine.InputError as e:
+        except InputError as e:
             raise ReplayInputError(str(e).replace(path, self.spec.path)) from None
         total = max(1, reader.rows)
         rows = 0
         while True:
             try:
                 chunk = reader.next_chunk(self.spec.chunk_bytes)
-            except _engine.InputError as e:
+            except InputError as e:
                 raise ReplayInputError(f"{self.spec.path}: {e}") from None
             if chunk is None:
                 return

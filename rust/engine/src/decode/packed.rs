@@ -3,6 +3,8 @@
 //! (JSON lines). This lets a caller hand thousands of messages across the Python boundary
 //! as one buffer instead of one object per message.
 
+use crate::error::EngineError;
+
 /// Messages cut out of one buffer, and their numbers when they are not contiguous.
 pub struct Packed<'a> {
     pub messages: Vec<&'a [u8]>,
@@ -68,11 +70,11 @@ fn memchr_newline(s: &[u8]) -> Option<usize> {
 pub fn split_offsets<'a, O: Copy + TryInto<usize>>(
     data: &'a [u8],
     offsets: &[O],
-) -> Result<Packed<'a>, String> {
-    let pos = |i: usize| -> Result<usize, String> {
+) -> Result<Packed<'a>, EngineError> {
+    let pos = |i: usize| -> Result<usize, EngineError> {
         offsets[i]
             .try_into()
-            .map_err(|_| format!("offsets[{i}] is negative"))
+            .map_err(|_| EngineError::input(format!("offsets[{i}] is negative")))
     };
     let mut messages = Vec::with_capacity(offsets.len().saturating_sub(1));
     if offsets.is_empty() {
@@ -85,16 +87,16 @@ pub fn split_offsets<'a, O: Copy + TryInto<usize>>(
     for i in 1..offsets.len() {
         let end = pos(i)?;
         if end < start {
-            return Err(format!(
+            return Err(EngineError::input(format!(
                 "offsets must not decrease: offsets[{i}] = {end} < offsets[{}] = {start}",
                 i - 1
-            ));
+            )));
         }
         if end > data.len() {
-            return Err(format!(
+            return Err(EngineError::input(format!(
                 "offsets[{i}] = {end} is past the end of the buffer ({} bytes)",
                 data.len()
-            ));
+            )));
         }
         messages.push(&data[start..end]);
         start = end;
@@ -163,11 +165,14 @@ mod tests {
     #[test]
     fn bad_offsets_are_refused_by_position() {
         let data = b"abcdef";
-        let e = split_offsets(data, &[0i64, 4, 3]).err().unwrap();
+        let e = |o: &[i64]| split_offsets(data, o).err().unwrap().to_string();
+        let e = e(&[0, 4, 3]);
         assert!(e.contains("offsets[2] = 3 < offsets[1] = 4"), "{e}");
-        let e = split_offsets(data, &[0i64, 7]).err().unwrap();
+        let e = split_offsets(data, &[0i64, 7]).err().unwrap().to_string();
         assert!(e.contains("past the end"), "{e}");
         let e = split_offsets(data, &[-1i32, 2]).err().unwrap();
+        assert!(matches!(e, EngineError::Input(_)));
+        let e = e.to_string();
         assert!(e.contains("offsets[0] is negative"), "{e}");
     }
 }

@@ -19,6 +19,7 @@ use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::exposition::Exposition;
 use crate::decode::latency_columnar::{self, LatencyBatch};
 use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
+use crate::error::EngineError;
 use crate::fields::{FieldId, FieldRegistry};
 use crate::idle_streaks::{IdleTracker, SeedRows};
 use crate::late_dead::{DeadLetter, LateEvent};
@@ -55,7 +56,7 @@ pub struct Engine {
 fn resolve_aggregations(
     cfg: &EngineConfig,
     fields: &mut FieldRegistry,
-) -> Result<(Vec<CustomAggregation>, Vec<Box<str>>), String> {
+) -> Result<(Vec<CustomAggregation>, Vec<Box<str>>), EngineError> {
     let mut extra_labels: Vec<Box<str>> = Vec::new();
     let mut aggregations = Vec::new();
     for (i, a) in cfg.aggregations.iter().enumerate() {
@@ -72,8 +73,9 @@ fn resolve_aggregations(
                         }
                     };
                     if slot >= MAX_EXTRA_LABELS {
-                        return Err(format!(
-                            "aggregations[{i}].group_by: at most {MAX_EXTRA_LABELS} labels beyond the standard ones"
+                        return Err(EngineError::config(
+                            format!("aggregations[{i}].group_by"),
+                            format!("at most {MAX_EXTRA_LABELS} labels beyond the standard ones"),
                         ));
                     }
                     GroupLabel::Extra(slot)
@@ -93,7 +95,7 @@ fn resolve_aggregations(
 
 impl Engine {
     /// Builds an engine; the error names the configuration key that is wrong.
-    pub fn new(cfg: EngineConfig) -> Result<Engine, String> {
+    pub fn new(cfg: EngineConfig) -> Result<Engine, EngineError> {
         cfg.validate()?;
         let mut fields = FieldRegistry::default();
         for (name, unit) in &cfg.units {
@@ -275,7 +277,7 @@ impl Engine {
         source: &str,
         partition: i32,
         first_row: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         let now = self.now();
         let (source, key) = self.st.source(source, partition);
         self.st.begin_batch(key);
@@ -286,7 +288,7 @@ impl Engine {
         }
         if form == Some(Form::Requests) || (form.is_none() && latency_columnar::is_requests(batch))
         {
-            let rows = LatencyBatch::new(batch)?;
+            let rows = LatencyBatch::new(batch).map_err(EngineError::Input)?;
             let at = Origin {
                 source: &source,
                 partition,
@@ -302,7 +304,7 @@ impl Engine {
             fields: &self.fields,
             extra_labels: &self.extra_labels,
         };
-        let cols = ColumnarBatch::new(batch, form, &ctx)?;
+        let cols = ColumnarBatch::new(batch, form, &ctx).map_err(EngineError::Input)?;
         if cols.form() == Form::Long {
             self.push_long_rows(&cols, &source, partition, key, first_row, now);
             self.st.end_batch();
@@ -566,14 +568,15 @@ impl Engine {
     /// streak). Windows ending at or before the last one already taken are skipped, as are
     /// rows present twice. Returns the number of windows taken; `Err` names a missing or
     /// mistyped column (nothing is taken then).
-    pub fn seed_idle_streaks(&mut self, batches: &[RecordBatch]) -> Result<usize, String> {
+    pub fn seed_idle_streaks(&mut self, batches: &[RecordBatch]) -> Result<usize, EngineError> {
         let Some(k) = self.cfg.idle_family() else {
             return Ok(0);
         };
         let size_ms = self.cfg.windows[k].size_ms;
         let mut rows = SeedRows::default();
         for b in batches {
-            rows.add_batch(b, size_ms)?;
+            rows.add_batch(b, size_ms)
+                .map_err(|e| EngineError::input(e).context("gpu_windows"))?;
         }
         Ok(rows.feed(&mut self.idle))
     }
