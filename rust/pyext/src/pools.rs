@@ -38,7 +38,7 @@ pub fn pool_demand_figures(
 ) -> PyResult<Py<PyAny>> {
     let d = one_array(demand, "demand_buckets")?;
     let p = one_array(provisioned, "provisioned_buckets")?;
-    let batch = py.detach(|| figures(&d, &p)).map_err(InputError::new_err)?;
+    let batch = py.detach(|| figures(&d, &p)).map_err(input_err)?;
     Ok(PyRecordBatch::new(batch).into_pyarrow(py)?.unbind())
 }
 
