@@ -1,7 +1,8 @@
 """Windows close without new data (docs/daemon.md, guarantee 3): a partition that goes silent stops
 holding the watermark back after `idle_timeout_s`, and when every partition is quiet for
-`idle_timeout_s` plus the lateness, every window up to the newest event is written. Data that
-arrives afterwards for a written window is a `late_events` row (docs/daemon.md, guarantee 4)."""
+`idle_timeout_s` plus the lateness, every window the data covers is written, the last one
+included: a reading at t covers [t, t + sample_interval_s). Data that arrives afterwards for a
+written window is a `late_events` row (docs/daemon.md, guarantee 4)."""
 
 from __future__ import annotations
 
@@ -68,18 +69,20 @@ flush_interval_s = 0.3
         [sys.executable, "-m", "gpuledger", "run", "--config", str(config)], stderr=log
     )
     try:
-        # The data ends at 12:04:59: with every partition quiet for 2 + 3 s, the windows
-        # ending by 12:04:00 must be written, although partition 1 and the latency topic
-        # never sent anything that would move the watermark there.
-        want = {START + 60 * k for k in range(1, MINUTES)}
+        # The data ends at 12:04:59, whose reading covers up to 12:05:00: with every
+        # partition quiet for 2 + 3 s, every window up to the one ending at 12:05:00 must be
+        # written, although partition 1 and the latency topic never sent anything that
+        # would move the watermark there.
+        want = {START + 60 * k for k in range(1, MINUTES + 1)}
         deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and not want <= window_ends(out):
+        while time.monotonic() < deadline and want != window_ends(out):
             time.sleep(0.5)
-        assert want <= window_ends(out), sorted(window_ends(out))
+        assert want == window_ends(out), sorted(window_ends(out))
         assert proc.poll() is None, "the daemon keeps running"
-        # A sample for 12:00:30 now is late: a late_events row, not a change to a window.
-        late = msgs[16 * 60].replace(b"12:01:00", b"12:00:30")  # 16 messages a second
-        assert b"12:00:30" in late
+        # A sample for 12:04:30 now is late: a late_events row for the last window, which
+        # is written and stays as it is.
+        late = msgs[16 * 60].replace(b"12:01:00", b"12:04:30")  # 16 messages a second
+        assert b"12:04:30" in late
         delivered: list[int] = []
         producer.produce(
             tel, late, partition=0, on_delivery=lambda e, m: delivered.append(m.offset())
@@ -94,7 +97,9 @@ flush_interval_s = 0.3
         assert [(r["source"], r["partition"], r["offset"]) for r in rows] == [
             (tel, 0, delivered[0])
         ]
-        assert rows[0]["lateness_s"] > 0
+        # Late for the last window; the quiet close put the watermark exactly at its end.
+        assert int(rows[0]["window_end"].timestamp()) == START + 60 * MINUTES
+        assert rows[0]["lateness_s"] == 0.0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:

@@ -327,6 +327,19 @@ class Engine:
         assert ms is not None
         return self._wrap(self._core.advance_to(ms))
 
+    @property
+    def quiet_close_ms(self) -> int | None:
+        """How far the data seen covers event time (epoch ms): the newest reading's time
+        plus `sample_interval_s`, or the newest request's end time, whichever is later."""
+        return self._core.quiet_close_ms
+
+    def close_quiet(self) -> Windows:
+        """Every partition has gone quiet (the daemon: no data for `idle_timeout_s` plus
+        `allowed_lateness_s`): closes every window ending at or before `quiet_close_ms`, so
+        a stream that stops gets its last windows written; data arriving for them later is
+        late (docs/daemon.md, "Windows close on a quiet stream")."""
+        return self._wrap(self._core.close_quiet())
+
     def finish(self) -> Windows:
         """End of input: closes every window holding data."""
         return self._wrap(self._core.finish())

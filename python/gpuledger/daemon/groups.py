@@ -27,7 +27,7 @@ class PartitionGroup:
     partitions: list[PartitionKey]
     writer_id: str
     pending: Windows | None = None
-    idle_advanced_to: int | None = None  # the newest event time the all-idle close used
+    idle_advanced_to: int | None = None  # the quiet_close_ms the all-idle close used
 
     def add_pending(self, closed: Windows) -> None:
         self.pending = closed if self.pending is None else self.pending.concat(closed)

@@ -205,18 +205,19 @@ class Daemon:
                 if not state.idle and now - state.last_data >= timeout:
                     g.engine.mark_idle(state.partition, source=state.topic)
                     state.idle = True
-            # Every partition quiet for idle_timeout_s plus the lateness: nothing more is coming for
-            # the windows up to the newest event, so they close (docs/daemon.md, guarantee 3).
+            # Every partition quiet for idle_timeout_s plus the lateness: the windows the
+            # data covers (a reading at t covers [t, t + sample_interval_s)) close, the last
+            # one included (docs/daemon.md, "Windows close on a quiet stream").
             quiet = now - max(state.last_data for state in states)
-            newest = g.engine.max_event_ms
+            covered = g.engine.quiet_close_ms
             if (
                 all(state.idle for state in states)
                 and quiet >= timeout + self.cfg.engine.allowed_lateness_s
-                and newest is not None
-                and newest != g.idle_advanced_to
+                and covered is not None
+                and covered != g.idle_advanced_to
             ):
-                g.idle_advanced_to = newest
-                g.add_pending(g.engine.advance_to(newest / 1000.0))
+                g.idle_advanced_to = covered
+                g.add_pending(g.engine.close_quiet())
 
     # --- output and commits -------------------------------------------------------------
 

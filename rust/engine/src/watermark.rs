@@ -1,6 +1,11 @@
 //! Event-time watermarks: per input partition (a source and partition, as one key), the
 //! largest event time seen; overall, the minimum over partitions that are not idle, minus
 //! the allowed lateness. Never moves back.
+//!
+//! Each partition also knows how far its data covers event time: a reading at t covers
+//! [t, t + sample_interval), a request ends at its own time. When every partition has gone
+//! quiet, windows ending at or before the furthest coverage are complete (`quiet_close`,
+//! docs/design.md "Windows close on a quiet stream").
 
 use crate::time::EpochMs;
 use std::collections::BTreeMap;
@@ -8,33 +13,47 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
     max_ts: EpochMs,
+    /// The end of the event time its data covers (`EpochMs::MIN`: none yet).
+    covered_until: EpochMs,
     idle: bool,
 }
 
 #[derive(Debug)]
 pub struct Watermarks {
     lateness_ms: i64,
+    /// How long one telemetry reading stands for (`sample_interval_s`).
+    sample_interval_ms: i64,
     partitions: BTreeMap<u64, PartitionClock>,
     /// The watermark windows were last closed at; windows ending at or before it are final.
     current: EpochMs,
 }
 
 impl Watermarks {
-    pub fn new(lateness_ms: i64) -> Watermarks {
+    pub fn new(lateness_ms: i64, sample_interval_ms: i64) -> Watermarks {
         Watermarks {
             lateness_ms,
+            sample_interval_ms,
             partitions: BTreeMap::new(),
             current: EpochMs::MIN,
         }
     }
 
-    /// Records an event time from `partition`; the partition counts as active again.
-    pub fn observe(&mut self, partition: u64, ts: EpochMs) {
+    /// Records the newest reading time and the newest request end time of a batch from
+    /// `partition` (`EpochMs::MIN`: none of that kind); the partition counts as active again.
+    pub fn observe(&mut self, partition: u64, newest_reading: EpochMs, newest_request: EpochMs) {
+        let ts = newest_reading.max(newest_request);
+        let covered = if newest_reading == EpochMs::MIN {
+            newest_request
+        } else {
+            newest_request.max(newest_reading.saturating_add(self.sample_interval_ms))
+        };
         let c = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: ts,
+            covered_until: covered,
             idle: false,
         });
         c.max_ts = c.max_ts.max(ts);
+        c.covered_until = c.covered_until.max(covered);
         c.idle = false;
     }
 
@@ -43,6 +62,7 @@ impl Watermarks {
     pub fn expect(&mut self, partition: u64) {
         let c = self.partitions.entry(partition).or_insert(PartitionClock {
             max_ts: EpochMs::MIN,
+            covered_until: EpochMs::MIN,
             idle: false,
         });
         c.idle = false;
@@ -80,6 +100,29 @@ impl Watermarks {
         self.current
     }
 
+    /// How far the data of every partition covers event time together: the newest reading's
+    /// time plus the sample interval, or the newest request's end time, whichever is later
+    /// (`None` before any data). Once every partition is quiet, windows ending at or before
+    /// it hold all the data they will get.
+    pub fn covered_until(&self) -> Option<EpochMs> {
+        self.partitions
+            .values()
+            .map(|c| c.covered_until)
+            .filter(|&t| t != EpochMs::MIN)
+            .max()
+    }
+
+    /// Every partition has gone quiet (the caller judges that by the wall clock): moves the
+    /// watermark to `covered_until`, so the windows the data covers close and what arrives
+    /// for them afterwards is late. Returns the watermark.
+    pub fn quiet_close(&mut self) -> EpochMs {
+        self.advance();
+        match self.covered_until() {
+            Some(t) => self.advance_to(t),
+            None => self.current,
+        }
+    }
+
     pub fn max_seen(&self) -> Option<EpochMs> {
         self.partitions
             .values()
@@ -97,28 +140,62 @@ impl Watermarks {
 mod tests {
     use super::*;
 
+    const NONE: EpochMs = EpochMs::MIN;
+
     #[test]
     fn slowest_active_partition_holds_the_watermark() {
-        let mut w = Watermarks::new(30_000);
+        let mut w = Watermarks::new(30_000, 1000);
         assert_eq!(w.candidate(), None);
-        w.observe(0, 100_000);
-        w.observe(1, 70_000);
+        w.observe(0, 100_000, NONE);
+        w.observe(1, 70_000, NONE);
         assert_eq!(w.advance(), 40_000);
         w.mark_idle(1);
         assert_eq!(w.advance(), 70_000);
         // The idle partition wakes up behind: the watermark does not move back.
-        w.observe(1, 50_000);
+        w.observe(1, 50_000, NONE);
         assert_eq!(w.advance(), 70_000);
-        w.observe(1, 200_000);
+        w.observe(1, 200_000, NONE);
         assert_eq!(w.advance(), 70_000);
-        w.observe(0, 300_000);
+        w.observe(0, 300_000, NONE);
         assert_eq!(w.advance(), 170_000);
     }
 
     #[test]
     fn explicit_advance_is_monotone() {
-        let mut w = Watermarks::new(0);
+        let mut w = Watermarks::new(0, 1000);
         assert_eq!(w.advance_to(10), 10);
         assert_eq!(w.advance_to(5), 10);
+    }
+
+    #[test]
+    fn quiet_close_reaches_what_readings_and_requests_cover() {
+        let mut w = Watermarks::new(5_000, 1000);
+        assert_eq!(w.covered_until(), None);
+        w.expect(7);
+        // A reading at 59 s covers up to 60 s; the watermark stays back by the lateness.
+        w.observe(0, 59_000, NONE);
+        w.observe(1, 30_000, NONE);
+        assert_eq!(w.covered_until(), Some(60_000));
+        // Partition 7, assigned but silent, holds the watermark until it is marked idle.
+        assert_eq!(w.advance(), EpochMs::MIN);
+        w.mark_idle(7);
+        assert_eq!(w.advance(), 25_000);
+        // A request ends at its own time: 59.5 s does not reach past the reading's cover.
+        w.observe(2, NONE, 59_500);
+        assert_eq!(w.covered_until(), Some(60_000));
+        assert_eq!(w.quiet_close(), 60_000);
+        // A later request end time moves the cover; the watermark never moves back.
+        w.observe(2, NONE, 61_250);
+        assert_eq!(w.covered_until(), Some(61_250));
+        assert_eq!(w.quiet_close(), 61_250);
+        w.observe(0, 10_000, NONE);
+        assert_eq!(w.quiet_close(), 61_250);
+    }
+
+    #[test]
+    fn quiet_close_without_data_changes_nothing() {
+        let mut w = Watermarks::new(0, 1000);
+        w.expect(0);
+        assert_eq!(w.quiet_close(), EpochMs::MIN);
     }
 }

@@ -482,6 +482,21 @@ impl Engine {
         self.batches(py, closed)
     }
 
+    /// Every partition has gone quiet: closes every window ending at or before
+    /// `quiet_close_ms` (the newest reading plus the sample interval, or the newest request's
+    /// end time). Returns {table name: RecordBatch}.
+    fn close_quiet<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let closed = py.detach(|| inner.close_quiet());
+        self.batches(py, closed)
+    }
+
+    /// How far the data seen covers event time, epoch ms (None before any data).
+    #[getter]
+    fn quiet_close_ms(&self) -> Option<i64> {
+        self.inner.quiet_close_time()
+    }
+
     /// End of input: closes every window holding data.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;

@@ -14,7 +14,8 @@
 //! - A sample's time: its own timestamp (integer ms), else the scrape time, else the caller's
 //!   default (e.g. from the file name), else the line is an `Err` ("no timestamp: ...").
 //! - Metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`, labels `name="value"` with the escapes `\\`,
-//!   `\"`, `\n` (others are errors), a trailing comma allowed, a repeated label: last wins.
+//!   `\"`, `\n`; any other backslash stays as written (`\z` is a backslash and `z`, as in
+//!   Prometheus), a trailing comma allowed, a repeated label: last wins.
 //! - Values: floats, `NaN`, `+Inf`, `-Inf`, integers such as 9223372036854775794 (the engine
 //!   judges values); multiplied by the field's unit override.
 //! - `\n` or `\r\n` line ends; a line that is not UTF-8 is an `Err`, the others are unaffected.
@@ -240,9 +241,16 @@ impl<'a> Line<'a> {
                         Some(b'\\') => '\\',
                         Some(b'"') => '"',
                         Some(b'n') => '\n',
-                        _ => {
-                            return Err(self
-                                .err("invalid escape in a label value (only \\\\, \\\" and \\n)"))
+                        None => {
+                            self.i += 1;
+                            return Err(self.err("unterminated label value"));
+                        }
+                        // Any other escape stays as written, backslash and character, as
+                        // Prometheus's text parser keeps it (its lexer accepts `\\.`, its
+                        // unescaping replaces only these three).
+                        Some(_) => {
+                            self.i += 1;
+                            continue;
                         }
                     };
                     let o = owned.get_or_insert_with(String::new);
@@ -651,6 +659,25 @@ DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu=\"1\",UUID=\"GPU-b\",Hostname=\"h\"} 0.5";
         assert_eq!(g.extra[..3], ["nvidia0", "r\"7", ""]);
     }
 
+    /// Prometheus's text parser keeps an unknown escape as written: its lexer takes `\\.` in
+    /// a label value, and it unescapes only `\\`, `\"` and `\n`, left to right.
+    #[test]
+    fn unknown_escapes_stay_as_written_like_prometheus() {
+        for (written, value) in [
+            (r#"b\\a\z"#, r#"b\a\z"#),
+            (r#"\t"#, r#"\t"#),
+            (r#"\\n"#, r#"\n"#),
+            (r#"\\\""#, r#"\""#),
+            (r#"a\é\"b"#, r#"a\é"b"#),
+            (r#"x\ "#, r#"x\ "#),
+        ] {
+            let g = one(&format!(
+                r#"DCGM_FI_DEV_GPU_UTIL{{UUID="G",pod="{written}"}} 5 1764331201000"#
+            ));
+            assert_eq!(g.labels[6], value, "{written}");
+        }
+    }
+
     #[test]
     fn metric_without_braces_and_unknown_metrics() {
         let mut f = FieldRegistry::default();
@@ -709,8 +736,8 @@ DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu=\"1\",UUID=\"GPU-b\",Hostname=\"h\"} 0.5";
                 "unterminated label value at column 32 (end of line)",
             ),
             (
-                b"DCGM_FI_DEV_GPU_UTIL{UUID=\"G\\t\"} 1",
-                "invalid escape in a label value",
+                b"DCGM_FI_DEV_GPU_UTIL{UUID=\"G\\",
+                "unterminated label value at column 30 (end of line)",
             ),
             (
                 b"DCGM_FI_DEV_GPU_UTIL{UUID=G} 1",

@@ -40,9 +40,10 @@ pub(crate) struct State {
     pub stats: Stats,
     pub late_events: Vec<LateEvent>,
     pub dead_letters: Vec<DeadLetter>,
-    /// Largest event time of this batch per partition, applied to the watermarks at its end
-    /// (a batch comes from one partition, so this holds one entry).
-    pub batch_max: Vec<(PartitionKey, EpochMs)>,
+    /// Largest reading time and largest request end time of this batch per partition
+    /// (`EpochMs::MIN`: none), applied to the watermarks at its end (a batch comes from one
+    /// partition, so this holds one entry).
+    pub batch_max: Vec<(PartitionKey, EpochMs, EpochMs)>,
     pub positions: Positions,
 }
 
@@ -65,18 +66,27 @@ impl State {
 
     /// Applies the batch's largest event times to the watermarks.
     pub fn end_batch(&mut self) {
-        for (key, ts) in self.batch_max.drain(..) {
-            self.watermarks.observe(key, ts);
+        for (key, reading, request) in self.batch_max.drain(..) {
+            self.watermarks.observe(key, reading, request);
         }
         self.positions.end_batch();
     }
 
-    /// Notes an event time of the current batch.
+    /// Notes a reading time of the current batch.
     #[inline]
     pub fn saw(&mut self, key: PartitionKey, ts: EpochMs) {
         match self.batch_max.iter_mut().find(|e| e.0 == key) {
             Some(e) => e.1 = e.1.max(ts),
-            None => self.batch_max.push((key, ts)),
+            None => self.batch_max.push((key, ts, EpochMs::MIN)),
+        }
+    }
+
+    /// Notes a request end time of the current batch.
+    #[inline]
+    pub fn saw_request(&mut self, key: PartitionKey, ts: EpochMs) {
+        match self.batch_max.iter_mut().find(|e| e.0 == key) {
+            Some(e) => e.2 = e.2.max(ts),
+            None => self.batch_max.push((key, EpochMs::MIN, ts)),
         }
     }
 }
@@ -368,7 +378,7 @@ pub(crate) fn settle_request(
         Ok(r) => r,
         Err(reason) => return dead(st, cfg, at, reason, raw),
     };
-    st.saw(at.key, r.values.ts_ms);
+    st.saw_request(at.key, r.values.ts_ms);
     if !request_on_time(st, cfg, &r, at) {
         return;
     }

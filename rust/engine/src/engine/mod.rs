@@ -107,7 +107,10 @@ impl Engine {
         let (aggregations, extra_labels) = resolve_aggregations(&cfg, &mut fields)?;
         let st = State {
             series: SeriesTable::default(),
-            watermarks: Watermarks::new(cfg.allowed_lateness_ms),
+            watermarks: Watermarks::new(
+                cfg.allowed_lateness_ms,
+                (cfg.sample_interval_s * 1000.0).round() as i64,
+            ),
             panes: PaneStore::with_interval(
                 cfg.pane_ms(),
                 (cfg.sample_interval_s * 1000.0).round() as i64,
@@ -596,6 +599,24 @@ impl Engine {
     pub fn advance_to(&mut self, ts: EpochMs) -> Closed {
         self.st.watermarks.advance();
         let wm = self.st.watermarks.advance_to(ts);
+        self.close(wm)
+    }
+
+    /// How far the data seen covers event time: the newest reading's time plus
+    /// `sample_interval_s`, or the newest request's end time, whichever is later (`None`
+    /// before any data). `close_quiet` closes the windows ending at or before it.
+    pub fn quiet_close_time(&self) -> Option<EpochMs> {
+        self.st.watermarks.covered_until()
+    }
+
+    /// Every partition has gone quiet (the caller's judgement: no data for `idle_timeout_s`
+    /// plus `allowed_lateness_s`): closes every window ending at or before
+    /// `quiet_close_time`, so the last windows of a stream that stops are written; what
+    /// arrives for them afterwards is late. Unlike `finish`, a window the data does not
+    /// cover to its end (the data stops inside it, or a hopping window reaching beyond)
+    /// stays open for data still to come.
+    pub fn close_quiet(&mut self) -> Closed {
+        let wm = self.st.watermarks.quiet_close();
         self.close(wm)
     }
 

@@ -170,7 +170,7 @@ pub(crate) fn push_request_rows(
         );
     }
     if newest != EpochMs::MIN {
-        st.saw(at.key, newest);
+        st.saw_request(at.key, newest);
     }
 }
 
