@@ -1,4 +1,4 @@
-"""Restarts in seconds (docs/daemon.md, static membership): with `[kafka] instance_id` (Kafka static membership) a
+"""Restarts in seconds (docs/daemon.md): with `[kafka] instance_id` (Kafka static membership) a
 SIGKILLed daemon started again under the same id consumes again within 10 s, with default
 session settings otherwise (a dynamic member would wait for the dead session's 45 s timeout).
 And `/readyz` says ready only while the member holds partitions."""
