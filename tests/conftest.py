@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = REPO / "compose" / "kafka-local" / "kafka-local.sh"
-pytest_plugins = ["s3_server"]  # the S3-compatible server's fixtures
+# the S3-compatible server's fixtures; pytester checks the no-skip rule (tests/test_no_skips.py)
+pytest_plugins = ["s3_server", "pytester"]
 
 
 def pytest_configure(config):

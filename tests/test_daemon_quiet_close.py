@@ -65,8 +65,9 @@ def test_quiet_daemon_after_a_crash_loop_writes_the_last_window(
         topics=topics,
         out_dir=out,
         settings=settings,
-        client={"group.instance.id": "quiet-member", "session.timeout.ms": 6000},
+        client={"session.timeout.ms": 6000},
     )
+    cfg["kafka"]["instance_id"] = "quiet-member"  # static membership: restarts in seconds
     producer = ContinuousProducer(kafka_bootstrap, topics, trace, duration_s=PRODUCE_S, speed=SPEED)
     rng = random.Random(SEED)
     producer.start()
