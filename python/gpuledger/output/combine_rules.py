@@ -13,6 +13,19 @@ import pyarrow.compute as pc
 
 from gpuledger import _engine
 from gpuledger.errors import CombineError
+from gpuledger.output.arrow_math import (
+    add,
+    arr,
+    coalesce,
+    div,
+    divide,
+    greatest,
+    least,
+    mul,
+    positive,
+    sub,
+    where,
+)
 from gpuledger.sketch import DEFAULT_QUANTILES, LatencySketch, merge_sketches
 from gpuledger.tables import KEYED_TABLES as KEYS
 
@@ -41,38 +54,13 @@ if TYPE_CHECKING:
 # --- grouping ----------------------------------------------------------------------------------
 
 
-def _arr(value: object) -> Array:
-    """A compute result as one Array (pyarrow-stubs type many results as scalar unions)."""
-    if isinstance(value, pa.ChunkedArray):
-        return value.combine_chunks()
-    if isinstance(value, pa.Array):
-        return value
-    raise TypeError(f"expected an Arrow array, got {type(value).__name__}")
-
-
-def _where(condition: Column, left: Column | float, right: Column | float | None) -> Array:
-    """`left` where `condition` is true, else `right` (null condition: `right`)."""
-    cond = _arr(pc.fill_null(condition, pa.scalar(False)))
-    kind = left.type if not isinstance(left, float) else _F64
-    return _arr(pc.if_else(cond, _value(left, kind), _value(right, kind)))
-
-
-def _value(v: Column | float | None, kind: pa.DataType) -> Column | pa.Scalar[Any]:
-    return v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.scalar(v, kind)
-
-
-def _positive(values: Column) -> Array:
-    """values > 0, null counting as false."""
-    return _arr(pc.fill_null(pc.greater(values, pa.scalar(0, values.type)), pa.scalar(False)))
-
-
 def _differs_from_previous(column: Column) -> Array:
     """For rows 1..n-1: whether the value differs from the previous row's (null = null)."""
-    col = _arr(column)
+    col = arr(column)
     a, b = col.slice(1), col.slice(0, len(col) - 1)
-    same = _arr(pc.fill_null(pc.equal(a, b), pa.scalar(False)))
-    both_null = _arr(pc.and_(pc.is_null(a), pc.is_null(b)))
-    return _arr(pc.invert(pc.or_(same, both_null)))
+    same = arr(pc.fill_null(pc.equal(a, b), pa.scalar(False)))
+    both_null = arr(pc.and_(pc.is_null(a), pc.is_null(b)))
+    return arr(pc.invert(pc.or_(same, both_null)))
 
 
 def _run_starts(table: pa.Table, columns: Sequence[str]) -> Array:
@@ -81,7 +69,7 @@ def _run_starts(table: pa.Table, columns: Sequence[str]) -> Array:
         return pa.array([], pa.bool_())
     changed: Array = pa.array([False] * (table.num_rows - 1), pa.bool_())
     for c in columns:
-        changed = _arr(pc.or_(changed, _differs_from_previous(table.column(c))))
+        changed = arr(pc.or_(changed, _differs_from_previous(table.column(c))))
     return pa.concat_arrays([pa.array([True]), changed])
 
 
@@ -97,7 +85,7 @@ def _split(table: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, _Groups | No
     group_of_row = _group_ids(rows, keys)
     ids = pa.table({_GROUP: group_of_row})
     sizes = ids.group_by(_GROUP, use_threads=False).aggregate([(_GROUP, "count")])
-    size_of_row = _arr(pc.take(sizes.sort_by(_GROUP).column(f"{_GROUP}_count"), group_of_row))
+    size_of_row = arr(pc.take(sizes.sort_by(_GROUP).column(f"{_GROUP}_count"), group_of_row))
     singles = rows.filter(pc.equal(size_of_row, pa.scalar(1, pa.int64())))
     partial = rows.filter(pc.greater(size_of_row, pa.scalar(1, pa.int64())))
     if partial.num_rows == 0:
@@ -108,7 +96,7 @@ def _split(table: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, _Groups | No
 def _group_ids(rows: pa.Table, keys: Sequence[str]) -> Array:
     """0, 1, ... numbering the runs of equal keys of sorted `rows`."""
     starts = _run_starts(rows, keys).cast(pa.int64())
-    return _arr(pc.subtract(_arr(pc.cumulative_sum(starts)), pa.scalar(1, pa.int64())))
+    return arr(pc.subtract(arr(pc.cumulative_sum(starts)), pa.scalar(1, pa.int64())))
 
 
 class _Groups:
@@ -125,7 +113,7 @@ class _Groups:
         t = pa.table({_GROUP: self._ids, "v": column})
         grouped = t.group_by(_GROUP, use_threads=False)
         out = grouped.aggregate([("v", func)]).sort_by(_GROUP)  # type: ignore[list-item]
-        return _arr(out.column(f"v_{func}"))
+        return arr(out.column(f"v_{func}"))
 
     def sum(self, values: Column | str) -> Array:
         return self.agg(values, "sum")
@@ -140,16 +128,16 @@ class _Groups:
         """Window length in seconds, as the engine computes it: (end - start) ms / 1000."""
         start = self.first("window_start").cast(pa.int64())
         end = self.first("window_end").cast(pa.int64())
-        return _arr(pc.divide(_arr(pc.subtract(end, start)).cast(_F64), 1000.0))
+        return arr(pc.divide(arr(pc.subtract(end, start)).cast(_F64), 1000.0))
 
     def weighted_mean(self, column: str, weight: str) -> Array:
         """Mean of the non-null values of `column` weighted by `weight`; the plain mean when
         the weights of those rows are all 0; null when there is no value."""
-        values = _arr(self.rows.column(column))
-        w = _arr(self.rows.column(weight)).cast(_F64)
+        values = arr(self.rows.column(column))
+        w = arr(self.rows.column(weight)).cast(_F64)
         num = self.sum(pc.multiply(values, w))
-        den = self.sum(_where(pc.is_valid(values), w, None))
-        return _where(_positive(den), _divide(num, den), self.agg(values, "mean"))
+        den = self.sum(where(pc.is_valid(values), w, None))
+        return where(positive(den), divide(num, den), self.agg(values, "mean"))
 
     @property
     def ids(self) -> Array:
@@ -164,8 +152,8 @@ class _Groups:
         """The value of `values` (of `column`) shared by each key's rows; CombineError when
         they differ."""
         lo, hi = self.agg(values, "min"), self.agg(values, "max")
-        differ = _arr(pc.fill_null(pc.not_equal(lo, hi), pa.scalar(False)))
-        where = _arr(pc.indices_nonzero(differ))
+        differ = arr(pc.fill_null(pc.not_equal(lo, hi), pa.scalar(False)))
+        where = arr(pc.indices_nonzero(differ))
         if len(where):
             i = where[0].as_py()
             key = self.key_table().slice(i, 1).to_pylist()[0]
@@ -176,21 +164,13 @@ class _Groups:
         return lo
 
 
-def _divide(num: Column, den: Column, *, when: Column | None = None) -> Array:
-    """num / den where den > 0 (and `when`), else null: the engine's
-    `(den > 0).then(num / den)`."""
-    den = _arr(den).cast(_F64)
-    ok = _positive(den) if when is None else _arr(pc.and_(_positive(den), when))
-    return _where(ok, _arr(pc.divide(_arr(num).cast(_F64), _where(ok, den, 1.0))), None)
-
-
 def _lookup(keys: pa.Table, right: pa.Table, column: str) -> Array:
     """`column` of `right` (unique on the columns of `keys`) for each row of `keys`, null
     where `right` has no row."""
     on = keys.column_names
     left = keys.append_column(_ROW, pa.array(range(keys.num_rows), pa.int64()))
     joined = left.join(right.select([*on, column]), keys=on, join_type="left outer")
-    return _arr(joined.sort_by(_ROW).column(column))
+    return arr(joined.sort_by(_ROW).column(column))
 
 
 # --- the tables --------------------------------------------------------------------------------
@@ -236,45 +216,16 @@ def _sums(g: _Groups, columns: Sequence[str]) -> dict[str, Array]:
     return {c: g.sum(c) for c in columns}
 
 
-def _add(a: Column, b: Column | float) -> Array:
-    return _arr(pc.add(a, b))
-
-
-def _sub(a: Column | float, b: Column) -> Array:
-    return _arr(pc.subtract(a, b))
-
-
-def _mul(a: Column, b: Column | float) -> Array:
-    return _arr(pc.multiply(a, b))
-
-
-def _div(a: Column, b: Column | float) -> Array:
-    """a / b for floats (no zero check: `_divide` is the null-safe ratio)."""
-    return _arr(pc.divide(a, b))
-
-
-def _least(a: Column, b: Column | float) -> Array:
-    return _arr(pc.min_element_wise(a, _value(b, _F64)))
-
-
-def _greatest(a: Column, b: Column | float) -> Array:
-    return _arr(pc.max_element_wise(a, _value(b, _F64)))
-
-
-def _coalesce(a: Column, b: Column | float) -> Array:
-    return _arr(pc.coalesce(a, _value(b, a.type)))
-
-
 def _gpu_windows(g: _Groups, _: Sources) -> dict[str, Array]:
     v = _firsts(g, ["hostname", "gpu_index", "model_name", "container", "team", "allocated"])
     v["samples"] = g.sum("samples")
     # Each part is capped already, so the capped sum equals the cap of all samples' time.
-    covered = _least(g.sum("covered_s"), g.window_s())
+    covered = least(g.sum("covered_s"), g.window_s())
     util_mean = g.weighted_mean("util_mean", "samples")
-    busy = _coalesce(_mul(util_mean, covered), 0.0)  # the engine's util_mean * covered_s
-    idle = _sub(covered, busy)
+    busy = coalesce(mul(util_mean, covered), 0.0)  # the engine's util_mean * covered_s
+    idle = sub(covered, busy)
     price = _price(g)
-    cost = _mul(_div(covered, 3600.0), price)
+    cost = mul(div(covered, 3600.0), price)
     v |= {
         "covered_s": covered,
         "util_mean": util_mean,
@@ -289,8 +240,8 @@ def _gpu_windows(g: _Groups, _: Sources) -> dict[str, Array]:
         "energy_j": g.sum("energy_j"),
         "price_usd_per_gpu_hour": price,
         "cost_usd": cost,
-        "idle_cost_usd": _mul(_div(idle, 3600.0), price),
-        "unallocated_cost_usd": _where(v["allocated"], 0.0, cost),
+        "idle_cost_usd": mul(div(idle, 3600.0), price),
+        "unallocated_cost_usd": where(v["allocated"], 0.0, cost),
     }
     return v
 
@@ -300,7 +251,7 @@ def _price(g: _Groups) -> Array:
     instances' configurations), so the cost is what the instances billed together."""
     lo, hi = g.agg("price_usd_per_gpu_hour", "min"), g.agg("price_usd_per_gpu_hour", "max")
     weighted = g.weighted_mean("price_usd_per_gpu_hour", "covered_s")
-    return _where(pc.equal(lo, hi), lo, weighted)
+    return where(pc.equal(lo, hi), lo, weighted)
 
 
 _POOL_SUMS = ("gpu_s", "busy_gpu_s", "idle_gpu_s", "cost_usd", "idle_cost_usd")
@@ -310,22 +261,22 @@ _GPU_OF_POOL_SUM = {"gpu_s": "covered_s"}
 def _pool_windows(g: _Groups, sources: Sources) -> dict[str, Array]:
     v = _pool_sums(g, sources)
     exact_gpus = _pool_gpus_seen(g, sources)
-    v["gpus"] = _coalesce(exact_gpus, g.agg("gpus", "max"))  # else a lower bound
+    v["gpus"] = coalesce(exact_gpus, g.agg("gpus", "max"))  # else a lower bound
     why = "the instances ran with different sample_interval_s or window lengths"
     demand = _sum_lists(g, "demand_buckets", "pool_windows", why)
     provisioned = _sum_lists(g, "provisioned_buckets", "pool_windows", why)
     # The engine's own arithmetic over the merged per-bucket vectors (pool_windows.rs).
     figures = _engine.pool_demand_figures(demand, provisioned)
     for name in ("provisioned_mean_gpus", "demand_mean_gpus"):
-        v[name] = _arr(figures.column(name))
-    v["demand_p95_gpus"] = _arr(figures.column("demand_p95_gpus"))
-    v["demand_peak_gpus"] = _arr(figures.column("demand_peak_gpus"))
+        v[name] = arr(figures.column(name))
+    v["demand_p95_gpus"] = arr(figures.column("demand_p95_gpus"))
+    v["demand_peak_gpus"] = arr(figures.column("demand_peak_gpus"))
     v["demand_buckets"], v["provisioned_buckets"] = demand, provisioned
-    buffer = _sub(v["provisioned_mean_gpus"], v["demand_p95_gpus"])
+    buffer = sub(v["provisioned_mean_gpus"], v["demand_p95_gpus"])
     v["buffer_gpus"] = buffer
-    buffer_gpu_h = _div(_mul(_greatest(buffer, 0.0), g.window_s()), 3600.0)
-    v["buffer_cost_usd"] = _mul(buffer_gpu_h, _mean_price(v["cost_usd"], v["gpu_s"]))
-    v["utilization"] = _divide(v["busy_gpu_s"], v["gpu_s"])
+    buffer_gpu_h = div(mul(greatest(buffer, 0.0), g.window_s()), 3600.0)
+    v["buffer_cost_usd"] = mul(buffer_gpu_h, _mean_price(v["cost_usd"], v["gpu_s"]))
+    v["utilization"] = divide(v["busy_gpu_s"], v["gpu_s"])
     return v
 
 
@@ -345,41 +296,41 @@ def _pool_sums(g: _Groups, sources: Sources) -> dict[str, Array]:
     key_table = g.key_table()
     out = {}
     for name, column in zip(_POOL_SUMS, columns, strict=True):
-        out[name] = _coalesce(_lookup(key_table, sums, f"{column}_sum"), partial[name])
+        out[name] = coalesce(_lookup(key_table, sums, f"{column}_sum"), partial[name])
     return out
 
 
 def _sum_lists(g: _Groups, column: str, table: str, why: str) -> Array:
     """Element-wise sum of each key's list values (all of one length, else CombineError)."""
-    lists = _arr(g.rows.column(column))
+    lists = arr(g.rows.column(column))
     if not isinstance(lists, pa.ListArray):
         raise CombineError(f"{table}: {column} is {lists.type}, not a list")
-    lengths = _arr(pc.list_value_length(lists))
+    lengths = arr(pc.list_value_length(lists))
     per_key = g.equal_or_raise_on(table, f"the length of {column}", lengths, why)
-    parents = _arr(pc.list_parent_indices(lists))
-    starts = _arr(
-        pc.take(_arr(pc.subtract(lists.offsets.slice(0, len(lists)), lists.offsets[0])), parents)
+    parents = arr(pc.list_parent_indices(lists))
+    starts = arr(
+        pc.take(arr(pc.subtract(lists.offsets.slice(0, len(lists)), lists.offsets[0])), parents)
     )
-    position = _arr(pc.subtract(pa.array(range(len(parents)), pa.int64()), starts.cast(pa.int64())))
+    position = arr(pc.subtract(pa.array(range(len(parents)), pa.int64()), starts.cast(pa.int64())))
     flat = pa.table(
         {
-            _GROUP: _arr(pc.take(g.ids, parents)),
+            _GROUP: arr(pc.take(g.ids, parents)),
             "pos": position,
-            "v": _arr(pc.list_flatten(lists)),
+            "v": arr(pc.list_flatten(lists)),
         }
     )
     summed = flat.group_by([_GROUP, "pos"], use_threads=False).aggregate([("v", "sum")])
     summed = summed.sort_by([(_GROUP, "ascending"), ("pos", "ascending")])
     item = lists.type.value_type
-    ends = _arr(pc.cumulative_sum(per_key.cast(pa.int64()))).cast(pa.int32())
+    ends = arr(pc.cumulative_sum(per_key.cast(pa.int64()))).cast(pa.int32())
     offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
-    values = _arr(summed.column("v_sum")).cast(item)
-    return _arr(pa.ListArray.from_arrays(cast("pa.Int32Array", offsets), values, type=lists.type))
+    values = arr(summed.column("v_sum")).cast(item)
+    return arr(pa.ListArray.from_arrays(cast("pa.Int32Array", offsets), values, type=lists.type))
 
 
 def _mean_price(cost: Array, gpu_s: Array) -> Array:
     """USD per GPU-hour, cost / gpu_s * 3600; 0 without GPU time (then nothing is priced)."""
-    return _coalesce(_mul(_divide(cost, gpu_s), 3600.0), 0.0)
+    return coalesce(mul(divide(cost, gpu_s), 3600.0), 0.0)
 
 
 def _pool_gpus_seen(g: _Groups, sources: Sources) -> Array:
@@ -400,19 +351,19 @@ def _latency_windows(g: _Groups, _: Sources) -> dict[str, Array]:
     }
     v |= _sums(g, ["requests", "errors", "tokens_in", "tokens_out", "slo_violations"])
     requests = v["requests"]
-    rate_mean = _div(requests.cast(_F64), g.window_s())
+    rate_mean = div(requests.cast(_F64), g.window_s())
     rate_p99 = g.sum("rate_p99_rps")  # approximate
-    violation_ratio = _divide(v["slo_violations"], requests)
-    budget = _sub(1.0, v["slo_target"])  # burn rate: only for targets below 1
+    violation_ratio = divide(v["slo_violations"], requests)
+    budget = sub(1.0, v["slo_target"])  # burn rate: only for targets below 1
     v |= {
-        "error_ratio": _divide(v["errors"], requests),
+        "error_ratio": divide(v["errors"], requests),
         "rate_mean_rps": rate_mean,
         "rate_p99_rps": rate_p99,
-        "peak_to_mean": _divide(rate_p99, rate_mean),
+        "peak_to_mean": divide(rate_p99, rate_mean),
         "latency_mean_ms": g.weighted_mean("latency_mean_ms", "requests"),
         "latency_max_ms": g.agg("latency_max_ms", "max"),
         "violation_ratio": violation_ratio,
-        "burn_rate": _divide(violation_ratio, budget, when=_positive(budget)),
+        "burn_rate": divide(violation_ratio, budget, when=positive(budget)),
     }
     for c in _TTFT_QUANTILES:
         v[c] = g.weighted_mean(c, "requests")  # approximate: no TTFT sketch in the output
@@ -439,17 +390,17 @@ def _service_cost_windows(g: _Groups, sources: Sources) -> dict[str, Array]:
     v["pods"] = g.agg("pods", "max")  # lower bound
     v["gpus"] = g.agg("gpus", "max")  # lower bound
     window_s = g.window_s()
-    provisioned = _div(v["gpu_s"], window_s)
-    demand = _div(v["busy_gpu_s"], window_s)
-    headroom = _sub(provisioned, demand)
-    headroom_gpu_h = _div(_mul(headroom, window_s), 3600.0)
+    provisioned = div(v["gpu_s"], window_s)
+    demand = div(v["busy_gpu_s"], window_s)
+    headroom = sub(provisioned, demand)
+    headroom_gpu_h = div(mul(headroom, window_s), 3600.0)
     v |= {
         "provisioned_gpus": provisioned,
         "demand_mean_gpus": demand,
         "headroom_gpus": headroom,
-        "headroom_cost_usd": _mul(headroom_gpu_h, _mean_price(v["cost_usd"], v["gpu_s"])),
-        "cost_per_1k_requests_usd": _mul(_divide(v["cost_usd"], v["requests"]), 1000.0),
-        "cost_per_1m_tokens_usd": _mul(_divide(v["cost_usd"], _tokens(g, sources)), 1e6),
+        "headroom_cost_usd": mul(headroom_gpu_h, _mean_price(v["cost_usd"], v["gpu_s"])),
+        "cost_per_1k_requests_usd": mul(divide(v["cost_usd"], v["requests"]), 1000.0),
+        "cost_per_1m_tokens_usd": mul(divide(v["cost_usd"], _tokens(g, sources)), 1e6),
         "slo_met": _slo_met(g, sources),
     }
     return v
@@ -459,15 +410,15 @@ def _tokens(g: _Groups, sources: Sources) -> Array:
     """Tokens in + out of each service window: from the input latency_windows rows when
     they have the key (exact), else recovered from the partial cost_per_1m_tokens_usd (rows
     with zero cost hide their tokens)."""
-    per_row = _divide(g.rows.column("cost_usd"), g.rows.column("cost_per_1m_tokens_usd"))
-    recovered = g.sum(_coalesce(_mul(per_row, 1e6), 0.0))
+    per_row = divide(g.rows.column("cost_usd"), g.rows.column("cost_per_1m_tokens_usd"))
+    recovered = g.sum(coalesce(mul(per_row, 1e6), 0.0))
     latency = sources.usable("latency_windows")
     if latency is None:
         return recovered
     keys = list(KEYS["latency_windows"])
     sums = latency.group_by(keys).aggregate([("tokens_in", "sum"), ("tokens_out", "sum")])
-    sums = sums.append_column("tokens", _add(sums["tokens_in_sum"], sums["tokens_out_sum"]))
-    return _coalesce(_lookup(g.key_table(), sums, "tokens"), recovered)
+    sums = sums.append_column("tokens", add(sums["tokens_in_sum"], sums["tokens_out_sum"]))
+    return coalesce(_lookup(g.key_table(), sums, "tokens"), recovered)
 
 
 def _slo_met(g: _Groups, sources: Sources) -> Array:
@@ -475,7 +426,7 @@ def _slo_met(g: _Groups, sources: Sources) -> Array:
     when every partial row met the SLO, false when none did (the quantile of the union lies
     between the partial ones), else null."""
     all_met, any_met = g.agg("slo_met", "min"), g.agg("slo_met", "max")
-    fallback = _where(pc.equal(all_met, any_met), all_met, None)
+    fallback = where(pc.equal(all_met, any_met), all_met, None)
     if sources.usable("latency_windows") is None:
         return fallback
     latency = sources.combined("latency_windows")
