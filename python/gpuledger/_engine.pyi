@@ -25,6 +25,7 @@ __all__ = [
     "ParquetChunk",
     "__version__",
     "merge_sketches",
+    "pool_demand_figures",
     "schemas",
 ]
 

@@ -246,6 +246,12 @@ class Daemon:
             self.backoff = 1.0
             self.metrics.blocked.set(0)
             self.consumer.resume(self._topic_partitions())
+            # Paused is not quiet: the partitions' data waited in the broker, so the quiet
+            # clock starts again now, or the quiet close would shut windows whose data is
+            # still to come (docs/daemon.md, "Windows close on a quiet stream").
+            now = time.monotonic()
+            for state in self.partitions.values():
+                state.last_data = now
             self.log.info("output_resumed")
         return self._commit(positions, sync=sync)
 
