@@ -121,6 +121,11 @@ def test_three_members_on_keyed_topics_write_final_rows(
     assert r.exit_code == 0, r.output
     for m in members:
         m.wait_caught_up(60, min_consumed=1)
+    # Windows close once the partitions without data (requests keyed to other members'
+    # partitions) are marked idle, idle_timeout_s of wall clock after assignment: wait for
+    # each member's first written windows, or a fast machine stops them before any.
+    for m in members:
+        m.wait_for_event("flushed", 60)
     for m in members:
         assert m.stop(timeout=20) == 0, m.log_tail()
 
@@ -128,7 +133,10 @@ def test_three_members_on_keyed_topics_write_final_rows(
     ref = daemons.start(cfg(ref_out, unique_name("ref")), name="ref", until_eof=True)
     ref.run_to_exit(120)
     parts = [read_output(out) for out in outs]
-    assert sum(p["gpu_windows"].num_rows > 0 for p in parts) == MEMBERS, "a member wrote nothing"
+    logs = "\n".join(m.log_tail() for m in members)
+    assert sum(p["gpu_windows"].num_rows > 0 for p in parts) == MEMBERS, (
+        f"a member wrote nothing:\n{logs}"
+    )
     # Stopped members keep their last open windows for the next run (docs/daemon.md), the
     # draining reference closes every window: compare the windows every member closed.
     closed_through = min(pc.max(p["gpu_windows"]["window_end"]).as_py() for p in parts)

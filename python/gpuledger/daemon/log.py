@@ -91,3 +91,18 @@ class ForwardToEventLog(logging.Handler):
         level = record.levelname.lower()
         level = level if level in LEVELS else "error"
         self.log._emit(level, "log", {"logger": record.name, "message": record.getMessage()})
+
+
+def counters(t: dict[str, int]) -> dict[str, int]:
+    """The engine counters a status or stop line shows: consumed = aggregated + skipped +
+    late + dead, with the skips by reason."""
+    skipped = sum(v for k, v in t.items() if k.startswith("skipped_"))
+    return {
+        "consumed": t.get("consumed", 0),
+        "aggregated": t.get("aggregated", 0),
+        "skipped": skipped,
+        "late": t.get("late", 0),
+        "dead": t.get("dead", 0),
+        "windows_emitted": t.get("windows_emitted", 0),
+        **{k: v for k, v in t.items() if k.startswith("skipped_")},
+    }

@@ -30,7 +30,7 @@ from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
 from gpuledger.daemon.gc_tuning import batched_gc
 from gpuledger.daemon.groups import PartitionGroup, group_partitions
 from gpuledger.daemon.http import Health
-from gpuledger.daemon.log import EventLog, ForwardToEventLog
+from gpuledger.daemon.log import EventLog, ForwardToEventLog, counters
 from gpuledger.daemon.metrics import DaemonMetrics
 from gpuledger.daemon.output import OutputWriter, rows_in
 from gpuledger.daemon.partitions import PartitionState, row_spans
@@ -400,6 +400,10 @@ class Daemon:
             if msgs:
                 self.metrics.batch.observe(time.perf_counter() - started)
             now = time.monotonic()
+            # Status lines go on while output is blocked: that is when operators need them.
+            if now - last_status >= self.cfg.observability.status_interval_s:
+                status_base = self._status(status_base)
+                last_status = now
             if self.blocked:
                 if now >= self.retry_at:
                     self._flush(final=False)
@@ -415,9 +419,6 @@ class Daemon:
                 last_flush = now
                 self._flush(final=False)
                 self.metrics.count(self.totals())
-            if now - last_status >= self.cfg.observability.status_interval_s:
-                status_base = self._status(status_base)
-                last_status = now
         return self._stop()
 
     def _finish_at_eof(self) -> bool:
@@ -444,7 +445,7 @@ class Daemon:
         if self.dlq is not None:
             self.dlq.flush(max(0.1, deadline - time.monotonic()))
         t = self.totals()
-        self.log.info("stopped", exit_code=code, **_counters(t), files_written=self.files_written)
+        self.log.info("stopped", exit_code=code, **counters(t), files_written=self.files_written)
         if closer.is_alive():
             self.log.warning("close_timeout", reason="the broker did not answer; exiting")
             sys.stdout.flush()
@@ -481,7 +482,7 @@ class Daemon:
             self.metrics.watermark_delay.set(delay)
         self.log.status_line(
             {
-                **_counters(t),
+                **counters(t),
                 "rate_per_s": rate,
                 "files_written": self.files_written,
                 "lag": lag,
@@ -490,16 +491,3 @@ class Daemon:
             }
         )
         return (now, consumed)
-
-
-def _counters(t: dict[str, int]) -> dict[str, int]:
-    skipped = sum(v for k, v in t.items() if k.startswith("skipped_"))
-    return {
-        "consumed": t.get("consumed", 0),
-        "aggregated": t.get("aggregated", 0),
-        "skipped": skipped,
-        "late": t.get("late", 0),
-        "dead": t.get("dead", 0),
-        "windows_emitted": t.get("windows_emitted", 0),
-        **{k: v for k, v in t.items() if k.startswith("skipped_")},
-    }
