@@ -49,22 +49,6 @@ class EventResult:
     dead_by_reason: pa.Table  # reason, count (most first)
 
 
-def _time_mask(column: Any, period: Period) -> Any:
-    ms = pc.cast(column, pa.int64())
-    mask = None
-    if period.since_ms is not None:
-        mask = pc.greater_equal(ms, period.since_ms)
-    if period.until_ms is not None:
-        upper = pc.less(ms, period.until_ms)
-        mask = upper if mask is None else pc.and_(mask, upper)
-    return mask
-
-
-def _filtered(t: pa.Table, time_column: str, period: Period) -> pa.Table:
-    mask = _time_mask(t.column(time_column), period)
-    return t if mask is None else t.filter(mask)
-
-
 def read_streaks(inputs: Inputs, period: Period, ttl_s: float) -> StreakResult | None:
     """None when there is no `idle_streaks` table at all."""
     if "idle_streaks" not in inputs.files:
@@ -72,7 +56,7 @@ def read_streaks(inputs: Inputs, period: Period, ttl_s: float) -> StreakResult |
     t = inputs.read_all("idle_streaks", STREAK_COLUMNS, expected_schemas()["idle_streaks"])
     if t is None:
         return None
-    t = _filtered(t, "as_of", period)
+    t = period.filter(t, "as_of")
     # Along a streak as_of, streak_s and idle_cost_usd only grow: the maxima are its latest
     # row, and exact duplicates (one row read twice) change nothing.
     latest = (
@@ -146,9 +130,9 @@ def read_events(inputs: Inputs, period: Period) -> EventResult:
     late = inputs.read_all("late_events", ["stream", "event_time"], schemas["late_events"])
     dead = inputs.read_all("dead_letters", ["reason", "received_at"], schemas["dead_letters"])
     if late is not None:
-        late = _filtered(late, "event_time", period)
+        late = period.filter(late, "event_time")
     if dead is not None:
-        dead = _filtered(dead, "received_at", period)
+        dead = period.filter(dead, "received_at")
     empty_late = pa.table({"stream": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
     empty_dead = pa.table({"reason": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
     return EventResult(

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from gpuledger.report.arrow_util import pc
 from gpuledger.report.inputs import Inputs
 from gpuledger.report.period import Period
 
@@ -45,15 +44,7 @@ def read_billing(inputs: Inputs, period: Period) -> BillingResult | None:
     t = inputs.read_all(TABLE, EXPECTED.names, EXPECTED)
     if t is None:
         return None
-    start = pc.cast(t.column("ChargePeriodStart"), pa.int64())
-    mask = None
-    if period.since_ms is not None:
-        mask = pc.greater_equal(start, period.since_ms)
-    if period.until_ms is not None:
-        upper = pc.less(start, period.until_ms)
-        mask = upper if mask is None else pc.and_(mask, upper)
-    if mask is not None:
-        t = t.filter(mask)
+    t = period.filter(t, "ChargePeriodStart")
     sums = t.group_by(["BillingCurrency"], use_threads=False).aggregate(
         [("EffectiveCost", "sum"), ("ListCost", "sum"), ("BilledCost", "sum")]
     )

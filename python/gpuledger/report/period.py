@@ -8,7 +8,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import pyarrow as pa
+
 from gpuledger.errors import ReportError
+from gpuledger.report.arrow_util import pc
 
 __all__ = ["BUCKETS_S", "Period", "choose_bucket_s", "parse_time"]
 
@@ -71,6 +74,18 @@ class Period:
         if self.until_ms is not None and hour_start_ms >= self.until_ms:
             return False
         return not (self.since_ms is not None and hour_start_ms + 3_600_000 <= self.since_ms)
+
+    def filter(self, table: pa.Table, time_column: str) -> pa.Table:
+        """The rows of `table` whose `time_column` lies in the period (the table itself when
+        the period is unbounded)."""
+        ms = pc.cast(table.column(time_column), pa.int64())
+        mask = None
+        if self.since_ms is not None:
+            mask = pc.greater_equal(ms, self.since_ms)
+        if self.until_ms is not None:
+            upper = pc.less(ms, self.until_ms)
+            mask = upper if mask is None else pc.and_(mask, upper)
+        return table if mask is None else table.filter(mask)
 
     def describe(self) -> str:
         lo = "the beginning" if self.since_ms is None else fmt_ms(self.since_ms)

@@ -141,10 +141,4 @@ def _in_period(table: pa.Table, period: Period) -> pa.Table:
     before_until = period.until_ms is None or hi < period.until_ms
     if after_since and before_until:
         return table  # the whole hour is in the period: no copy
-    mask = None
-    if period.since_ms is not None:
-        mask = pc.greater_equal(start, period.since_ms)
-    if period.until_ms is not None:
-        upper = pc.less(start, period.until_ms)
-        mask = upper if mask is None else pc.and_(mask, upper)
-    return table if mask is None else table.filter(mask)
+    return period.filter(table, "window_start")
