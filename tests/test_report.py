@@ -5,7 +5,9 @@ allocated bill, and every kind of bad input with its message and exit code."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from decimal import Decimal
 from pathlib import Path
 
@@ -290,3 +292,14 @@ def test_demo_ends_with_the_report(tmp_path: Path) -> None:
         assert f'data-section="{key}"' in page
     assert "not in the input" not in page  # every table of the demo is there
     assert "No pod stayed idle beyond the TTL" in page  # 30 min: no streak reached the TTL
+
+
+def test_writing_to_a_device_keeps_the_device(data: dict[str, Path]) -> None:
+    """`--out /dev/null` (as root too) writes to the device: an atomic rename over it would
+    turn /dev/null into a regular file for every process on the machine."""
+    before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode)
+    r = CliRunner().invoke(main, ["report", str(data["full"]), "--out", "/dev/null", "--json"])
+    assert r.exit_code == 0, r.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev

@@ -9,6 +9,7 @@ the headline figures for the terminal or as JSON) from gpuledger output director
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import types
 from collections.abc import Sequence
@@ -74,11 +75,26 @@ def report(
 
         text = render(data, head).encode("utf-8")
         path = Path(out)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(text)
-        os.replace(tmp, path)
+        _write_file(path, text)
         size = len(text)
     return Report(path=path, headline=head, problems=list(data.problems), html_bytes=size)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """`data` as the file at `path`, whole or not at all: written beside it and renamed into
+    place. A destination that exists and is not a regular file (/dev/null, /dev/stdout, a
+    pipe) is written to as it is: renaming over it would replace the device with a file."""
+    try:
+        existing = path.stat()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class _CallableModule(types.ModuleType):
