@@ -1,0 +1,198 @@
+"""The Spark backfill on the driver: telemetry rows split into shards, requests joined to every
+shard, one gpuledger engine per shard in `groupBy(shard).cogroup(...).applyInArrow` (Arrow in,
+Arrow out, no pandas), the shards' tables merged into the rows one engine writes, and the
+output written with `gpuledger.sink.ArrowSink` in gpuledger's layout (docs/scale-out.md,
+"Spark")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from gpuledger.config import Config
+from gpuledger.errors import ReplayError
+from gpuledger.output.sink import ArrowSink
+from gpuledger.replay.run import ORDERS, _check_out_dir, replay_config
+from gpuledger.spark.archive import file_infos, read_parquet
+from gpuledger.spark.rows import FILE_PATH, SHARD, FileInfo
+from gpuledger.spark.task import RESULT_DDL, TaskSpec, decode, encode, run_shard
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["BackfillSummary", "backfill", "compute_tables"]
+
+CHUNK_ROWS = 65_536
+"""Rows of a file per chunk (the engine polls after each): one Parquet batch of replay's
+reader (`PARQUET_BATCH_ROWS`)."""
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    """What a backfill did: rows per table written, files written, seconds."""
+
+    out_dir: str
+    rows: Mapping[str, int]
+    files_written: int
+    seconds: float
+
+
+def _with_shard(df: DataFrame, shards: int) -> DataFrame:
+    """Telemetry rows with the shard that owns their GPU (one shard: all of them in 0)."""
+    from pyspark.sql import functions as F
+
+    if shards != 1:
+        raise ReplayError("shards > 1 needs gpuledger.shards (not in this build yet)")
+    return df.withColumn(SHARD, F.lit(0).cast("int"))
+
+
+def _to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFrame:
+    """Request rows joined to every shard id (each engine joins them to its own GPUs)."""
+    from pyspark.sql import functions as F
+
+    ids = spark.range(shards).select(F.col("id").cast("int").alias(SHARD))
+    return df.crossJoin(ids)
+
+
+def _check_frame(df: DataFrame, what: str) -> None:
+    if FILE_PATH not in df.columns:
+        raise ReplayError(
+            f"{what}: no provenance columns; read it with gpuledger.spark.read_parquet or "
+            "add them with gpuledger.spark.with_provenance"
+        )
+
+
+def compute_tables(
+    spark: SparkSession,
+    telemetry: DataFrame | None,
+    requests: DataFrame | None,
+    *,
+    config: Config | None = None,
+    files: Mapping[str, FileInfo] | None = None,
+    telemetry_form: str | None = None,
+    order: str = "time",
+    chunk_rows: int = CHUNK_ROWS,
+    shards: int = 1,
+) -> dict[str, pa.Table]:
+    """Every gpuledger table from DataFrames of telemetry (long or wide form) and requests
+    (either may be None), with provenance columns (`read_parquet`, `with_provenance`), as
+    `gpuledger replay` computes them from the same files: the rows one engine writes.
+    `files` names the files as replay does (`archive.file_infos`; default: Spark's paths)."""
+    if order not in ORDERS:
+        raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if chunk_rows < 1 or shards < 1:
+        raise ReplayError("chunk_rows and shards must be >= 1")
+    if telemetry is None and requests is None:
+        raise ReplayError("no telemetry and no requests")
+    for df, what in ((telemetry, "telemetry"), (requests, "requests")):
+        if df is not None:
+            _check_frame(df, what)
+    spec = TaskSpec(
+        config=replay_config(config),
+        files=dict(files or {}),
+        telemetry_form=telemetry_form,
+        order=order,
+        chunk_rows=chunk_rows,
+        shards=shards,
+    )
+    result = _run(spark, spec, telemetry, requests)
+    return _collect(result.toArrow(), shards)
+
+
+def _run(
+    spark: SparkSession, spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
+) -> DataFrame:
+    def both(key: tuple[pa.Scalar, ...], left: pa.Table, right: pa.Table) -> pa.Table:
+        shard = int(key[0].as_py())
+        return encode(shard, run_shard(spec, shard, left, right))
+
+    def telemetry_only(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
+        shard = int(key[0].as_py())
+        return encode(shard, run_shard(spec, shard, table, None))
+
+    def requests_only(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
+        shard = int(key[0].as_py())
+        return encode(shard, run_shard(spec, shard, None, table))
+
+    if telemetry is not None and requests is not None:
+        left = _with_shard(telemetry, spec.shards).groupBy(SHARD)
+        right = _to_every_shard(spark, requests, spec.shards).groupBy(SHARD)
+        return left.cogroup(right).applyInArrow(both, RESULT_DDL)
+    if telemetry is not None:
+        grouped = _with_shard(telemetry, spec.shards).groupBy(SHARD)
+        return grouped.applyInArrow(telemetry_only, RESULT_DDL)
+    assert requests is not None
+    grouped = _to_every_shard(spark, requests, spec.shards).groupBy(SHARD)
+    return grouped.applyInArrow(requests_only, RESULT_DDL)
+
+
+def _collect(result: pa.Table, shards: int) -> dict[str, pa.Table]:
+    """The tasks' blobs back as tables, shard by shard in poll order, merged across shards."""
+    result = result.sort_by([("shard", "ascending"), ("seq", "ascending")])
+    parts: list[dict[str, list[pa.Table]]] = [{} for _ in range(shards)]
+    columns = result.to_pydict()  # one Python object per blob (a table per poll), not per row
+    for shard, name, data in zip(columns["shard"], columns["name"], columns["data"], strict=True):
+        parts[shard].setdefault(name, []).append(decode(data))
+    tables = [
+        {name: pa.concat_tables(ts, promote_options="default") for name, ts in p.items()}
+        for p in parts
+    ]
+    return _merge(tables)
+
+
+def _merge(parts: Sequence[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    if len(parts) == 1:
+        return parts[0]
+    raise ReplayError("merging shards needs gpuledger.shards (not in this build yet)")
+
+
+def backfill(
+    spark: SparkSession,
+    out_dir: str,
+    *,
+    telemetry: Sequence[str] = (),
+    requests: Sequence[str] = (),
+    config: Config | None = None,
+    output_format: str | None = None,
+    telemetry_form: str | None = None,
+    order: str = "time",
+    chunk_rows: int = CHUNK_ROWS,
+    shards: int = 1,
+    writer_id: str = "spark",
+) -> BackfillSummary:
+    """Reads the Parquet archives at `telemetry` and `requests` (files or directories, local
+    or `s3://`), computes every table (`compute_tables`) and writes them under `out_dir`
+    (empty or absent; local or `s3://`) as `gpuledger replay` would."""
+    cfg = config if config is not None else Config()
+    _check_out_dir(out_dir)
+    started = time.perf_counter()
+    roots = [*telemetry, *requests]
+    tel = read_parquet(spark, list(telemetry)) if telemetry else None
+    req = read_parquet(spark, list(requests)) if requests else None
+    uris: Iterable[str] = [u for df in (tel, req) if df is not None for u in df.inputFiles()]
+    tables = compute_tables(
+        spark,
+        tel,
+        req,
+        config=cfg,
+        files=file_infos(uris, roots),
+        telemetry_form=telemetry_form,
+        order=order,
+        chunk_rows=chunk_rows,
+        shards=shards,
+    )
+    sink = ArrowSink(
+        out_dir, format=output_format or cfg.output.format, writer_id=writer_id, durable="on_sync"
+    )
+    written = sink.write(tables, batch_key="end")
+    sink.sync()
+    return BackfillSummary(
+        out_dir=out_dir,
+        rows={name: t.num_rows for name, t in sorted(tables.items())},
+        files_written=len(written),
+        seconds=time.perf_counter() - started,
+    )
