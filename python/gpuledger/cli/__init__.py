@@ -1,5 +1,6 @@
 """The `gpuledger` command line: the `main` group with `run` and `demo` here, every other
-subcommand in its own module of this package (`replay`, `combine`, `simulate`/`produce`),
+subcommand in its own module of this package (`replay`, `combine`, `simulate`/`produce`,
+`spark-backfill`),
 imported only when used (`lazy`), so `gpuledger run` starts without loading the rest."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ DEMO_START_S = 1_795_824_000
         "report": "gpuledger.report.command:report_command",
         "replay": "gpuledger.cli.replay:replay_command",
         "simulate": "gpuledger.cli.simulate:simulate_command",
+        "spark-backfill": "gpuledger.cli.spark_backfill:spark_backfill_command",
         "produce": "gpuledger.cli.simulate:produce_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -39,6 +39,21 @@ class BackfillSummary:
     rows: Mapping[str, int]
     files_written: int
     seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "out_dir": self.out_dir,
+            "rows": dict(self.rows),
+            "files_written": self.files_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def render(self) -> str:
+        tables = ", ".join(f"{name} {n:,}" for name, n in self.rows.items() if n)
+        return (
+            f"{self.files_written} files written under {self.out_dir} in {self.seconds:.1f} s: "
+            f"{tables or 'no rows'}"
+        )
 
 
 def _with_shard(df: DataFrame, shards: int) -> DataFrame:
@@ -77,11 +92,13 @@ def compute_tables(
     order: str = "time",
     chunk_rows: int = CHUNK_ROWS,
     shards: int = 1,
+    max_future_s: float | None = None,
 ) -> dict[str, pa.Table]:
     """Every gpuledger table from DataFrames of telemetry (long or wide form) and requests
     (either may be None), with provenance columns (`read_parquet`, `with_provenance`), as
     `gpuledger replay` computes them from the same files: the rows one engine writes.
-    `files` names the files as replay does (`archive.file_infos`; default: Spark's paths)."""
+    `files` names the files as replay does (`archive.file_infos`; default: Spark's paths);
+    the other options are replay's (`max_future_s`: no future check unless given)."""
     if order not in ORDERS:
         raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     if chunk_rows < 1 or shards < 1:
@@ -92,7 +109,7 @@ def compute_tables(
         if df is not None:
             _check_frame(df, what)
     spec = TaskSpec(
-        config=replay_config(config),
+        config=replay_config(config, max_future_s),
         files=dict(files or {}),
         telemetry_form=telemetry_form,
         order=order,
@@ -106,15 +123,15 @@ def compute_tables(
 def _run(
     spark: SparkSession, spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
 ) -> DataFrame:
-    def both(key: tuple[pa.Scalar, ...], left: pa.Table, right: pa.Table) -> pa.Table:
+    def both(key: tuple[pa.Scalar[Any], ...], left: pa.Table, right: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, left, right))
 
-    def telemetry_only(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
+    def telemetry_only(key: tuple[pa.Scalar[Any], ...], table: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, table, None))
 
-    def requests_only(key: tuple[pa.Scalar, ...], table: pa.Table) -> pa.Table:
+    def requests_only(key: tuple[pa.Scalar[Any], ...], table: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, None, table))
 
@@ -162,6 +179,7 @@ def backfill(
     order: str = "time",
     chunk_rows: int = CHUNK_ROWS,
     shards: int = 1,
+    max_future_s: float | None = None,
     writer_id: str = "spark",
 ) -> BackfillSummary:
     """Reads the Parquet archives at `telemetry` and `requests` (files or directories, local
@@ -184,6 +202,7 @@ def backfill(
         order=order,
         chunk_rows=chunk_rows,
         shards=shards,
+        max_future_s=max_future_s,
     )
     sink = ArrowSink(
         out_dir, format=output_format or cfg.output.format, writer_id=writer_id, durable="on_sync"

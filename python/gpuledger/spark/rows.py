@@ -8,6 +8,7 @@ import os
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -88,7 +89,7 @@ def table_time_ms(table: pa.Table, *, largest: bool = True) -> int | None:
     return max(times) if largest else min(times)
 
 
-def _run_starts(values: pa.Array, consecutive: bool) -> list[int]:
+def _run_starts(values: pa.Array[Any], consecutive: bool) -> list[int]:
     """Indexes where a new run starts: where the value changes (`consecutive` False) or stops
     counting up by one (True). Always starts with 0."""
     n = len(values)
@@ -99,7 +100,7 @@ def _run_starts(values: pa.Array, consecutive: bool) -> list[int]:
         brk = pc.not_equal(tail, pc.add(head, pa.scalar(1, values.type)))
     else:
         brk = pc.not_equal(tail, head)
-    return [0, *(int(i) + 1 for i in pc.indices_nonzero(brk).to_pylist())]
+    return [0, *(int(i) + 1 for i in pc.indices_nonzero(brk).to_pylist() if i is not None)]
 
 
 def _spans(starts: list[int], n: int) -> Iterator[tuple[int, int]]:

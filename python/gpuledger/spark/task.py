@@ -18,14 +18,13 @@ from gpuledger.spark.rows import FileChunk, FileInfo, FileRows, split_files
 RESULT_DDL = "shard int, seq int, name string, data binary"
 """The Spark schema of a task's result: the shard, the poll's number, the table and its rows
 as an Arrow IPC stream."""
-RESULT_SCHEMA = pa.schema(
-    [
-        pa.field("shard", pa.int32()),
-        pa.field("seq", pa.int32()),
-        pa.field("name", pa.string()),
-        pa.field("data", pa.binary()),
-    ]
-)
+_RESULT_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("shard", pa.int32()),
+    ("seq", pa.int32()),
+    ("name", pa.string()),
+    ("data", pa.binary()),
+]
+RESULT_SCHEMA = pa.schema(_RESULT_COLUMNS)
 
 
 @dataclass(frozen=True)
