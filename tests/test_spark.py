@@ -45,6 +45,7 @@ def spark() -> Iterator[object]:
         SparkSession.builder.master("local[2]")
         .appName("gpuledger-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .getOrCreate()
     )

@@ -123,15 +123,17 @@ def compute_tables(
 def _run(
     spark: SparkSession, spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
 ) -> DataFrame:
-    def both(key: tuple[pa.Scalar[Any], ...], left: pa.Table, right: pa.Table) -> pa.Table:
+    # Annotations PySpark can evaluate (it reads them to pick the UDF kind; `pa.Scalar[Any]`
+    # fails at run time and PySpark 4.3 then stops with an UnboundLocalError).
+    def both(key: tuple[Any, ...], left: pa.Table, right: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, left, right))
 
-    def telemetry_only(key: tuple[pa.Scalar[Any], ...], table: pa.Table) -> pa.Table:
+    def telemetry_only(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, table, None))
 
-    def requests_only(key: tuple[pa.Scalar[Any], ...], table: pa.Table) -> pa.Table:
+    def requests_only(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
         shard = int(key[0].as_py())
         return encode(shard, run_shard(spec, shard, None, table))
 
