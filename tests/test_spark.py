@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from s3_server import S3Location
 
 import gpuledger
 from gpuledger.cli import main as cli_main
@@ -137,7 +138,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def assert_same_tables(want_dir: Path, got_dir: Path) -> dict[str, int]:
+def assert_same_tables(want_dir: Path, got_dir: Path | str) -> dict[str, int]:
     counts = {}
     for name in TABLES:
         want, got = read_table(want_dir, name), read_table(got_dir, name)
@@ -178,9 +179,9 @@ def test_backfill_equals_replay_every_table(spark: object, archive: Path, tmp_pa
     )
 
 
-def test_wide_form_through_the_cli(spark: object, tmp_path: Path) -> None:
-    """`gpuledger spark-backfill` on wide Parquet with a bad row: replay's rows, and the
-    summary as JSON."""
+def test_wide_form_through_the_cli_to_s3(spark: object, s3_env: S3Location, tmp_path: Path) -> None:
+    """`gpuledger spark-backfill` on wide Parquet with a bad row, written to an S3-compatible
+    server (S3Proxy): replay's rows, and the summary as JSON."""
     n = 600
     gpus = [f"GPU-w{g}" for g in range(4)]
     wide = pa.table(
@@ -200,13 +201,13 @@ def test_wide_form_through_the_cli(spark: object, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli_main,
         [
-            *("spark-backfill", "--telemetry", str(path), "--out", str(tmp_path / "spark")),
+            *("spark-backfill", "--telemetry", str(path), "--out", s3_env.uri),
             *("--form", "wide", "--json-summary"),
         ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
-    counts = assert_same_tables(tmp_path / "replay", tmp_path / "spark")
+    counts = assert_same_tables(tmp_path / "replay", s3_env.uri)
     assert counts["gpu_windows"] == 40 and counts["dead_letters"] == 1
     assert summary["rows"]["gpu_windows"] == 40
 
