@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 from gpuledger.errors import ReplayInputError
-from gpuledger.spark.rows import FILE_PATH, MODIFIED_MS, ROW_INDEX, FileInfo, file_key, local_path
+from gpuledger.spark.rows import FILE_ID, MODIFIED_MS, ROW_INDEX, FileInfo
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -23,6 +24,23 @@ def spark_path(path: str) -> str:
     if path.startswith("s3://"):
         return "s3a://" + path[len("s3://") :]
     return path
+
+
+def local_path(uri: str) -> str | None:
+    """The local path of a `file:` URI or a plain path; None for other schemes."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return os.path.normpath(unquote(parsed.path))
+    return None
+
+
+def _spellings(uri: str) -> set[str]:
+    """The ways Spark writes a file's path: `inputFiles()` gives `file:///x`, the
+    `_metadata.file_path` column `file:/x`; either may be URL-encoded or not."""
+    out = {uri, unquote(uri)}
+    if uri.startswith("file:///"):
+        out |= {"file:/" + uri[len("file:///") :], "file:/" + unquote(uri[len("file:///") :])}
+    return out
 
 
 def _replay_name(uri: str, roots: Sequence[str]) -> tuple[int, str]:
@@ -45,21 +63,38 @@ def _replay_name(uri: str, roots: Sequence[str]) -> tuple[int, str]:
     return len(roots), local if local is not None else uri
 
 
-def file_infos(uris: Iterable[str], roots: Sequence[str]) -> dict[str, FileInfo]:
-    """Spark's file paths -> each file's replay name and place in replay's order: the roots
-    in the order given, the files under a directory sorted by path."""
+def file_infos(
+    spark: SparkSession, uris: Iterable[str], roots: Sequence[str]
+) -> dict[int, FileInfo]:
+    """The input's files (Spark's `inputFiles()`) by `FILE_ID`, each with its replay name
+    and place in replay's order: the roots in the order given, the files under a directory
+    sorted by path. The ids are computed by Spark itself (`xxhash64`) on every spelling of
+    each path; two files with one id raise ReplayInputError."""
+    from pyspark.sql import functions as F
+
     named = sorted((*_replay_name(u, roots), u) for u in set(uris))
-    return {file_key(u): FileInfo(source, i) for i, (_, source, u) in enumerate(named)}
+    infos = {u: FileInfo(source, i) for i, (_, source, u) in enumerate(named)}
+    pairs = [(s, u) for u in infos for s in sorted(_spellings(u))]
+    if not pairs:
+        return {}
+    frame = spark.createDataFrame(pairs, "spelling string, uri string")
+    ids = frame.select(F.xxhash64("spelling").alias("id"), "uri").toArrow()
+    out: dict[int, FileInfo] = {}
+    for file_id, uri in zip(ids["id"].to_pylist(), ids["uri"].to_pylist(), strict=True):
+        info = infos[str(uri)]
+        if out.setdefault(int(str(file_id)), info) != info:
+            raise ReplayInputError(f"{uri} and {out[int(str(file_id))].source}: same file id")
+    return out
 
 
 def with_provenance(df: DataFrame) -> DataFrame:
-    """`df` (read from files by Spark) with each row's file, row number in the file and the
-    file's modification time (epoch ms) as columns."""
+    """`df` (read from files by Spark) with each row's file (`FILE_ID`), row number in the
+    file and the file's modification time (epoch ms) as columns."""
     from pyspark.sql import functions as F
 
     return df.select(
         "*",
-        F.col("_metadata.file_path").alias(FILE_PATH),
+        F.xxhash64(F.col("_metadata.file_path")).alias(FILE_ID),
         F.col("_metadata.row_index").alias(ROW_INDEX),
         F.unix_millis(F.col("_metadata.file_modification_time")).alias(MODIFIED_MS),
     )

@@ -7,7 +7,7 @@ output written with `gpuledger.sink.ArrowSink` in gpuledger's layout (docs/scale
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from gpuledger.errors import ReplayError
 from gpuledger.output.sink import ArrowSink
 from gpuledger.replay.run import ORDERS, _check_out_dir, replay_config
 from gpuledger.spark.archive import file_infos, read_parquet
-from gpuledger.spark.rows import FILE_PATH, SHARD, FileInfo
+from gpuledger.spark.rows import FILE_ID, SHARD
 from gpuledger.spark.task import RESULT_DDL, TaskSpec, decode, encode, run_shard
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFram
 
 
 def _check_frame(df: DataFrame, what: str) -> None:
-    if FILE_PATH not in df.columns:
+    if FILE_ID not in df.columns:
         raise ReplayError(
             f"{what}: no provenance columns; read it with gpuledger.spark.read_parquet or "
             "add them with gpuledger.spark.with_provenance"
@@ -87,7 +87,7 @@ def compute_tables(
     requests: DataFrame | None,
     *,
     config: Config | None = None,
-    files: Mapping[str, FileInfo] | None = None,
+    roots: Sequence[str] = (),
     telemetry_form: str | None = None,
     order: str = "time",
     chunk_rows: int = CHUNK_ROWS,
@@ -97,8 +97,10 @@ def compute_tables(
     """Every gpuledger table from DataFrames of telemetry (long or wide form) and requests
     (either may be None), with provenance columns (`read_parquet`, `with_provenance`), as
     `gpuledger replay` computes them from the same files: the rows one engine writes.
-    `files` names the files as replay does (`archive.file_infos`; default: Spark's paths);
-    the other options are replay's (`max_future_s`: no future check unless given)."""
+    `roots` are the paths the DataFrames were read from, as given to replay (dead letters'
+    `source` is named from them; without them, a local file is its absolute path, a remote
+    one its URI); the other options are replay's (`max_future_s`: no future check unless
+    given)."""
     if order not in ORDERS:
         raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     if chunk_rows < 1 or shards < 1:
@@ -108,9 +110,10 @@ def compute_tables(
     for df, what in ((telemetry, "telemetry"), (requests, "requests")):
         if df is not None:
             _check_frame(df, what)
+    uris = [u for df in (telemetry, requests) if df is not None for u in df.inputFiles()]
     spec = TaskSpec(
         config=replay_config(config, max_future_s),
-        files=dict(files or {}),
+        files=file_infos(spark, uris, roots),
         telemetry_form=telemetry_form,
         order=order,
         chunk_rows=chunk_rows,
@@ -193,13 +196,12 @@ def backfill(
     roots = [*telemetry, *requests]
     tel = read_parquet(spark, list(telemetry)) if telemetry else None
     req = read_parquet(spark, list(requests)) if requests else None
-    uris: Iterable[str] = [u for df in (tel, req) if df is not None for u in df.inputFiles()]
     tables = compute_tables(
         spark,
         tel,
         req,
         config=cfg,
-        files=file_infos(uris, roots),
+        roots=roots,
         telemetry_form=telemetry_form,
         order=order,
         chunk_rows=chunk_rows,

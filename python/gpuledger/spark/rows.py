@@ -4,43 +4,26 @@ numbers, so the engine numbers rows (dead letters' offsets) as `gpuledger replay
 
 from __future__ import annotations
 
-import os
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpuledger.errors import ReplayInputError
 from gpuledger.replay.event_times import batch_time_ms
 
-FILE_PATH = "_gl_file"
-"""The row's file as Spark names it (`_metadata.file_path`)."""
+FILE_ID = "_gl_file"
+"""The row's file: Spark's `xxhash64` of `_metadata.file_path` (a number shuffles in a
+quarter of the time a path does)."""
 ROW_INDEX = "_gl_row"
 """The row's 0-based number among the file's rows (`_metadata.row_index`)."""
 MODIFIED_MS = "_gl_mtime_ms"
 """The file's modification time, epoch ms (`_metadata.file_modification_time`)."""
 SHARD = "_gl_shard"
 """The engine (shard) the row goes to."""
-META_COLUMNS = (FILE_PATH, ROW_INDEX, MODIFIED_MS, SHARD)
-_UNLISTED = 1 << 40
-"""Order of files missing from the listing: after every listed file."""
-
-
-def local_path(uri: str) -> str | None:
-    """The local path of a `file:` URI or a plain path; None for other schemes."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return os.path.normpath(unquote(parsed.path))
-    return None
-
-
-def file_key(uri: str) -> str:
-    """One name per file whichever way Spark spells it (`file:/x`, `file:///x`, `/x`)."""
-    local = local_path(uri)
-    return local if local is not None else uri
+META_COLUMNS = (FILE_ID, ROW_INDEX, MODIFIED_MS, SHARD)
 
 
 @dataclass(frozen=True)
@@ -110,26 +93,29 @@ def _spans(starts: list[int], n: int) -> Iterator[tuple[int, int]]:
 
 def split_files(
     table: pa.Table,
-    files: Mapping[str, FileInfo],
+    files: Mapping[int, FileInfo],
     form: str | None,
     chunk_rows: int,
 ) -> list[FileRows]:
     """`table` (data columns plus `META_COLUMNS`, any row order) as the files it came from,
     each in chunks of `chunk_rows` row numbers, rows sorted by row number. `files` maps
-    Spark's file path to the file's replay name and order; a path missing from it keeps its
-    own name and comes after the listed files (the archive changed after it was listed).
-    Keys of `files` are `file_key`s."""
+    `FILE_ID`s to the files' replay names and order. Raises ReplayInputError for a row of a
+    file missing from `files` (the archive changed after it was listed)."""
     if table.num_rows == 0:
         return []
-    table = table.sort_by([(FILE_PATH, "ascending"), (ROW_INDEX, "ascending")])
+    table = table.sort_by([(FILE_ID, "ascending"), (ROW_INDEX, "ascending")])
     data_columns = [c for c in table.column_names if c not in META_COLUMNS]
-    paths = table.column(FILE_PATH).combine_chunks()
+    ids = table.column(FILE_ID).combine_chunks()
     out: list[FileRows] = []
-    for a, n in _spans(_run_starts(paths, consecutive=False), table.num_rows):
-        part = table.slice(a, n)
-        path = file_key(str(paths[a].as_py()))
-        info = files.get(path) or FileInfo(path, _UNLISTED + zlib.crc32(path.encode()))
-        out.append(_file_rows(part, info, form, data_columns, chunk_rows))
+    for a, n in _spans(_run_starts(ids, consecutive=False), table.num_rows):
+        file_id = ids[a].as_py()
+        info = files.get(int(file_id)) if file_id is not None else None
+        if info is None:
+            raise ReplayInputError(
+                f"rows of a file that was not in the input's listing (file id {file_id}): "
+                "did the archive change while the backfill ran?"
+            )
+        out.append(_file_rows(table.slice(a, n), info, form, data_columns, chunk_rows))
     return out
 
 

@@ -32,7 +32,7 @@ class TaskSpec:
     """What every task needs, shipped to the executors with the function (picklable)."""
 
     config: Config
-    files: Mapping[str, FileInfo] = field(default_factory=dict)
+    files: Mapping[int, FileInfo] = field(default_factory=dict)
     telemetry_form: str | None = None
     order: str = "time"
     chunk_rows: int = 65_536
