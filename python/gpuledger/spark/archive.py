@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from gpuledger.errors import ReplayInputError
-from gpuledger.spark.rows import FILE_ID, MODIFIED_MS, ROW_INDEX, FileInfo
+from gpuledger.spark.rows import FILE_ID, FILE_PATH, MODIFIED_MS, ROW_INDEX, FileInfo
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["file_infos", "read_parquet", "spark_path", "with_provenance"]
+__all__ = ["file_infos", "list_files", "read_parquet", "spark_path", "with_provenance"]
 
 
 def spark_path(path: str) -> str:
@@ -32,15 +32,6 @@ def local_path(uri: str) -> str | None:
     if parsed.scheme in ("", "file"):
         return os.path.normpath(unquote(parsed.path))
     return None
-
-
-def _spellings(uri: str) -> set[str]:
-    """The ways Spark writes a file's path: `inputFiles()` gives `file:///x`, the
-    `_metadata.file_path` column `file:/x`; either may be URL-encoded or not."""
-    out = {uri, unquote(uri)}
-    if uri.startswith("file:///"):
-        out |= {"file:/" + uri[len("file:///") :], "file:/" + unquote(uri[len("file:///") :])}
-    return out
 
 
 def _replay_name(uri: str, roots: Sequence[str]) -> tuple[int, str]:
@@ -63,27 +54,30 @@ def _replay_name(uri: str, roots: Sequence[str]) -> tuple[int, str]:
     return len(roots), local if local is not None else uri
 
 
-def file_infos(
-    spark: SparkSession, uris: Iterable[str], roots: Sequence[str]
-) -> dict[int, FileInfo]:
-    """The input's files (Spark's `inputFiles()`) by `FILE_ID`, each with its replay name
-    and place in replay's order: the roots in the order given, the files under a directory
-    sorted by path. The ids are computed by Spark itself (`xxhash64`) on every spelling of
-    each path; two files with one id raise ReplayInputError."""
+def file_infos(listing: Iterable[tuple[int, str]], roots: Sequence[str]) -> dict[int, FileInfo]:
+    """The input's files, (`FILE_ID`, Spark's path) pairs, by id, each with its replay name and
+    place in replay's order: the roots in the order given, the files under a directory sorted
+    by path."""
+    named = sorted((*_replay_name(path, roots), file_id) for file_id, path in listing)
+    return {file_id: FileInfo(source, i) for i, (_, source, file_id) in enumerate(named)}
+
+
+def list_files(df: DataFrame) -> list[tuple[int, str]]:
+    """(`FILE_ID`, path) of every file `df`'s rows come from: a pass over two columns. Two
+    paths with one id raise ReplayInputError (xxhash64: about 1 in 10^10 for 10^5 files)."""
     from pyspark.sql import functions as F
 
-    named = sorted((*_replay_name(u, roots), u) for u in set(uris))
-    infos = {u: FileInfo(source, i) for i, (_, source, u) in enumerate(named)}
-    pairs = [(s, u) for u in infos for s in sorted(_spellings(u))]
-    if not pairs:
-        return {}
-    frame = spark.createDataFrame(pairs, "spelling string, uri string")
-    ids = frame.select(F.xxhash64("spelling").alias("id"), "uri").toArrow()
-    out: dict[int, FileInfo] = {}
-    for file_id, uri in zip(ids["id"].to_pylist(), ids["uri"].to_pylist(), strict=True):
-        info = infos[str(uri)]
-        if out.setdefault(int(str(file_id)), info) != info:
-            raise ReplayInputError(f"{uri} and {out[int(str(file_id))].source}: same file id")
+    table = (
+        df.groupBy(FILE_ID)
+        .agg(F.min(FILE_PATH).alias("path"), F.max(FILE_PATH).alias("other"))
+        .toArrow()
+    )
+    ids, paths, others = (table[c].to_pylist() for c in (FILE_ID, "path", "other"))
+    out = []
+    for file_id, path, other in zip(ids, paths, others, strict=True):
+        if path != other:
+            raise ReplayInputError(f"{path} and {other}: same file id {file_id}")
+        out.append((int(str(file_id)), str(path)))
     return out
 
 
@@ -95,6 +89,7 @@ def with_provenance(df: DataFrame) -> DataFrame:
     return df.select(
         "*",
         F.xxhash64(F.col("_metadata.file_path")).alias(FILE_ID),
+        F.col("_metadata.file_path").alias(FILE_PATH),
         F.col("_metadata.row_index").alias(ROW_INDEX),
         F.unix_millis(F.col("_metadata.file_modification_time")).alias(MODIFIED_MS),
     )

@@ -17,8 +17,8 @@ from gpuledger.config import Config
 from gpuledger.errors import ReplayError
 from gpuledger.output.sink import ArrowSink
 from gpuledger.replay.run import ORDERS, _check_out_dir, replay_config
-from gpuledger.spark.archive import file_infos, read_parquet
-from gpuledger.spark.rows import FILE_ID, SHARD
+from gpuledger.spark.archive import file_infos, list_files, read_parquet
+from gpuledger.spark.rows import FILE_ID, FILE_PATH, SHARD
 from gpuledger.spark.task import RESULT_DDL, TaskSpec, decode, encode, run_shard
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFram
 
 
 def _check_frame(df: DataFrame, what: str) -> None:
-    if FILE_ID not in df.columns:
+    if FILE_ID not in df.columns or FILE_PATH not in df.columns:
         raise ReplayError(
             f"{what}: no provenance columns; read it with gpuledger.spark.read_parquet or "
             "add them with gpuledger.spark.with_provenance"
@@ -110,16 +110,21 @@ def compute_tables(
     for df, what in ((telemetry, "telemetry"), (requests, "requests")):
         if df is not None:
             _check_frame(df, what)
-    uris = [u for df in (telemetry, requests) if df is not None for u in df.inputFiles()]
+    listing = [f for df in (telemetry, requests) if df is not None for f in list_files(df)]
     spec = TaskSpec(
         config=replay_config(config, max_future_s),
-        files=file_infos(spark, uris, roots),
+        files=file_infos(listing, roots),
         telemetry_form=telemetry_form,
         order=order,
         chunk_rows=chunk_rows,
         shards=shards,
     )
-    result = _run(spark, spec, telemetry, requests)
+    result = _run(
+        spark,
+        spec,
+        None if telemetry is None else telemetry.drop(FILE_PATH),
+        None if requests is None else requests.drop(FILE_PATH),
+    )
     return _collect(result.toArrow(), shards)
 
 

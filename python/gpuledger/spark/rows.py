@@ -17,13 +17,16 @@ from gpuledger.replay.event_times import batch_time_ms
 FILE_ID = "_gl_file"
 """The row's file: Spark's `xxhash64` of `_metadata.file_path` (a number shuffles in a
 quarter of the time a path does)."""
+FILE_PATH = "_gl_path"
+"""The row's file as Spark names it (`_metadata.file_path`); read once per file to list the
+files, dropped before rows are shuffled."""
 ROW_INDEX = "_gl_row"
 """The row's 0-based number among the file's rows (`_metadata.row_index`)."""
 MODIFIED_MS = "_gl_mtime_ms"
 """The file's modification time, epoch ms (`_metadata.file_modification_time`)."""
 SHARD = "_gl_shard"
 """The engine (shard) the row goes to."""
-META_COLUMNS = (FILE_ID, ROW_INDEX, MODIFIED_MS, SHARD)
+META_COLUMNS = (FILE_ID, FILE_PATH, ROW_INDEX, MODIFIED_MS, SHARD)
 
 
 @dataclass(frozen=True)
