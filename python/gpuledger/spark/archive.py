@@ -62,22 +62,41 @@ def file_infos(listing: Iterable[tuple[int, str]], roots: Sequence[str]) -> dict
     return {file_id: FileInfo(source, i) for i, (_, source, file_id) in enumerate(named)}
 
 
-def list_files(df: DataFrame) -> list[tuple[int, str]]:
-    """(`FILE_ID`, path) of every file `df`'s rows come from: a pass over two columns. Two
-    paths with one id raise ReplayInputError (xxhash64: about 1 in 10^10 for 10^5 files)."""
+def list_files(spark: SparkSession, df: DataFrame) -> list[tuple[int, str]]:
+    """(`FILE_ID`, path) of every file `df`'s rows come from. From Spark's file listing
+    (`inputFiles()`, no pass over the data; ids computed by Spark on each way it spells a
+    path); a DataFrame without one (cached, or not read from files) takes a pass over two
+    columns instead. A row of a file missing from the listing stops the task with an error
+    (`rows.split_files`), so a listing that misses files cannot go unnoticed."""
     from pyspark.sql import functions as F
 
-    table = (
-        df.groupBy(FILE_ID)
-        .agg(F.min(FILE_PATH).alias("path"), F.max(FILE_PATH).alias("other"))
-        .toArrow()
-    )
-    ids, paths, others = (table[c].to_pylist() for c in (FILE_ID, "path", "other"))
-    out = []
+    uris = df.inputFiles()
+    if uris:
+        pairs = [(s, u) for u in sorted(set(uris)) for s in sorted(_spellings(u))]
+        frame = spark.createDataFrame(pairs, "spelling string, uri string")
+        table = frame.select(F.xxhash64("spelling").alias(FILE_ID), "uri", "uri").toArrow()
+    else:
+        table = (
+            df.groupBy(FILE_ID)
+            .agg(F.min(FILE_PATH).alias("uri"), F.max(FILE_PATH).alias("other"))
+            .toArrow()
+        )
+    ids, paths, others = (table.column(i).to_pylist() for i in range(3))
+    seen: dict[int, str] = {}
     for file_id, path, other in zip(ids, paths, others, strict=True):
-        if path != other:
-            raise ReplayInputError(f"{path} and {other}: same file id {file_id}")
-        out.append((int(str(file_id)), str(path)))
+        key = int(str(file_id))
+        if seen.setdefault(key, str(path)) != path or path != other:
+            raise ReplayInputError(f"{path} and {other or seen[key]}: same file id {file_id}")
+    return sorted(seen.items())
+
+
+def _spellings(uri: str) -> set[str]:
+    """The ways Spark writes a file's path: `inputFiles()` gives `file:///x`, the
+    `_metadata.file_path` column `file:/x`; either may be URL-encoded or not."""
+    out = {uri, unquote(uri)}
+    if uri.startswith("file:///"):
+        rest = uri[len("file:///") :]
+        out |= {"file:/" + rest, "file:/" + unquote(rest)}
     return out
 
 

@@ -110,7 +110,7 @@ def compute_tables(
     for df, what in ((telemetry, "telemetry"), (requests, "requests")):
         if df is not None:
             _check_frame(df, what)
-    listing = [f for df in (telemetry, requests) if df is not None for f in list_files(df)]
+    listing = [f for df in (telemetry, requests) if df is not None for f in list_files(spark, df)]
     spec = TaskSpec(
         config=replay_config(config, max_future_s),
         files=file_infos(listing, roots),
