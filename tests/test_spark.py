@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from pyspark.sql import SparkSession
 from s3_server import S3Location
 
 import gpuledger
@@ -25,7 +26,7 @@ from gpuledger.errors import ReplayError, ReplayInputError
 from gpuledger.output.sink import _sorted, read_table
 from gpuledger.replay import replay
 from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
-from gpuledger.spark import backfill, compute_tables
+from gpuledger.spark import backfill, compute_tables, read_parquet
 
 START = 1_795_867_200  # 2026-11-28T12:00:00Z
 SECONDS = 4_800  # 76,800 telemetry rows: two chunks of 65,536 rows
@@ -37,11 +38,9 @@ CONFIG = gpuledger.Config.from_dict({"idle": {"threshold": 0.05, "ttl_s": 120}})
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
+def spark() -> Iterator[SparkSession]:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
     session = (
         SparkSession.builder.master("local[2]")
         .appName("gpuledger-tests")
@@ -154,7 +153,9 @@ def assert_same_tables(want_dir: Path, got_dir: Path | str) -> dict[str, int]:
     return counts
 
 
-def test_backfill_equals_replay_every_table(spark: object, archive: Path, tmp_path: Path) -> None:
+def test_backfill_equals_replay_every_table(
+    spark: SparkSession, archive: Path, tmp_path: Path
+) -> None:
     """Two telemetry files read side by side and a requests file, with dead, late and idle
     rows: every table, every column (received_at, source and offsets too) equals replay's
     when replay's chunks are one Parquet batch each, as the backfill's are."""
@@ -179,7 +180,9 @@ def test_backfill_equals_replay_every_table(spark: object, archive: Path, tmp_pa
     )
 
 
-def test_wide_form_through_the_cli_to_s3(spark: object, s3_env: S3Location, tmp_path: Path) -> None:
+def test_wide_form_through_the_cli_to_s3(
+    spark: SparkSession, s3_env: S3Location, tmp_path: Path
+) -> None:
     """`gpuledger spark-backfill` on wide Parquet with a bad row, written to an S3-compatible
     server (S3Proxy): replay's rows, and the summary as JSON."""
     n = 600
@@ -210,12 +213,15 @@ def test_wide_form_through_the_cli_to_s3(spark: object, s3_env: S3Location, tmp_
     counts = assert_same_tables(tmp_path / "replay", s3_env.uri)
     assert counts["gpu_windows"] == 40 and counts["dead_letters"] == 1
     assert summary["rows"]["gpu_windows"] == 40
+    # A cached DataFrame has no file listing: the files are listed from its rows instead.
+    cached = read_parquet(spark, [str(path)]).cache()
+    assert cached.count() == wide.num_rows
+    tables = compute_tables(spark, cached, None, roots=[str(path)])
+    want = read_table(tmp_path / "replay", "dead_letters")
+    assert _sorted(tables["dead_letters"]).equals(want)
 
 
-def test_bad_input_is_a_clear_error(spark: object, tmp_path: Path) -> None:
-    from pyspark.sql import SparkSession
-
-    assert isinstance(spark, SparkSession)
+def test_bad_input_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere")
     with pytest.raises(ReplayInputError, match="nowhere"):
         backfill(spark, str(tmp_path / "out"), telemetry=[missing])

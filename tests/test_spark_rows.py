@@ -53,6 +53,14 @@ def test_rows_in_any_order_come_back_as_files_chunks_and_runs() -> None:
     gap = split_files(rows([7, 7, 7], [2, 0, 3]), files, "long", chunk_rows=100)[0]
     assert [(r.first_row, r.rows.num_rows) for r in gap.chunks[0].runs] == [(0, 1), (2, 2)]
     assert gap.form == "long"
+    in_order = split_files(rows([-3, 7, 7, 7], [0, 0, 1, 3]), files, None, chunk_rows=100)
+    assert [
+        (f.info.source, [(r.first_row, r.rows.num_rows) for r in f.chunks[0].runs])
+        for f in in_order
+    ] == [
+        ("a.parquet", [(0, 1)]),
+        ("b.parquet", [(0, 2), (3, 1)]),
+    ]
 
 
 def test_rows_of_an_unlisted_file_are_an_error() -> None:
