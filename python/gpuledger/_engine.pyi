@@ -27,6 +27,7 @@ __all__ = [
     "merge_sketches",
     "pool_demand_figures",
     "schemas",
+    "shard_of_rows",
 ]
 
 __version__: str
@@ -80,6 +81,7 @@ class Engine:
         pod_rules: Sequence[tuple[str, str, str]] = ...,
         idle_threshold: float = ...,
         idle_ttl_s: float = ...,
+        shard: tuple[int, int, bool] | None = ...,
     ) -> Self: ...
     def push(
         self,
@@ -167,6 +169,9 @@ def schemas() -> dict[str, pa.Schema]: ...
 def pool_demand_figures(
     demand: pa.Array[Any], provisioned: pa.Array[Any]
 ) -> pa.RecordBatch: ...  # rust/pyext/src/pools.rs
+def shard_of_rows(
+    data: Any, count: int, form: str | None = None
+) -> pa.Array[Any]: ...  # rust/pyext/src/shards.rs
 
 # --- latency sketches (rust/pyext/src/sketch.rs; public API in gpuledger.sketch) ---
 

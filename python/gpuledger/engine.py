@@ -111,10 +111,13 @@ class Engine:
         *,
         window_functions: Mapping[str, WindowFunction] | None = None,
         fields: Sequence[str] = (),
+        shard: tuple[int, int, bool] | None = None,
     ) -> None:
         """`window_functions` name extra output tables computed in Python per closed window;
         `fields` lists DCGM fields to keep for them beyond the built-in ones and those
-        `[[aggregations]]` use (other fields are counted as unknown and dropped)."""
+        `[[aggregations]]` use (other fields are counted as unknown and dropped). `shard`
+        (index, count, filter) makes this engine one of `count` sharing the input by GPU
+        (`gpuledger.shards`; filter: it is handed every GPU's telemetry and keeps its own)."""
         self.config = config if config is not None else Config()
         self._functions = dict(window_functions or {})
         taken = [a.name for a in self.config.aggregations]
@@ -125,6 +128,7 @@ class Engine:
             **_service_kwargs(self.config),
             keep_points=bool(self._functions),
             extra_fields=list(fields),
+            shard=shard,
         )
 
     def push(

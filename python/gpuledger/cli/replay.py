@@ -78,6 +78,13 @@ from gpuledger.replay.run import ORDERS, Progress, replay
     show_default=True,
     help="Input read per chunk; windows are closed and written after every chunk.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Engines sharing the work by GPU, one thread each; 1 = one engine "
+    "[default: the usable cores].",
+)
 @click.option("--json-summary", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--progress/--no-progress",
@@ -94,6 +101,7 @@ def replay_command(
     order: str,
     max_future_s: float | None,
     chunk_mib: float,
+    workers: int | None,
     json_summary: bool,
     progress: bool | None,
 ) -> None:
@@ -121,6 +129,7 @@ def replay_command(
             chunk_bytes=max(1, round(chunk_mib * (1 << 20))),
             max_future_s=max_future_s,
             progress=bar,
+            workers=workers,
         )
     except (GpuledgerError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e

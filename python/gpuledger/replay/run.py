@@ -29,6 +29,7 @@ from gpuledger.replay.detect import FORMATS, expand_paths
 from gpuledger.replay.inputs import CHUNK_BYTES, InputFile
 from gpuledger.replay.progress import Progress
 from gpuledger.replay.summary import ReplaySummary, Totals
+from gpuledger.replay.workers import ShardedEngine, default_workers, why_one_worker
 from gpuledger.tables import STANDARD_LABELS
 
 __all__ = [
@@ -98,6 +99,7 @@ def replay(
     progress: Progress | None = None,
     window_functions: Mapping[str, WindowFunction] | None = None,
     fields: Sequence[str] = (),
+    workers: int | None = None,
 ) -> ReplaySummary:
     """Replays the files at `paths` (directories: their files, sorted) into `out_dir`, which
     must be empty or absent. `format` forces the input format of every file (one of
@@ -106,7 +108,9 @@ def replay(
     (default: `config.output.format`). `order` is "time" (merge files by event time, each
     its own partition) or "given" (one file after another). Input is read `chunk_bytes` at a
     time; the windows closed are written every `flush_bytes` of input (in whole chunks) or
-    as soon as `FLUSH_ROWS` rows wait, and at the end. Raises ReplayError,
+    as soon as `FLUSH_ROWS` rows wait, and at the end. `workers` engines share the work by
+    GPU (None: one per usable core); the rows are one engine's (`replay.workers`). Raises
+    ReplayError,
     ReplayInputError (a file that cannot be read) or the sink's errors."""
     if format is not None and format not in FORMATS:
         raise ReplayError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
@@ -114,6 +118,8 @@ def replay(
         raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     if chunk_bytes < 1:
         raise ReplayError("chunk_bytes must be >= 1")
+    if workers is not None and workers < 1:
+        raise ReplayError(f"workers must be >= 1, not {workers}")
     cfg = replay_config(config, max_future_s)
     out = os.fspath(out_dir)
     _check_out_dir(out)
@@ -126,7 +132,14 @@ def replay(
     ]
     for f in inputs:
         f.peek()
-    engine = Engine(cfg, window_functions=window_functions, fields=fields)
+    count = default_workers() if workers is None else workers
+    one_only = why_one_worker(cfg, [f.format for f in inputs], bool(window_functions))
+    engine: Engine | ShardedEngine
+    if count > 1 and one_only is None:
+        engine = ShardedEngine(cfg, count, fields=fields)
+    else:
+        count = 1
+        engine = Engine(cfg, window_functions=window_functions, fields=fields)
     # Files become durable once, at the end (one syncfs), not one fsync each as written: a
     # replay that is interrupted is rerun into an empty directory anyway.
     sink = ArrowSink(
@@ -154,17 +167,21 @@ def replay(
             written += len(sink.write(windows, batch_key=key))
         pending, pending_rows = [], 0
 
-    for chunk_no, _ in enumerate(_schedule(inputs, engine, order, lateness_ms)):
-        closed = engine.poll()
-        rows = sum(t.num_rows for t in closed.tables.values())
-        if rows:
-            pending.append(closed)
-            pending_rows += rows
-        if pending and ((chunk_no + 1) % flush_every == 0 or pending_rows >= FLUSH_ROWS):
-            write(f"c{chunk_no:07d}")
-        if progress is not None:
-            progress.update(engine.stats()["consumed"], bytes_read())
-    closed = engine.finish()
+    try:
+        for chunk_no, _ in enumerate(_schedule(inputs, engine, order, lateness_ms)):
+            closed = engine.poll()
+            rows = sum(t.num_rows for t in closed.tables.values())
+            if rows:
+                pending.append(closed)
+                pending_rows += rows
+            if pending and ((chunk_no + 1) % flush_every == 0 or pending_rows >= FLUSH_ROWS):
+                write(f"c{chunk_no:07d}")
+            if progress is not None:
+                progress.update(engine.stats()["consumed"], bytes_read())
+        closed = engine.finish()
+    finally:
+        if isinstance(engine, ShardedEngine):
+            engine.close()
     if any(t.num_rows for t in closed.tables.values()):
         pending.append(closed)
     write("end")
@@ -188,11 +205,13 @@ def replay(
         top_headroom=totals.top_headroom(),
         rejected_csv_rows=rejected,
         rejected_examples=examples,
+        workers=count,
+        one_worker_because=one_only if workers != 1 else None,
     )
 
 
 def _schedule(
-    inputs: list[InputFile], engine: Engine, order: str, lateness_ms: int
+    inputs: list[InputFile], engine: Engine | ShardedEngine, order: str, lateness_ms: int
 ) -> Iterator[InputFile]:
     """Pushes the chunks of every file into `engine` in replay order, yielding after each (the
     caller polls then); closes files and releases their partitions.
@@ -238,7 +257,10 @@ def _schedule(
             # The file's modification time is when its messages were "received": dead
             # letters' received_at, so replaying the same file gives identical rows.
             engine.set_receive_time(os.stat(f.path).st_mtime_ns // 1_000_000 / 1000.0)
-            push_chunk(engine, chunk, f.source)
+            if isinstance(engine, ShardedEngine):
+                engine.push_chunk(chunk, f.source)
+            else:
+                push_chunk(engine, chunk, f.source)
             seen = engine.max_event_ms
             end = chunk.end_ms if chunk.end_ms is not None else seen
             if end is not None:

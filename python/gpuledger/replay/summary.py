@@ -41,6 +41,9 @@ class ReplaySummary:
     top_headroom: list[dict[str, Any]]
     rejected_csv_rows: int = 0
     rejected_examples: list[str] = field(default_factory=list)
+    workers: int = 1
+    one_worker_because: str | None = None
+    """Why more workers were asked for and one ran (`replay.workers.why_one_worker`)."""
 
     @property
     def events(self) -> int:
@@ -76,6 +79,7 @@ class ReplaySummary:
             "late": self.late,
             "dead_letters": self.dead,
             "rejected_csv_rows": self.rejected_csv_rows,
+            "workers": self.workers,
             "stats": dict(self.stats),
             "rows": dict(self.rows),
             "files_written": self.files_written,
@@ -90,7 +94,8 @@ class ReplaySummary:
         """A short text summary: counts, then the top idle and headroom costs as tables."""
         out = [
             f"replayed {len(self.files)} file(s), {human_bytes(self.bytes_read)} in "
-            f"{self.seconds:.1f} s: {self.events:,} events ({self.events_per_s:,.0f}/s)",
+            f"{self.seconds:.1f} s: {self.events:,} events ({self.events_per_s:,.0f}/s)"
+            + (f", {self.workers} workers" if self.workers > 1 else ""),
             f"windows {self.windows:,}  aggregated {self.stats.get('aggregated', 0):,}  "
             f"skipped {self.skipped:,}  late {self.late:,}  dead letters {self.dead:,}"
             + (f"  rejected CSV rows {self.rejected_csv_rows:,}" if self.rejected_csv_rows else ""),
@@ -98,6 +103,8 @@ class ReplaySummary:
             + (", ".join(f"{k} {v:,}" for k, v in self.rows.items() if v) or "no rows"),
         ]
         out += [f"  rejected: {e}" for e in self.rejected_examples[:5]]
+        if self.one_worker_because:
+            out.append(f"one worker: {self.one_worker_because}")
         out += _table(
             "top idle cost (gpu_windows.idle_cost_usd)",
             ["team", "namespace", "pod", "idle_gpu_h", "idle_cost_usd"],

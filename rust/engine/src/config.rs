@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub idle_threshold: f64,
     /// `idle_streaks`: streaks longer than this are reported (`[idle] ttl_s`).
     pub idle_ttl_ms: i64,
+    /// One shard of several engines sharing the input (`shard.rs`); None: the only engine.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +63,7 @@ impl Default for EngineConfig {
             services: Services::default(),
             idle_threshold: 0.05,
             idle_ttl_ms: 6 * 3_600_000,
+            shard: None,
         }
     }
 }
@@ -149,6 +152,14 @@ impl EngineConfig {
                 "idle.ttl_s",
                 format!("must be > 0, got {} ms", self.idle_ttl_ms),
             );
+        }
+        if let Some(s) = self.shard {
+            if s.count == 0 || s.index >= s.count {
+                return bad(
+                    "shard",
+                    format!("index {} of {} shards is not a shard", s.index, s.count),
+                );
+            }
         }
         Ok(())
     }

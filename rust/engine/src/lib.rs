@@ -22,6 +22,7 @@ pub mod pool_windows;
 pub mod series;
 pub mod service_cost;
 pub mod services;
+pub mod shard;
 pub mod sketch;
 pub mod stats;
 #[cfg(test)]

@@ -39,15 +39,19 @@ pub struct Series {
     pub extra: [Box<str>; MAX_EXTRA_LABELS],
 }
 
+/// The GPU identity of `l`: `UUID`, or `UUID/GPU_I_ID` for a MIG instance.
+pub fn gpu_uuid_of<'a>(l: &GpuLabels<'a>) -> std::borrow::Cow<'a, str> {
+    if l.gpu_instance_id.is_empty() {
+        l.uuid.into()
+    } else {
+        format!("{}/{}", l.uuid, l.gpu_instance_id).into()
+    }
+}
+
 impl Series {
     fn from_labels(l: &GpuLabels<'_>) -> Series {
-        let gpu_uuid = if l.gpu_instance_id.is_empty() {
-            l.uuid.into()
-        } else {
-            format!("{}/{}", l.uuid, l.gpu_instance_id).into_boxed_str()
-        };
         Series {
-            gpu_uuid,
+            gpu_uuid: gpu_uuid_of(l).into(),
             gpu_index: l.gpu_index.parse().ok(),
             hostname: l.hostname.into(),
             model_name: l.model_name.into(),
@@ -73,6 +77,11 @@ pub struct SeriesTable {
     key: Vec<u8>,
     last_key: Vec<u8>,
     last_id: Option<SeriesId>,
+    /// `(index, count)` of a filtering shard (`shard.rs`): series of other shards' GPUs are
+    /// foreign. None: every series is this engine's own.
+    shard: Option<(u32, u32)>,
+    /// By series id: true for another shard's GPU.
+    foreign: Vec<bool>,
 }
 
 fn encode_key(l: &GpuLabels<'_>, out: &mut Vec<u8>) {
@@ -94,6 +103,20 @@ fn encode_key(l: &GpuLabels<'_>, out: &mut Vec<u8>) {
 }
 
 impl SeriesTable {
+    /// A table for shard `index` of `count` that filters its input (`shard::Shard::filter`).
+    pub fn for_shard(index: u32, count: u32) -> SeriesTable {
+        SeriesTable {
+            shard: Some((index, count)),
+            ..SeriesTable::default()
+        }
+    }
+
+    /// True when `id` is another shard's GPU (never without a filtering shard).
+    #[inline(always)]
+    pub fn is_foreign(&self, id: SeriesId) -> bool {
+        self.shard.is_some() && self.foreign[id as usize]
+    }
+
     pub fn intern(&mut self, labels: &GpuLabels<'_>) -> SeriesId {
         encode_key(labels, &mut self.key);
         if let Some(id) = self.last_id {
@@ -105,7 +128,11 @@ impl SeriesTable {
             Some(&id) => id,
             None => {
                 let id = self.series.len() as SeriesId;
-                self.series.push(Series::from_labels(labels));
+                let series = Series::from_labels(labels);
+                self.foreign.push(self.shard.is_some_and(|(index, count)| {
+                    crate::shard::shard_of_gpu(&series.gpu_uuid, count) != index
+                }));
+                self.series.push(series);
                 self.by_key.insert(self.key.as_slice().into(), id);
                 id
             }

@@ -39,6 +39,26 @@ pub struct ServiceCostRow {
     pub slo_met: Option<bool>,
 }
 
+/// One share of a service's window: a pod that served its requests (no GPU, no values), or a
+/// `gpu_windows` row joined to it with the share of its GPU time and cost the service got.
+/// Shards write these (`service_members`): distinct pods and GPUs, and the sums in the
+/// engine's order (by GPU row), are then taken over all shards, giving one engine's values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceMemberRow {
+    pub window_start: EpochMs,
+    pub window_end: EpochMs,
+    pub service: String,
+    pub namespace: String,
+    pub pod: String,
+    /// The joined row's labels, in the engine's row order; None for a request pod.
+    pub gpu_uuid: Option<String>,
+    pub container: Option<String>,
+    pub hostname: Option<String>,
+    pub gpu_s: f64,
+    pub busy_gpu_s: f64,
+    pub cost_usd: f64,
+}
+
 #[derive(Default)]
 struct Acc<'a> {
     pods: HashSet<(&'a str, &'a str)>,
@@ -59,6 +79,7 @@ pub fn join(
     pods: &PodTable,
     services: &Services,
     names: &mut ServiceTable,
+    mut members: Option<&mut Vec<ServiceMemberRow>>,
 ) -> Vec<ServiceCostRow> {
     // Requests per (namespace, pod) and service.
     let mut served: HashMap<(&str, &str), Vec<(ServiceId, u64)>> = HashMap::new();
@@ -79,6 +100,24 @@ pub fn join(
                 .map(|&id| pods.get(id))
                 .filter(|k| !k.1.is_empty()),
         );
+        if let Some(out) = members.as_deref_mut() {
+            let service = names.name(*sid);
+            let mut served: Vec<_> = a.pods.iter().collect();
+            served.sort();
+            out.extend(served.into_iter().map(|(ns, pod)| ServiceMemberRow {
+                window_start: start,
+                window_end: end,
+                service: service.to_string(),
+                namespace: ns.to_string(),
+                pod: pod.to_string(),
+                gpu_uuid: None,
+                container: None,
+                hostname: None,
+                gpu_s: 0.0,
+                busy_gpu_s: 0.0,
+                cost_usd: 0.0,
+            }));
+        }
     }
     for row in gpu_rows {
         let s = series.get(row.series);
@@ -102,9 +141,29 @@ pub fn join(
             let a = accs.entry(sid).or_default();
             a.pods.insert(key);
             a.gpus.insert(&s.gpu_uuid);
-            a.gpu_s += share * row.covered_s;
-            a.busy += share * row.busy_gpu_s;
-            a.cost += share * row.cost_usd;
+            let (gpu_s, busy, cost) = (
+                share * row.covered_s,
+                share * row.busy_gpu_s,
+                share * row.cost_usd,
+            );
+            a.gpu_s += gpu_s;
+            a.busy += busy;
+            a.cost += cost;
+            if let Some(out) = members.as_deref_mut() {
+                out.push(ServiceMemberRow {
+                    window_start: start,
+                    window_end: end,
+                    service: names.name(sid).to_string(),
+                    namespace: s.namespace.to_string(),
+                    pod: s.pod.to_string(),
+                    gpu_uuid: Some(s.gpu_uuid.to_string()),
+                    container: Some(s.container.to_string()),
+                    hostname: Some(s.hostname.to_string()),
+                    gpu_s,
+                    busy_gpu_s: busy,
+                    cost_usd: cost,
+                });
+            }
         }
     }
     let window_s = (end - start) as f64 / 1000.0;
@@ -208,4 +267,48 @@ pub fn to_record_batch(rows: &[ServiceCostRow]) -> Result<RecordBatch, ArrowErro
         Arc::new(slo_met.finish()),
     ];
     RecordBatch::try_new(schema(), columns)
+}
+
+pub fn members_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let ts = ts_type();
+        let text = |n: &str, nullable: bool| Field::new(n, DataType::Utf8, nullable);
+        let float = |n: &str| Field::new(n, DataType::Float64, false);
+        Arc::new(Schema::new(vec![
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+            text("service", false),
+            text("namespace", false),
+            text("pod", false),
+            text("gpu_uuid", true),
+            text("container", true),
+            text("hostname", true),
+            float("gpu_s"),
+            float("busy_gpu_s"),
+            float("cost_usd"),
+        ]))
+    })
+    .clone()
+}
+
+pub fn members_to_record_batch(rows: &[ServiceMemberRow]) -> Result<RecordBatch, ArrowError> {
+    let opt = |get: fn(&ServiceMemberRow) -> Option<&str>| {
+        Arc::new(arrow_array::StringArray::from_iter(rows.iter().map(get))) as ArrayRef
+    };
+    let f = |get: fn(&ServiceMemberRow) -> f64| float_col(rows.iter().map(|r| Some(get(r))));
+    let columns: Vec<ArrayRef> = vec![
+        ts_col(rows.iter().map(|r| r.window_start)),
+        ts_col(rows.iter().map(|r| r.window_end)),
+        str_col(rows.iter().map(|r| r.service.as_str())),
+        str_col(rows.iter().map(|r| r.namespace.as_str())),
+        str_col(rows.iter().map(|r| r.pod.as_str())),
+        opt(|r| r.gpu_uuid.as_deref()),
+        opt(|r| r.container.as_deref()),
+        opt(|r| r.hostname.as_deref()),
+        f(|r| r.gpu_s),
+        f(|r| r.busy_gpu_s),
+        f(|r| r.cost_usd),
+    ];
+    RecordBatch::try_new(members_schema(), columns)
 }

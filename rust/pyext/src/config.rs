@@ -4,6 +4,7 @@ use crate::errors::to_py_err;
 use gpuledger_engine::custom_agg::Reducer;
 use gpuledger_engine::fields::Unit;
 use gpuledger_engine::services::{PodRule, Services, Slo};
+use gpuledger_engine::shard::Shard;
 use gpuledger_engine::{AggregationConfig, Attribution, EngineConfig, EngineError, WindowSpec};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -48,7 +49,7 @@ fn aggregation(i: usize, d: &Bound<'_, PyDict>) -> PyResult<AggregationConfig> {
 }
 
 /// Keyword arguments the constructor takes; any other key is a configuration error.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "window_s",
     "hopping",
     "allowed_lateness_s",
@@ -68,6 +69,7 @@ const KEYS: [&str; 19] = [
     "pod_rules",
     "idle_threshold",
     "idle_ttl_s",
+    "shard",
 ];
 
 /// Reads `key` from the keyword arguments, or `default` when absent; a value of the wrong
@@ -115,6 +117,8 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
     let pod_rules: Vec<(String, String, String)> = arg(kwargs, "pod_rules", vec![])?;
     let idle_threshold: f64 = arg(kwargs, "idle_threshold", 0.05)?;
     let idle_ttl_s: f64 = arg(kwargs, "idle_ttl_s", 21_600.0)?;
+    // (index, count, filter): one of several engines sharing the input (docs/scale-out.md).
+    let shard: Option<(u32, u32, bool)> = arg(kwargs, "shard", None)?;
     let slo = |(latency_ms, target): (f64, f64)| Slo { latency_ms, target };
     let services = Services {
         default_slo: slo(default_slo),
@@ -173,5 +177,10 @@ pub fn engine_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfi
         services,
         idle_threshold,
         idle_ttl_ms: seconds_to_ms("idle.ttl_s", idle_ttl_s)?,
+        shard: shard.map(|(index, count, filter)| Shard {
+            index,
+            count,
+            filter,
+        }),
     })
 }

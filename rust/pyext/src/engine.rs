@@ -25,7 +25,7 @@ fn arrow_err(e: ArrowError) -> PyErr {
     to_py_err(EngineError::ArrowExport(e))
 }
 
-fn parse_form(form: Option<&str>) -> PyResult<Option<Form>> {
+pub(crate) fn parse_form(form: Option<&str>) -> PyResult<Option<Form>> {
     match form {
         None => Ok(None),
         Some("long") => Ok(Some(Form::Long)),
@@ -120,6 +120,13 @@ impl Engine {
             out.push((
                 agg.name.clone(),
                 custom_agg::to_record_batch(agg, rows).map_err(arrow_err)?,
+            ));
+        }
+        if e.config().shard.is_some() {
+            out.push((
+                "service_members".into(),
+                service_cost::members_to_record_batch(&closed.service_members)
+                    .map_err(arrow_err)?,
             ));
         }
         if e.config().keep_points {

@@ -11,6 +11,7 @@ mod kafka_batch;
 mod noargs_method;
 mod parquet_reader;
 mod pools;
+mod shards;
 mod sketch;
 
 use pyo3::prelude::*;
@@ -26,6 +27,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parquet_reader::ParquetChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add_function(wrap_pyfunction!(pools::pool_demand_figures, m)?)?;
+    m.add_function(wrap_pyfunction!(shards::shard_of_rows, m)?)?;
     // The exception classes live in Python (gpuledger.errors); these are the same objects.
     let classes = py.import("gpuledger.errors")?;
     for name in errors::REEXPORTED {

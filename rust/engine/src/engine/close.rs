@@ -181,17 +181,26 @@ fn close_window(
     let first_gpu_row = out.gpu.len() - window.len();
     drop(window);
     let requests = st.latency.window(start, end);
-    for (sid, acc) in &requests {
-        let name = st.service_names.name(*sid);
-        let slo = cx.cfg.services.slo_of(name);
-        out.latency.push(LatencyWindowRow::compute(
-            start, end, name, acc, slo, scratch,
-        ));
+    // Request outputs are shard 0's alone; every shard joins all requests to its own GPUs.
+    let first_shard = cx.cfg.shard.is_none_or(|s| s.is_first());
+    if first_shard {
+        for (sid, acc) in &requests {
+            let name = st.service_names.name(*sid);
+            let slo = cx.cfg.services.slo_of(name);
+            out.latency.push(LatencyWindowRow::compute(
+                start, end, name, acc, slo, scratch,
+            ));
+        }
+        out.latency.sort_by(|a, b| {
+            (a.window_end, a.window_start, &a.service).cmp(&(
+                b.window_end,
+                b.window_start,
+                &b.service,
+            ))
+        });
     }
-    out.latency.sort_by(|a, b| {
-        (a.window_end, a.window_start, &a.service).cmp(&(b.window_end, b.window_start, &b.service))
-    });
-    out.service_cost.extend(join(
+    let members = cx.cfg.shard.map(|_| &mut out.service_members);
+    let rows = join(
         start,
         end,
         &requests,
@@ -200,7 +209,9 @@ fn close_window(
         &st.pod_names,
         &cx.cfg.services,
         &mut st.service_names,
-    ));
+        members,
+    );
+    out.service_cost.extend(rows);
     st.stats.windows_emitted += 1;
 }
 

@@ -14,6 +14,7 @@ use crate::latency_store::{LatencyStore, RequestIn, ServiceId, ServiceTable};
 use crate::panes::PaneStore;
 use crate::pod_table::PodTable;
 use crate::series::{SeriesId, SeriesTable};
+use crate::shard::Shard;
 use crate::time::{EpochMs, MIN_VALID_MS};
 use crate::watermark::Watermarks;
 use crate::window::Insert;
@@ -45,6 +46,13 @@ pub(crate) struct State {
     /// partition, so this holds one entry).
     pub batch_max: Vec<(PartitionKey, EpochMs, EpochMs)>,
     pub positions: Positions,
+    /// This engine's shard (`shard.rs`); None: the only engine.
+    pub shard: Option<Shard>,
+    /// Set by the request paths during a batch: the batch held requests.
+    pub request_batch: bool,
+    /// What a batch must leave as it found it on a shard other than the first (see
+    /// `end_batch`): the counters and the lengths of the event lists at its start.
+    pub batch_start: (Stats, usize, usize),
 }
 
 impl State {
@@ -62,6 +70,10 @@ impl State {
     /// Starts a batch from one partition.
     pub fn begin_batch(&mut self, key: PartitionKey) {
         self.positions.begin_batch(key);
+        if self.shard.is_some() {
+            self.request_batch = false;
+            self.batch_start = (self.stats, self.late_events.len(), self.dead_letters.len());
+        }
     }
 
     /// Applies the batch's largest event times to the watermarks.
@@ -70,6 +82,34 @@ impl State {
             self.watermarks.observe(key, reading, request);
         }
         self.positions.end_batch();
+        if let Some(shard) = self.shard.filter(|s| !s.is_first()) {
+            self.forget_shared_outcomes(shard);
+        }
+    }
+
+    /// On a shard other than the first, takes back what shard 0 reports for all shards:
+    /// everything a batch of requests counted or recorded (each shard keeps the requests
+    /// themselves, for the join to GPUs), and, when every shard reads the whole input, the
+    /// outcomes decided before a reading's GPU is known (consumed, blank, unknown field,
+    /// dead). Readings of this shard's own GPUs keep their outcome (aggregated, duplicate,
+    /// late): summed over the shards, every counter is one engine's.
+    fn forget_shared_outcomes(&mut self, shard: Shard) {
+        let (before, late, dead) = self.batch_start;
+        if self.request_batch {
+            let windows_emitted = self.stats.windows_emitted;
+            self.stats = Stats {
+                windows_emitted,
+                ..before
+            };
+            self.late_events.truncate(late);
+            self.dead_letters.truncate(dead);
+        } else if shard.filter {
+            self.stats.consumed = before.consumed;
+            self.stats.skipped_blank = before.skipped_blank;
+            self.stats.skipped_unknown_field = before.skipped_unknown_field;
+            self.stats.dead = before.dead;
+            self.dead_letters.truncate(dead);
+        }
     }
 
     /// Notes a reading time of the current batch.
@@ -207,6 +247,8 @@ pub(crate) struct Routed {
     pub late: bool,
     /// A re-read (after a restart) of a reading whose windows were all written.
     pub replayed: bool,
+    /// Another shard's GPU: that shard counts it.
+    pub foreign: bool,
 }
 
 /// Routes one valid, non-blank reading to its pane (or to `late_events` for every window
@@ -242,6 +284,10 @@ pub(crate) fn route_on_time(
     offset: i64,
 ) -> Routed {
     let mut out = Routed::default();
+    if st.series.is_foreign(id) {
+        out.foreign = true;
+        return out;
+    }
     match st.panes.insert(id, field, ts, v) {
         Insert::New => {
             out.new = true;
@@ -264,6 +310,11 @@ fn route_late(
     at: &Origin<'_>,
 ) -> Routed {
     let mut out = Routed::default();
+    if st.series.is_foreign(id) {
+        // Late or not, it is the other shard's to record.
+        out.foreign = true;
+        return out;
+    }
     let global = st.watermarks.current();
     let closed_until = global.max(st.positions.batch_floor);
     let replay = st.positions.is_replay(at.offset);
@@ -327,6 +378,9 @@ fn still_held(cfg: &EngineConfig, pane_ms: i64, ts: EpochMs, wm: EpochMs) -> boo
 /// were all seen; late if it missed every window; else a blank or unknown-field skip.
 #[inline]
 pub(crate) fn count(stats: &mut Stats, r: Routed, blank: bool) {
+    if r.foreign && !(r.new || r.duplicate || r.late || r.replayed) {
+        return;
+    }
     if r.new {
         stats.aggregated += 1;
     } else if r.duplicate {
@@ -362,6 +416,7 @@ fn apply(
         all.duplicate |= r.duplicate;
         all.late |= r.late;
         all.replayed |= r.replayed;
+        all.foreign |= r.foreign;
     }
     count(&mut st.stats, all, blank);
 }
@@ -374,6 +429,7 @@ pub(crate) fn settle_request(
     at: &Origin<'_>,
     raw: &[u8],
 ) {
+    st.request_batch = true;
     let r = match decoded.and_then(|r| check_request(cfg, r, at.now)) {
         Ok(r) => r,
         Err(reason) => return dead(st, cfg, at, reason, raw),

@@ -106,7 +106,10 @@ impl Engine {
         }
         let (aggregations, extra_labels) = resolve_aggregations(&cfg, &mut fields)?;
         let st = State {
-            series: SeriesTable::default(),
+            series: match cfg.shard {
+                Some(s) if s.filter => SeriesTable::for_shard(s.index, s.count),
+                _ => SeriesTable::default(),
+            },
             watermarks: Watermarks::new(
                 cfg.allowed_lateness_ms,
                 (cfg.sample_interval_s * 1000.0).round() as i64,
@@ -126,6 +129,9 @@ impl Engine {
             dead_letters: Vec::new(),
             batch_max: Vec::new(),
             positions: positions::Positions::new(cfg.pane_ms()),
+            shard: cfg.shard,
+            request_batch: false,
+            batch_start: (Stats::default(), 0, 0),
         };
         let idle = IdleTracker::new(cfg.idle_threshold, cfg.idle_ttl_ms);
         Ok(Engine {

@@ -104,6 +104,7 @@ pub(crate) fn push_request_rows(
     at: &Origin<'_>,
     first_row: i64,
 ) {
+    st.request_batch = true;
     let [service, namespace, pod] = rows.labels().map(LabelCodes::of);
     // By service code: its id. By pod code: (namespace code, pod id) of the pair seen last.
     let mut service_ids = vec![UNRESOLVED; service.cardinality()];

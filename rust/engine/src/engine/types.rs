@@ -8,7 +8,7 @@ use crate::idle_streaks::IdleStreakRow;
 use crate::latency_windows::LatencyWindowRow;
 use crate::pool_windows::PoolWindowRow;
 use crate::series::SeriesId;
-use crate::service_cost::ServiceCostRow;
+use crate::service_cost::{ServiceCostRow, ServiceMemberRow};
 use crate::time::EpochMs;
 
 /// Message formats handed over as one message per element.
@@ -100,6 +100,8 @@ pub struct Closed {
     pub points: Vec<PointRow>,
     pub latency: Vec<LatencyWindowRow>,
     pub service_cost: Vec<ServiceCostRow>,
+    /// The pods and GPUs each service was joined with (written by shards only).
+    pub service_members: Vec<ServiceMemberRow>,
     /// Idle streak rows of the closed windows of the idle family (`EngineConfig::idle_family`).
     pub idle_streaks: Vec<IdleStreakRow>,
 }
@@ -117,6 +119,7 @@ impl Closed {
         self.points.extend(more.points);
         self.latency.extend(more.latency);
         self.service_cost.extend(more.service_cost);
+        self.service_members.extend(more.service_members);
         self.idle_streaks.extend(more.idle_streaks);
     }
 }
