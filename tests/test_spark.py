@@ -153,16 +153,23 @@ def assert_same_tables(want_dir: Path, got_dir: Path | str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.parametrize("shards", [1, 3])
 def test_backfill_equals_replay_every_table(
-    spark: SparkSession, archive: Path, tmp_path: Path
+    spark: SparkSession, archive: Path, tmp_path: Path, shards: int
 ) -> None:
     """Two telemetry files read side by side and a requests file, with dead, late and idle
     rows: every table, every column (received_at, source and offsets too) equals replay's
-    when replay's chunks are one Parquet batch each, as the backfill's are."""
+    when replay's chunks are one Parquet batch each, as the backfill's are; in one engine,
+    and in three shards merged."""
     tel, req = str(archive / "telemetry"), str(archive / "requests")
     replay([tel, req], tmp_path / "replay", config=CONFIG, chunk_bytes=1)
     summary = backfill(
-        spark, str(tmp_path / "spark"), telemetry=[tel], requests=[req], config=CONFIG
+        spark,
+        str(tmp_path / "spark"),
+        telemetry=[tel],
+        requests=[req],
+        config=CONFIG,
+        shards=shards,
     )
     counts = assert_same_tables(tmp_path / "replay", tmp_path / "spark")
     assert {k: v for k, v in counts.items() if v} == {k: v for k, v in summary.rows.items() if v}

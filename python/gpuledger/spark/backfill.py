@@ -17,9 +17,18 @@ from gpuledger.config import Config
 from gpuledger.errors import ReplayError
 from gpuledger.output.sink import ArrowSink
 from gpuledger.replay.run import ORDERS, _check_out_dir, replay_config
+from gpuledger.shards import merge_shards
 from gpuledger.spark.archive import file_infos, list_files, read_parquet
 from gpuledger.spark.rows import FILE_ID, FILE_PATH, SHARD
-from gpuledger.spark.task import RESULT_DDL, TaskSpec, decode, encode, run_shard
+from gpuledger.spark.sharding import chunk_plan, to_every_shard, with_shard
+from gpuledger.spark.task import (
+    RESULT_DDL,
+    TaskSpec,
+    decode,
+    encode,
+    run_planned_shard,
+    run_shard,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -54,23 +63,6 @@ class BackfillSummary:
             f"{self.files_written} files written under {self.out_dir} in {self.seconds:.1f} s: "
             f"{tables or 'no rows'}"
         )
-
-
-def _with_shard(df: DataFrame, shards: int) -> DataFrame:
-    """Telemetry rows with the shard that owns their GPU (one shard: all of them in 0)."""
-    from pyspark.sql import functions as F
-
-    if shards != 1:
-        raise ReplayError("shards > 1 needs gpuledger.shards (not in this build yet)")
-    return df.withColumn(SHARD, F.lit(0).cast("int"))
-
-
-def _to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFrame:
-    """Request rows joined to every shard id (each engine joins them to its own GPUs)."""
-    from pyspark.sql import functions as F
-
-    ids = spark.range(shards).select(F.col("id").cast("int").alias(SHARD))
-    return df.crossJoin(ids)
 
 
 def _check_frame(df: DataFrame, what: str) -> None:
@@ -131,29 +123,36 @@ def compute_tables(
 def _run(
     spark: SparkSession, spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
 ) -> DataFrame:
+    """The job: one engine per shard in `cogroup(...).applyInArrow` (or `applyInArrow` when
+    one side is absent). Several shards first take the plan of the first pass."""
+    steps = chunk_plan(spec, telemetry, requests) if spec.shards > 1 else None
+
+    def windows(shard: int, left: pa.Table | None, right: pa.Table | None) -> pa.Table:
+        if steps is None:
+            return encode(shard, run_shard(spec, shard, left, right))
+        return encode(shard, run_planned_shard(spec, shard, left, right, steps))
+
     # Annotations PySpark can evaluate (it reads them to pick the UDF kind; `pa.Scalar[Any]`
     # fails at run time and PySpark 4.3 then stops with an UnboundLocalError).
     def both(key: tuple[Any, ...], left: pa.Table, right: pa.Table) -> pa.Table:
-        shard = int(key[0].as_py())
-        return encode(shard, run_shard(spec, shard, left, right))
+        return windows(int(key[0].as_py()), left, right)
 
     def telemetry_only(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
-        shard = int(key[0].as_py())
-        return encode(shard, run_shard(spec, shard, table, None))
+        return windows(int(key[0].as_py()), table, None)
 
     def requests_only(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
-        shard = int(key[0].as_py())
-        return encode(shard, run_shard(spec, shard, None, table))
+        return windows(int(key[0].as_py()), None, table)
 
+    n, form = spec.shards, spec.telemetry_form
     if telemetry is not None and requests is not None:
-        left = _with_shard(telemetry, spec.shards).groupBy(SHARD)
-        right = _to_every_shard(spark, requests, spec.shards).groupBy(SHARD)
+        left = with_shard(telemetry, n, form).groupBy(SHARD)
+        right = to_every_shard(spark, requests, n).groupBy(SHARD)
         return left.cogroup(right).applyInArrow(both, RESULT_DDL)
     if telemetry is not None:
-        grouped = _with_shard(telemetry, spec.shards).groupBy(SHARD)
+        grouped = with_shard(telemetry, n, form).groupBy(SHARD)
         return grouped.applyInArrow(telemetry_only, RESULT_DDL)
     assert requests is not None
-    grouped = _to_every_shard(spark, requests, spec.shards).groupBy(SHARD)
+    grouped = to_every_shard(spark, requests, n).groupBy(SHARD)
     return grouped.applyInArrow(requests_only, RESULT_DDL)
 
 
@@ -167,14 +166,9 @@ def _collect(result: pa.Table, shards: int) -> dict[str, pa.Table]:
     tables = [
         {name: pa.concat_tables(ts, promote_options="default") for name, ts in p.items()}
         for p in parts
+        if p  # a shard without rows has no group and no result
     ]
-    return _merge(tables)
-
-
-def _merge(parts: Sequence[dict[str, pa.Table]]) -> dict[str, pa.Table]:
-    if len(parts) == 1:
-        return parts[0]
-    raise ReplayError("merging shards needs gpuledger.shards (not in this build yet)")
+    return tables[0] if shards == 1 else merge_shards(tables)
 
 
 def backfill(

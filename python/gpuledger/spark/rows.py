@@ -48,9 +48,11 @@ class RowRun:
 
 @dataclass(frozen=True)
 class FileChunk:
-    """The rows of one replay chunk of a file (rows `[k * chunk_rows, (k + 1) * chunk_rows)`)
-    that this shard holds; `end_ms` its largest event time (None: none readable)."""
+    """The rows of one replay chunk of a file (rows `[k * chunk_rows, (k + 1) * chunk_rows)`,
+    `number` k) that this shard holds; `end_ms` its largest event time (None: none
+    readable)."""
 
+    number: int
     runs: tuple[RowRun, ...]
     end_ms: int | None
 
@@ -59,6 +61,7 @@ class FileChunk:
 class FileRows:
     """One input file's rows in this shard, in replay's chunks."""
 
+    file_id: int
     info: FileInfo
     form: str | None
     modified_s: float
@@ -135,12 +138,18 @@ def split_files(
                 f"rows of a file that was not in the input's listing (file id {file_id}): "
                 "did the archive change while the backfill ran?"
             )
-        out.append(_file_rows(table.slice(a, n), info, form, data_columns, chunk_rows))
+        part = table.slice(a, n)
+        out.append(_file_rows(part, int(file_id), info, form, data_columns, chunk_rows))
     return out
 
 
 def _file_rows(
-    part: pa.Table, info: FileInfo, form: str | None, data_columns: list[str], chunk_rows: int
+    part: pa.Table,
+    file_id: int,
+    info: FileInfo,
+    form: str | None,
+    data_columns: list[str],
+    chunk_rows: int,
 ) -> FileRows:
     rows = part.column(ROW_INDEX).combine_chunks()
     chunk_of = pc.divide(rows, pa.scalar(chunk_rows, pa.int64()))
@@ -152,9 +161,11 @@ def _file_rows(
             RowRun(int(in_chunk[b].as_py()), data.slice(a + b, m))
             for b, m in _spans(_run_starts(in_chunk, consecutive=True), n)
         )
-        chunks.append(FileChunk(runs, table_time_ms(data.slice(a, n))))
+        number = int(str(chunk_of[a].as_py()))
+        chunks.append(FileChunk(number, runs, table_time_ms(data.slice(a, n))))
     modified_ms = part.column(MODIFIED_MS)[0].as_py()
     return FileRows(
+        file_id=file_id,
         info=info,
         form=form,
         modified_s=int(modified_ms) / 1000.0,

@@ -5,7 +5,7 @@ blobs, one row per table per poll (`RESULT_SCHEMA`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -13,6 +13,7 @@ import pyarrow as pa
 from gpuledger.config import Config
 from gpuledger.engine import Engine, Windows
 from gpuledger.errors import InputError, ReplayInputError
+from gpuledger.spark.plan import Idle, Step
 from gpuledger.spark.rows import FileChunk, FileInfo, FileRows, split_files
 
 RESULT_DDL = "shard int, seq int, name string, data binary"
@@ -39,27 +40,65 @@ class TaskSpec:
     shards: int = 1
 
 
-def new_engine(spec: TaskSpec, shard: int) -> Engine:
-    """The engine of one shard (the whole input when `spec.shards` is 1)."""
-    return Engine(spec.config)
-
-
-def run_shard(
-    spec: TaskSpec, shard: int, telemetry: pa.Table | None, requests: pa.Table | None
-) -> Iterator[Windows]:
-    """Runs the shard's rows through one engine as replay would run their files; yields the
-    windows closed after each chunk and at the end."""
+def _shard_files(
+    spec: TaskSpec, telemetry: pa.Table | None, requests: pa.Table | None
+) -> list[FileRows]:
     files: list[FileRows] = []
     if telemetry is not None:
         files += split_files(telemetry, spec.files, spec.telemetry_form, spec.chunk_rows)
     if requests is not None:
         files += split_files(requests, spec.files, "requests", spec.chunk_rows)
-    files.sort(key=lambda f: (f.info.index, f.info.source))
-    engine = new_engine(spec, shard)
+    return sorted(files, key=lambda f: (f.info.index, f.info.source))
+
+
+def run_shard(
+    spec: TaskSpec, shard: int, telemetry: pa.Table | None, requests: pa.Table | None
+) -> Iterator[Windows]:
+    """One engine over all the rows (`spec.shards` 1), their files run as replay would run
+    them; yields the windows closed after each chunk and at the end."""
+    files = _shard_files(spec, telemetry, requests)
+    engine = Engine(spec.config)
     lateness_ms = round(spec.config.engine.allowed_lateness_s * 1000)
     for _ in _schedule(files, engine, spec.order, lateness_ms):
         yield engine.poll()
     yield engine.finish()
+
+
+def run_planned_shard(
+    spec: TaskSpec,
+    shard: int,
+    telemetry: pa.Table | None,
+    requests: pa.Table | None,
+    steps: Sequence[Step],
+) -> Iterator[Windows]:
+    """Shard `shard` of `spec.shards`: its own GPUs' rows and every request through an engine
+    in shard mode, chunk by chunk in the plan's order; after each chunk the engine takes the
+    watermark clock one engine reading every row would hold (`plan.Push`), so it closes
+    windows, and judges rows late, as that engine would. Yields as `run_shard`."""
+    files = {f.file_id: f for f in _shard_files(spec, telemetry, requests)}
+    chunks = {(f.file_id, c.number): c for f in files.values() for c in f.chunks}
+    engine = Engine(spec.config, shard=(shard, spec.shards, False))
+    for step in steps:
+        source = spec.files[step.file_id].source
+        if isinstance(step, Idle):
+            engine.mark_idle(0, source)
+            continue
+        f = files.get(step.file_id)
+        chunk = chunks.get((step.file_id, step.chunk))
+        if f is not None and chunk is not None:
+            _push(engine, f, chunk)
+        if step.newest_ms is not None or step.covered_ms is not None:
+            clock = (source, 0, _or_none(step.newest_ms), _or_none(step.covered_ms), False)
+            engine._core.merge_watermark_clocks([clock])
+        for file_id in step.expect:
+            engine.expect_partition(0, spec.files[file_id].source)
+        yield engine.poll()
+    yield engine.finish()
+
+
+def _or_none(ms: int | None) -> int:
+    """A clock value: `EpochMs::MIN` for none."""
+    return -(2**63) if ms is None else ms
 
 
 def _push(engine: Engine, f: FileRows, chunk: FileChunk) -> None:
@@ -122,11 +161,12 @@ def _schedule(
 
 
 def encode(shard: int, results: Iterator[Windows]) -> pa.Table:
-    """The windows of one shard as `RESULT_SCHEMA` rows (empty tables left out)."""
+    """The windows of one shard as `RESULT_SCHEMA` rows (empty tables only from the first
+    call, so every table's name and schema arrive once)."""
     shards, seqs, names, blobs = [], [], [], []
     for seq, windows in enumerate(results):
         for name, table in windows.tables.items():
-            if table.num_rows == 0:
+            if table.num_rows == 0 and seq > 0:
                 continue
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -1,0 +1,79 @@
+"""The Spark side of a sharded backfill: telemetry rows tagged with the shard of their GPU
+(`mapInArrow` with the engine's own label rules, `gpuledger.shards.shard_of_rows`), requests
+joined to every shard, and the first pass that plans the chunks' order and watermark
+(`clocks`, `plan`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from gpuledger.shards import shard_of_rows
+from gpuledger.spark.clocks import STATS_DDL, chunk_stats
+from gpuledger.spark.plan import Step, plan
+from gpuledger.spark.rows import META_COLUMNS, SHARD
+from gpuledger.spark.task import TaskSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["chunk_plan", "to_every_shard", "with_shard"]
+
+
+def with_shard(df: DataFrame, shards: int, form: str | None) -> DataFrame:
+    """Telemetry rows with the shard that owns their GPU (one shard: all of them in 0)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType, StructField, StructType
+
+    if shards == 1:
+        return df.withColumn(SHARD, F.lit(0).cast("int"))
+
+    def tag(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            data = batch.select([c for c in batch.schema.names if c not in META_COLUMNS])
+            ids = shard_of_rows(data, shards, form).cast(pa.int32())
+            yield batch.append_column(SHARD, ids)
+
+    schema = StructType([*df.schema.fields, StructField(SHARD, IntegerType(), False)])
+    return df.mapInArrow(tag, schema)
+
+
+def to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFrame:
+    """Request rows joined to every shard id (each engine joins them to its own GPUs)."""
+    from pyspark.sql import functions as F
+
+    ids = spark.range(shards).select(F.col("id").cast("int").alias(SHARD))
+    return df.crossJoin(ids)
+
+
+def chunk_plan(
+    spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
+) -> list[Step]:
+    """The first pass (per-chunk stats of every file, `mapInArrow` then a max per file and
+    chunk) and the plan every shard follows."""
+    from pyspark.sql import functions as F
+
+    parts: list[pa.Table] = []
+    for df, form in ((telemetry, spec.telemetry_form), (requests, "requests")):
+        if df is None:
+            continue
+
+        def stats(
+            batches: Iterator[pa.RecordBatch], form: str | None = form
+        ) -> Iterator[pa.RecordBatch]:
+            return chunk_stats(spec, form, batches)
+
+        merged = (
+            df.mapInArrow(stats, STATS_DDL)
+            .groupBy("file_id", "chunk")
+            .agg(
+                *(F.max(c).alias(c) for c in ("newest_ms", "covered_ms", "end_ms", "first_ms")),
+                F.max("has_first").alias("has_first"),
+            )
+        )
+        parts.append(merged.toArrow())
+    stats_table = pa.concat_tables(parts)
+    lateness_ms = round(spec.config.engine.allowed_lateness_s * 1000)
+    return plan(stats_table, spec.files, spec.order, lateness_ms)
