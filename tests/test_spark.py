@@ -238,6 +238,11 @@ def test_bad_input_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None
     )
     with pytest.raises(ReplayError, match="provenance"):
         compute_tables(spark, frame, None)
+    sums = gpuledger.Config.from_dict(
+        {"aggregations": [{"name": "a", "field": "DCGM_FI_DEV_GPU_UTIL", "reducer": "mean"}]}
+    )
+    with pytest.raises(ReplayError, match="aggregations"):
+        backfill(spark, str(tmp_path / "agg"), telemetry=[missing], config=sums, shards=2)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(ReplayError, match="not empty"):

@@ -73,6 +73,15 @@ def _check_frame(df: DataFrame, what: str) -> None:
         )
 
 
+def _check_options(config: Config | None, order: str, chunk_rows: int, shards: int) -> None:
+    if order not in ORDERS:
+        raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if chunk_rows < 1 or shards < 1:
+        raise ReplayError("chunk_rows and shards must be >= 1")
+    if shards > 1 and config is not None and config.aggregations:
+        raise ReplayError("custom [[aggregations]] group GPUs of several shards: use shards=1")
+
+
 def compute_tables(
     spark: SparkSession,
     telemetry: DataFrame | None,
@@ -93,10 +102,7 @@ def compute_tables(
     `source` is named from them; without them, a local file is its absolute path, a remote
     one its URI); the other options are replay's (`max_future_s`: no future check unless
     given)."""
-    if order not in ORDERS:
-        raise ReplayError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
-    if chunk_rows < 1 or shards < 1:
-        raise ReplayError("chunk_rows and shards must be >= 1")
+    _check_options(config, order, chunk_rows, shards)
     if telemetry is None and requests is None:
         raise ReplayError("no telemetry and no requests")
     for df, what in ((telemetry, "telemetry"), (requests, "requests")):
@@ -190,6 +196,7 @@ def backfill(
     or `s3://`), computes every table (`compute_tables`) and writes them under `out_dir`
     (empty or absent; local or `s3://`) as `gpuledger replay` would."""
     cfg = config if config is not None else Config()
+    _check_options(cfg, order, chunk_rows, shards)
     _check_out_dir(out_dir)
     started = time.perf_counter()
     roots = [*telemetry, *requests]
