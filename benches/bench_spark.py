@@ -101,6 +101,7 @@ def session() -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "2g")
+        .config("spark.sql.files.maxPartitionBytes", str(4 << 20))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
