@@ -56,6 +56,7 @@ class ParquetChunk:
     def rows(self) -> int: ...
     @property
     def end_ms(self) -> int | None: ...
+    def assign_shards(self, count: int, form: str | None = ...) -> None: ...
 
 @final
 class Engine:
@@ -109,6 +110,7 @@ class Engine:
         source: str = ...,
         partition: int = ...,
         first_row: int = ...,
+        row_shards: pa.Array[Any] | None = ...,
     ) -> None: ...
     def push_parquet(
         self,

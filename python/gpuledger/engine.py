@@ -181,14 +181,16 @@ class Engine:
         source: str = "",
         partition: int = 0,
         first_row: int = 0,
+        row_shards: pa.Array[Any] | None = None,
     ) -> None:
         """Ingests columnar data from any Arrow PyCapsule producer (a pyarrow Table or
         RecordBatch, a Polars DataFrame, a DuckDB result...) without copying: GPU telemetry in
         the long form (`ts, gpu, field, value` + labels) or the wide form (`ts, gpu,
         gr_engine_active, ...`), or request events (`ts, service, pod, latency_ms, ...`);
         `form` is "long", "wide", "requests" or None to detect (a `latency_ms` column means
-        requests). Row numbers are the offsets."""
-        self._core.push_arrow(data, form, source, partition, first_row)
+        requests). Row numbers are the offsets. `row_shards` (`gpuledger.shards.shard_of_rows`
+        of `data`): an engine made with `shard=` reads only its own rows of it."""
+        self._core.push_arrow(data, form, source, partition, first_row, row_shards)
 
     def push_parquet(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -311,7 +312,8 @@ def _sum_lists(g: _Groups, column: str, table: str, why: str) -> Array:
     starts = arr(
         pc.take(arr(pc.subtract(lists.offsets.slice(0, len(lists)), lists.offsets[0])), parents)
     )
-    position = arr(pc.subtract(pa.array(range(len(parents)), pa.int64()), starts.cast(pa.int64())))
+    every = pa.array(np.arange(len(parents), dtype=np.int64))
+    position = arr(pc.subtract(every, starts.cast(pa.int64())))
     flat = pa.table(
         {
             _GROUP: arr(pc.take(g.ids, parents)),

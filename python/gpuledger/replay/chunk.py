@@ -4,8 +4,9 @@ hands each kind of payload to the engine."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -66,9 +67,15 @@ class Chunk:
     records: int
 
 
-def push_chunk(engine: Engine, chunk: Chunk, source: str) -> None:
+def push_chunk(
+    engine: Engine,
+    chunk: Chunk,
+    source: str,
+    row_shards: Sequence[pa.Array[Any]] | None = None,
+) -> None:
     """Pushes `chunk` of the input `source` into `engine`. A batch whose columns cannot be read
-    raises ReplayInputError naming `source` and its first row."""
+    raises ReplayInputError naming `source` and its first row. `row_shards`: the shard of every
+    row of each Arrow batch (`replay.workers`), for an engine made with `shard=`."""
     p = chunk.payload
     try:
         if isinstance(p, Lines):
@@ -79,9 +86,12 @@ def push_chunk(engine: Engine, chunk: Chunk, source: str) -> None:
             engine._core.push_parquet_chunk(p.chunk, p.form, source, 0, p.first_row)
         else:
             row = p.first_row
-            for batch in p.batches:
+            for i, batch in enumerate(p.batches):
+                ids = row_shards[i] if row_shards is not None else None
                 try:
-                    engine.push_arrow(batch, form=p.form, source=source, first_row=row)
+                    engine.push_arrow(
+                        batch, form=p.form, source=source, first_row=row, row_shards=ids
+                    )
                 except InputError as e:
                     raise ReplayInputError(f"{source}: rows from {row}: {e}") from e
                 row += batch.num_rows

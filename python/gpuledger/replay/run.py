@@ -54,6 +54,9 @@ FLUSH_BYTES = 64 << 20
 fewer fsyncs than a write per chunk."""
 FLUSH_ROWS = 100_000
 """...or as soon as this many closed rows wait (bounds the memory they take)."""
+MERGE_FLUSHES = 8
+"""With several workers, their rows are merged (and written) every this many flushes' worth of
+input, or at FLUSH_ROWS rows: each merge has a fixed cost."""
 
 
 def replay_config(config: Config | None, max_future_s: float | None = None) -> Config:
@@ -135,8 +138,17 @@ def replay(
     count = default_workers() if workers is None else workers
     one_only = why_one_worker(cfg, [f.format for f in inputs], bool(window_functions))
     engine: Engine | ShardedEngine
+    flush_every = max(1, flush_bytes // chunk_bytes)
     if count > 1 and one_only is None:
-        engine = ShardedEngine(cfg, count, fields=fields)
+        # Merging the shards' rows has a cost per call: merge every MERGE_FLUSHES flushes'
+        # worth of input, or sooner once FLUSH_ROWS rows wait (memory stays bounded).
+        engine = ShardedEngine(
+            cfg,
+            count,
+            fields=fields,
+            merge_every=flush_every * MERGE_FLUSHES,
+            merge_rows=FLUSH_ROWS,
+        )
     else:
         count = 1
         engine = Engine(cfg, window_functions=window_functions, fields=fields)
@@ -154,7 +166,6 @@ def replay(
     written = 0
     pending: list[Windows] = []
     pending_rows = 0
-    flush_every = max(1, flush_bytes // chunk_bytes)
 
     def bytes_read() -> int:
         return sum(f.bytes_read for f in inputs)

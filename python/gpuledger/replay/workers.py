@@ -1,23 +1,28 @@
 """`replay --workers N`: N engines, one per GPU shard, each handed every chunk in its own thread
 (the engine releases the GIL), their closed windows merged into one engine's rows
-(`gpuledger.shards`). Each chunk is read and decoded into Arrow once and shared; every engine
-scans all of it, so all see the same event times and hold the same watermark, and each keeps
-only its own GPUs' readings (docs/scale-out.md "All cores, one machine")."""
+(`gpuledger.shards`) when they are written.
+
+Columnar chunks (Parquet, Arrow, CSV) are decoded once; the shard of every row is computed
+once (in Rust) and each engine reads only its own rows. JSON lines are cut into messages by
+every engine, which keeps its own GPUs' readings. Either way every request reaches every
+engine, and after each chunk the engines exchange their watermark clocks, so all hold the
+watermark one engine would (docs/scale-out.md "All cores, one machine")."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger.config import Config
 from gpuledger.engine import Engine, Windows
-from gpuledger.replay.chunk import Chunk, push_chunk
-from gpuledger.shards import merge_shards
+from gpuledger.errors import InputError
+from gpuledger.replay.chunk import ArrowRows, Chunk, ParquetRows, push_chunk
+from gpuledger.shards import merge_shards, shard_of_rows
 
 __all__ = ["ShardedEngine", "default_workers", "why_one_worker"]
 
@@ -45,10 +50,24 @@ def why_one_worker(config: Config, formats: Sequence[str | None], functions: boo
 class ShardedEngine:
     """The replay-facing part of `Engine`'s interface over `count` shard engines."""
 
-    def __init__(self, config: Config, count: int, *, fields: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        count: int,
+        *,
+        fields: Sequence[str] = (),
+        merge_every: int = 1,
+        merge_rows: int = 100_000,
+    ) -> None:
+        """`merge_every` polls, or once `merge_rows` closed rows wait, the shards' rows are
+        merged and returned (merging has a cost per call; between merges `poll` returns
+        nothing)."""
         self.engines = [Engine(config, fields=fields, shard=(k, count, True)) for k in range(count)]
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="gpuledger-shard")
         self._windows: set[tuple[int, int]] = set()
+        self._merge_every, self._merge_rows = max(1, merge_every), merge_rows
+        self._held: list[list[Windows]] = []  # per poll: each shard's closed windows
+        self._held_rows = 0
 
     def _each(self, call: Callable[[Engine], T]) -> list[T]:
         """`call` on every engine at once; the first error is raised after all have ended,
@@ -61,7 +80,19 @@ class ShardedEngine:
         return [f.result() for f in futures]
 
     def push_chunk(self, chunk: Chunk, source: str) -> None:
-        self._each(lambda e: push_chunk(e, chunk, source))
+        p, count = chunk.payload, len(self.engines)
+        row_shards: list[pa.Array[Any]] | None = None
+        try:
+            if isinstance(p, ParquetRows):
+                p.chunk.assign_shards(count, p.form)
+            elif isinstance(p, ArrowRows):
+                row_shards = [shard_of_rows(b, count, p.form) for b in p.batches]
+        except InputError:
+            row_shards = None  # unreadable columns: each engine reads the batch and says so
+        self._each(lambda e: push_chunk(e, chunk, source, row_shards))
+        clocks = [c for e in self.engines for c in e._core.watermark_clocks()]
+        for e in self.engines:
+            e._core.merge_watermark_clocks(clocks)
 
     def mark_idle(self, partition: int, source: str = "") -> None:
         for e in self.engines:
@@ -81,13 +112,25 @@ class ShardedEngine:
         return self.engines[0].max_event_ms
 
     def poll(self) -> Windows:
-        return self._merged(self._each(lambda e: e.poll()))
+        self._hold(self._each(lambda e: e.poll()))
+        due = len(self._held) >= self._merge_every or self._held_rows >= self._merge_rows
+        return self._merged() if due else Windows({})
 
     def finish(self) -> Windows:
-        return self._merged(self._each(lambda e: e.finish()))
+        self._hold(self._each(lambda e: e.finish()))
+        return self._merged()
 
-    def _merged(self, parts: list[Windows]) -> Windows:
-        tables = merge_shards([p.tables for p in parts])
+    def _hold(self, parts: list[Windows]) -> None:
+        self._held.append(parts)
+        self._held_rows += sum(t.num_rows for p in parts for t in p.tables.values())
+
+    def _merged(self) -> Windows:
+        by_shard = [
+            Windows.concat_all([polled[k] for polled in self._held]).tables
+            for k in range(len(self.engines))
+        ]
+        self._held, self._held_rows = [], 0
+        tables = merge_shards(by_shard)
         self._note_windows(tables)
         return Windows(tables)
 

@@ -10,7 +10,6 @@
 use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::{latency_columnar, DecodeContext};
 use crate::fields::FieldRegistry;
-use crate::series::gpu_uuid_of;
 use arrow_array::RecordBatch;
 
 /// Which shard an engine is.
@@ -55,13 +54,7 @@ pub fn shard_of_rows(
         fields: &fields,
         extra_labels: &[],
     };
-    let cols = ColumnarBatch::new(batch, form, &ctx)?;
-    Ok((0..n)
-        .map(|i| {
-            cols.labels(i)
-                .map_or(0, |l| shard_of_gpu(&gpu_uuid_of(&l), count))
-        })
-        .collect())
+    Ok(ColumnarBatch::new(batch, form, &ctx)?.shard_ids(count))
 }
 
 #[cfg(test)]

@@ -123,6 +123,30 @@ impl Watermarks {
         }
     }
 
+    /// Every partition's clock: (key, newest event time, covered until, idle).
+    pub fn clocks(&self) -> Vec<(u64, EpochMs, EpochMs, bool)> {
+        self.partitions
+            .iter()
+            .map(|(&k, c)| (k, c.max_ts, c.covered_until, c.idle))
+            .collect()
+    }
+
+    /// Takes the clocks of other engines reading the same partitions (shards of one input,
+    /// each seeing only its own rows): a partition's times become the later of both, and it
+    /// is active when either saw it active. Every engine then holds one engine's watermark.
+    pub fn merge_clocks(&mut self, clocks: &[(u64, EpochMs, EpochMs, bool)]) {
+        for &(key, max_ts, covered_until, idle) in clocks {
+            let c = self.partitions.entry(key).or_insert(PartitionClock {
+                max_ts,
+                covered_until,
+                idle,
+            });
+            c.max_ts = c.max_ts.max(max_ts);
+            c.covered_until = c.covered_until.max(covered_until);
+            c.idle &= idle;
+        }
+    }
+
     pub fn max_seen(&self) -> Option<EpochMs> {
         self.partitions
             .values()

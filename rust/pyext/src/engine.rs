@@ -15,7 +15,7 @@ use gpuledger_engine::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::input::AnyRecordBatch;
-use pyo3_arrow::{PyRecordBatch, PySchema};
+use pyo3_arrow::{PyArray, PyRecordBatch, PySchema};
 use std::collections::HashMap;
 
 /// Messages handed to Rust per GIL release; between chunks Ctrl-C is checked.
@@ -270,7 +270,10 @@ impl Engine {
     /// Ingests Arrow data in the long or wide columnar form from any producer of the Arrow
     /// PyCapsule interface (pyarrow, Polars, DuckDB, ...), without copying. `form` is
     /// "long", "wide" or None (detect). Row numbers, from `first_row`, are the offsets.
-    #[pyo3(signature = (data, form = None, source = "", partition = 0, first_row = 0))]
+    /// `row_shards` (a uint32 array from `shard_of_rows`, one per row of `data`): this shard
+    /// engine reads only its own rows of it.
+    #[pyo3(signature = (data, form = None, source = "", partition = 0, first_row = 0, row_shards = None))]
+    #[allow(clippy::too_many_arguments)]
     fn push_arrow(
         &mut self,
         py: Python<'_>,
@@ -279,15 +282,45 @@ impl Engine {
         source: &str,
         partition: i32,
         first_row: i64,
+        row_shards: Option<PyArray>,
     ) -> PyResult<()> {
         let form = parse_form(form)?;
+        let ids: Option<Vec<u32>> = match row_shards {
+            None => None,
+            Some(a) => Some(
+                a.as_ref()
+                    .as_any()
+                    .downcast_ref::<arrow_array::UInt32Array>()
+                    .ok_or_else(|| input_err("row_shards must be a uint32 array"))?
+                    .values()
+                    .to_vec(),
+            ),
+        };
         let reader = data.into_reader()?;
         let mut row = first_row;
         for batch in reader {
             let batch = batch.map_err(reading_arrow_err)?;
             let inner = &mut self.inner;
-            py.detach(|| inner.push_record_batch(&batch, form, source, partition, row))
-                .map_err(to_py_err)?;
+            let offset = (row - first_row) as usize;
+            let end = offset + batch.num_rows();
+            let mine = match &ids {
+                Some(v) if v.len() < end => {
+                    return Err(input_err(format!(
+                        "{} row_shards for {} rows or more",
+                        v.len(),
+                        end
+                    )))
+                }
+                Some(v) => Some(&v[offset..end]),
+                None => None,
+            };
+            py.detach(|| match mine {
+                Some(m) => {
+                    inner.push_record_batch_of_shard(&batch, form, source, partition, row, m)
+                }
+                None => inner.push_record_batch(&batch, form, source, partition, row),
+            })
+            .map_err(to_py_err)?;
             row += batch.num_rows() as i64;
             py.check_signals()?;
         }
@@ -356,14 +389,35 @@ impl Engine {
     ) -> PyResult<()> {
         let form = parse_form(form)?;
         let mut row = first_row;
-        for batch in &chunk.batches {
+        // A shard engine given a chunk whose rows were assigned to shards (`assign_shards`)
+        // reads only its own rows.
+        let count = self.inner.config().shard.map(|s| s.count);
+        let shards = chunk.shards.get().filter(|(n, _)| Some(*n) == count);
+        for (b, batch) in chunk.batches.iter().enumerate() {
             let inner = &mut self.inner;
-            py.detach(|| inner.push_record_batch(batch, form, source, partition, row))
-                .map_err(|e| to_py_err(e.context(format_args!("rows from {row}"))))?;
+            py.detach(|| match shards {
+                Some((_, ids)) => {
+                    inner.push_record_batch_of_shard(batch, form, source, partition, row, &ids[b])
+                }
+                None => inner.push_record_batch(batch, form, source, partition, row),
+            })
+            .map_err(|e| to_py_err(e.context(format_args!("rows from {row}"))))?;
             row += batch.num_rows() as i64;
             py.check_signals()?;
         }
         Ok(())
+    }
+
+    /// Every partition's watermark clock: (source, partition, newest event time ms, covered
+    /// until ms, idle). Shards of one input exchange them (`merge_watermark_clocks`) after each
+    /// batch, so each holds the watermark one engine reading all of it would.
+    fn watermark_clocks(&self) -> Vec<(String, i32, i64, i64, bool)> {
+        self.inner.watermark_clocks()
+    }
+
+    /// Takes other shards' `watermark_clocks`.
+    fn merge_watermark_clocks(&mut self, clocks: Vec<(String, i32, i64, i64, bool)>) {
+        self.inner.merge_watermark_clocks(&clocks);
     }
 
     /// Ingests dcgm-exporter exposition text. With `last` false, an unfinished last line

@@ -30,6 +30,8 @@ pub struct ParquetChunk {
     pub batches: Vec<RecordBatch>,
     rows: u64,
     end_ms: Option<i64>,
+    /// The shard of every row of every batch, once `assign_shards` ran: (count, per batch).
+    pub shards: std::sync::OnceLock<(u32, Vec<Vec<u32>>)>,
 }
 
 #[pymethods]
@@ -44,6 +46,27 @@ impl ParquetChunk {
     #[getter]
     fn end_ms(&self) -> Option<i64> {
         self.end_ms
+    }
+
+    /// Computes the shard among `count` of every row (`gpuledger.shards.shard_of_rows`), once:
+    /// shard engines then push only their own rows (`Engine.push_parquet_chunk`). Raises
+    /// InputError for a batch whose columns cannot be read.
+    #[pyo3(signature = (count, form = None))]
+    fn assign_shards(&self, py: Python<'_>, count: u32, form: Option<&str>) -> PyResult<()> {
+        let form = crate::engine::parse_form(form)?;
+        if count == 0 {
+            return Err(crate::errors::input_err("count must be >= 1"));
+        }
+        let shards = py
+            .detach(|| {
+                self.batches
+                    .iter()
+                    .map(|b| gpuledger_engine::shard::shard_of_rows(b, form, count))
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .map_err(crate::errors::input_err)?;
+        let _ = self.shards.set((count, shards));
+        Ok(())
     }
 }
 
@@ -96,6 +119,7 @@ impl ParquetBatches {
             batches: Vec::new(),
             rows: 0,
             end_ms: None,
+            shards: std::sync::OnceLock::new(),
         };
         let mut bytes = 0usize;
         while bytes < max_bytes.max(1) {

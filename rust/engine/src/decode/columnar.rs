@@ -351,6 +351,41 @@ impl<'a> ColumnarBatch<'a> {
         Ok(Some((field, v)))
     }
 
+    /// The shard among `count` of every row (`shard::shard_of_gpu` of its GPU identity, as
+    /// `labels` and `Series` build it); rows without a GPU are 0. One hash per dictionary
+    /// value when the GPU column is a dictionary and there is no MIG instance column.
+    pub fn shard_ids(&self, count: u32) -> Vec<u32> {
+        use crate::shard::shard_of_gpu;
+        let n = self.rows();
+        let of = |uuid: Option<&str>| {
+            uuid.filter(|g| !g.is_empty())
+                .map_or(0, |g| shard_of_gpu(g, count))
+        };
+        if self.instance.is_none() {
+            if let Some((keys, values)) = self.gpu.dictionary() {
+                let per_value: Vec<u32> = (0..values.len()).map(|v| of(values.get(v))).collect();
+                let nulls = self.gpu.dictionary_nulls();
+                return (0..n)
+                    .map(|i| match nulls {
+                        Some(b) if b.is_null(i) => 0,
+                        _ => per_value.get(keys.get(i)).copied().unwrap_or(0),
+                    })
+                    .collect();
+            }
+        }
+        (0..n)
+            .map(|i| {
+                let instance = opt(&self.instance, i);
+                match self.gpu.get(i) {
+                    Some(uuid) if !uuid.is_empty() && !instance.is_empty() => {
+                        shard_of_gpu(&format!("{uuid}/{instance}"), count)
+                    }
+                    uuid => of(uuid),
+                }
+            })
+            .collect()
+    }
+
     /// The labels of row `i`.
     pub fn labels(&self, i: usize) -> Result<GpuLabels<'_>, String> {
         let uuid = self

@@ -50,6 +50,9 @@ pub(crate) struct State {
     pub shard: Option<Shard>,
     /// Set by the request paths during a batch: the batch held requests.
     pub request_batch: bool,
+    /// The batch came split by shard (`push_record_batch_of_shard`): each row reached one
+    /// shard only, so this shard counts every row it was given.
+    pub presplit_batch: bool,
     /// What a batch must leave as it found it on a shard other than the first (see
     /// `end_batch`): the counters and the lengths of the event lists at its start.
     pub batch_start: (Stats, usize, usize),
@@ -72,6 +75,7 @@ impl State {
         self.positions.begin_batch(key);
         if self.shard.is_some() {
             self.request_batch = false;
+            self.presplit_batch = false;
             self.batch_start = (self.stats, self.late_events.len(), self.dead_letters.len());
         }
     }
@@ -103,7 +107,7 @@ impl State {
             };
             self.late_events.truncate(late);
             self.dead_letters.truncate(dead);
-        } else if shard.filter {
+        } else if shard.filter && !self.presplit_batch {
             self.stats.consumed = before.consumed;
             self.stats.skipped_blank = before.skipped_blank;
             self.stats.skipped_unknown_field = before.skipped_unknown_field;

@@ -131,6 +131,7 @@ impl Engine {
             positions: positions::Positions::new(cfg.pane_ms()),
             shard: cfg.shard,
             request_batch: false,
+            presplit_batch: false,
             batch_start: (Stats::default(), 0, 0),
         };
         let idle = IdleTracker::new(cfg.idle_threshold, cfg.idle_ttl_ms);
@@ -180,6 +181,40 @@ impl Engine {
 
     pub fn watermark(&self) -> EpochMs {
         self.st.watermarks.current()
+    }
+
+    /// Every partition's watermark clock: (source, partition, newest event time, covered
+    /// until, idle); for `merge_watermark_clocks` on the other shards of one input.
+    pub fn watermark_clocks(&self) -> Vec<(String, i32, EpochMs, EpochMs, bool)> {
+        let name_of: HashMap<u32, &str> = self
+            .st
+            .sources
+            .iter()
+            .map(|(name, (_, idx))| (*idx, name.as_str()))
+            .collect();
+        self.st
+            .watermarks
+            .clocks()
+            .into_iter()
+            .map(|(key, max_ts, covered, idle)| {
+                let name = name_of.get(&((key >> 32) as u32)).copied().unwrap_or("");
+                (name.to_string(), key as u32 as i32, max_ts, covered, idle)
+            })
+            .collect()
+    }
+
+    /// Takes the watermark clocks of the other shards of one input (see
+    /// `Watermarks::merge_clocks`), after each has been handed the same batch: every shard then
+    /// holds the watermark one engine reading all of it would.
+    pub fn merge_watermark_clocks(&mut self, clocks: &[(String, i32, EpochMs, EpochMs, bool)]) {
+        let keyed: Vec<_> = clocks
+            .iter()
+            .map(|(name, partition, max_ts, covered, idle)| {
+                let (_, key) = self.st.source(name, *partition);
+                (key, *max_ts, *covered, *idle)
+            })
+            .collect();
+        self.st.watermarks.merge_clocks(&keyed);
     }
 
     /// Approximate bytes of window state held (points, requests, indexes, labels).
@@ -287,9 +322,54 @@ impl Engine {
         partition: i32,
         first_row: i64,
     ) -> Result<(), EngineError> {
+        self.push_rows(batch, form, source, partition, first_row, None)
+    }
+
+    /// `push_record_batch` for one shard of an input split by `shard::shard_of_rows`
+    /// (`row_shards`, one per row): telemetry rows of other shards are not looked at (their
+    /// event times reach this engine through `merge_watermark_clocks`); request batches are
+    /// read whole, as every shard needs every request.
+    pub fn push_record_batch_of_shard(
+        &mut self,
+        batch: &RecordBatch,
+        form: Option<Form>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+        row_shards: &[u32],
+    ) -> Result<(), EngineError> {
+        let me = self.cfg.shard.map_or(0, |s| s.index);
+        if row_shards.len() != batch.num_rows() {
+            return Err(EngineError::Input(format!(
+                "{} shard ids for {} rows",
+                row_shards.len(),
+                batch.num_rows()
+            )));
+        }
+        self.push_rows(
+            batch,
+            form,
+            source,
+            partition,
+            first_row,
+            Some((row_shards, me)),
+        )
+    }
+
+    fn push_rows(
+        &mut self,
+        batch: &RecordBatch,
+        form: Option<Form>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+        mask: Option<(&[u32], u32)>,
+    ) -> Result<(), EngineError> {
         let now = self.now();
         let (source, key) = self.st.source(source, partition);
         self.st.begin_batch(key);
+        self.st.presplit_batch = mask.is_some();
+        let other_shard = |i: usize| mask.is_some_and(|(m, me)| m[i] != me);
         if batch.num_rows() > 0 {
             self.st
                 .positions
@@ -315,13 +395,17 @@ impl Engine {
         };
         let cols = ColumnarBatch::new(batch, form, &ctx).map_err(EngineError::Input)?;
         if cols.form() == Form::Long {
-            self.push_long_rows(&cols, &source, partition, key, first_row, now);
+            self.push_long_rows(&cols, &source, partition, key, first_row, now, mask);
             self.st.end_batch();
             return Ok(());
         }
         let mut msg = std::mem::take(&mut self.scratch);
         let mut previous: Option<SeriesId> = None;
         for i in 0..cols.rows() {
+            if other_shard(i) {
+                previous = None;
+                continue;
+            }
             self.st.stats.consumed += 1;
             msg.clear();
             let same_series = previous.filter(|_| cols.same_labels_as_previous(i));
@@ -365,6 +449,7 @@ impl Engine {
         key: ingest::PartitionKey,
         first_row: i64,
         now: EpochMs,
+        mask: Option<(&[u32], u32)>,
     ) {
         let ctx = DecodeContext {
             fields: &self.fields,
@@ -392,6 +477,12 @@ impl Engine {
             now,
         };
         for i in 0..cols.rows() {
+            if mask.is_some_and(|(m, me)| m[i] != me) {
+                // Another shard's row; the run of equal labels may go on past it.
+                run_series = None;
+                last = None;
+                continue;
+            }
             st.stats.consumed += 1;
             if !signatures.as_ref().is_some_and(|s| s.continues_run(i)) {
                 run_series = None;
