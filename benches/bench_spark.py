@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=None, help="seconds of telemetry [7200]")
     ap.add_argument("--gpus", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per side [3]")
-    ap.add_argument("--shards", type=int, default=2, help="gpuledger engines (Spark tasks) [2]")
+    ap.add_argument("--shards", type=int, default=1, help="gpuledger engines (Spark tasks) [1]")
     a = ap.parse_args()
     seconds = a.seconds or (600 if a.quick else 7_200)
     repeat = a.repeat or (1 if a.quick else 3)
