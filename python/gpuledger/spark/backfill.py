@@ -151,11 +151,11 @@ def _run(
 
     n, form = spec.shards, spec.telemetry_form
     if telemetry is not None and requests is not None:
-        left = with_shard(telemetry, n, form).groupBy(SHARD)
+        left = with_shard(spark, telemetry, n, form).groupBy(SHARD)
         right = to_every_shard(spark, requests, n).groupBy(SHARD)
         return left.cogroup(right).applyInArrow(both, RESULT_DDL)
     if telemetry is not None:
-        grouped = with_shard(telemetry, n, form).groupBy(SHARD)
+        grouped = with_shard(spark, telemetry, n, form).groupBy(SHARD)
         return grouped.applyInArrow(telemetry_only, RESULT_DDL)
     assert requests is not None
     grouped = to_every_shard(spark, requests, n).groupBy(SHARD)

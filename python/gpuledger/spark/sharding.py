@@ -6,10 +6,11 @@ joined to every shard, and the first pass that plans the chunks' order and water
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from gpuledger.replay.event_times import TIME_COLUMNS
 from gpuledger.shards import shard_of_rows
 from gpuledger.spark.clocks import STATS_DDL, chunk_stats
 from gpuledger.spark.plan import Step, plan
@@ -22,13 +23,43 @@ if TYPE_CHECKING:
 __all__ = ["chunk_plan", "to_every_shard", "with_shard"]
 
 
-def with_shard(df: DataFrame, shards: int, form: str | None) -> DataFrame:
-    """Telemetry rows with the shard that owns their GPU (one shard: all of them in 0)."""
+def with_shard(spark: SparkSession, df: DataFrame, shards: int, form: str | None) -> DataFrame:
+    """Telemetry rows with the shard that owns their GPU (one shard: all of them in 0).
+
+    A row's shard depends only on its labels, so Spark finds one row per distinct combination
+    of label-like columns (strings, integers, booleans; not the time or float columns), the
+    engine's own rules (`shard_of_rows`) give those few rows their shards on the driver, and a
+    broadcast join tags every row in the JVM: the rows never pass through Python for it."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import IntegerType, StructField, StructType
 
     if shards == 1:
         return df.withColumn(SHARD, F.lit(0).cast("int"))
+    data_columns = [c for c in df.columns if c not in META_COLUMNS]
+    labels = [f.name for f in df.schema.fields if f.name in data_columns and _label_like(f)]
+    if not labels:
+        return _tag_in_python(df, shards, form)
+    rows = df.select(*data_columns).dropDuplicates(labels).toArrow()
+    ids = shard_of_rows(rows, shards, form).cast(pa.int32())
+    keys = rows.select(labels).rename_columns([_KEY + c for c in labels])
+    table = spark.createDataFrame(keys.append_column(SHARD, ids))
+    same = [df[c].eqNullSafe(table[_KEY + c]) for c in labels]
+    joined = df.join(F.broadcast(table), same, "left")
+    return joined.drop(*[_KEY + c for c in labels]).fillna(0, subset=[SHARD])
+
+
+_KEY = "_gl_key_"
+
+
+def _label_like(field: Any) -> bool:
+    from pyspark.sql.types import BooleanType, IntegralType, StringType
+
+    if field.name in TIME_COLUMNS:
+        return False
+    return isinstance(field.dataType, (StringType, IntegralType, BooleanType))
+
+
+def _tag_in_python(df: DataFrame, shards: int, form: str | None) -> DataFrame:
+    from pyspark.sql.types import IntegerType, StructField, StructType
 
     def tag(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
