@@ -1,7 +1,7 @@
-"""The Spark side of a sharded backfill: telemetry rows tagged with the shard of their GPU
-(`mapInArrow` with the engine's own label rules, `gpuledger.shards.shard_of_rows`), requests
-joined to every shard, and the first pass that plans the chunks' order and watermark
-(`clocks`, `plan`)."""
+"""The Spark side of a sharded backfill: telemetry rows tagged with the shard of their GPU (the
+engine's own label rules, `gpuledger.shards.shard_of_rows`, on one row per label combination,
+joined back in the JVM), requests joined to every shard, and the first pass that plans the
+chunks' order and watermark (`clocks`, `plan`)."""
 
 from __future__ import annotations
 
@@ -32,12 +32,10 @@ def with_shard(spark: SparkSession, df: DataFrame, shards: int, form: str | None
     broadcast join tags every row in the JVM: the rows never pass through Python for it."""
     from pyspark.sql import functions as F
 
-    if shards == 1:
-        return df.withColumn(SHARD, F.lit(0).cast("int"))
     data_columns = [c for c in df.columns if c not in META_COLUMNS]
     labels = [f.name for f in df.schema.fields if f.name in data_columns and _label_like(f)]
-    if not labels:
-        return _tag_in_python(df, shards, form)
+    if shards == 1 or not labels:  # no label column: no readable GPU, every row is shard 0
+        return df.withColumn(SHARD, F.lit(0).cast("int"))
     rows = df.select(*data_columns).dropDuplicates(labels).toArrow()
     ids = shard_of_rows(rows, shards, form).cast(pa.int32())
     keys = rows.select(labels).rename_columns([_KEY + c for c in labels])
@@ -56,19 +54,6 @@ def _label_like(field: Any) -> bool:
     if field.name in TIME_COLUMNS:
         return False
     return isinstance(field.dataType, (StringType, IntegralType, BooleanType))
-
-
-def _tag_in_python(df: DataFrame, shards: int, form: str | None) -> DataFrame:
-    from pyspark.sql.types import IntegerType, StructField, StructType
-
-    def tag(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            data = batch.select([c for c in batch.schema.names if c not in META_COLUMNS])
-            ids = shard_of_rows(data, shards, form).cast(pa.int32())
-            yield batch.append_column(SHARD, ids)
-
-    schema = StructType([*df.schema.fields, StructField(SHARD, IntegerType(), False)])
-    return df.mapInArrow(tag, schema)
 
 
 def to_every_shard(spark: SparkSession, df: DataFrame, shards: int) -> DataFrame:
