@@ -27,8 +27,9 @@ from gpuledger.config import Config, masked
 from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.daemon.consumer import consumer_settings
 from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
+from gpuledger.daemon.engine_threads import EngineThreads
 from gpuledger.daemon.gc_tuning import batched_gc
-from gpuledger.daemon.groups import PartitionGroup, group_partitions
+from gpuledger.daemon.groups import PartitionGroup, engine_slots, group_partitions
 from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog, counters
 from gpuledger.daemon.metrics import DaemonMetrics
@@ -68,6 +69,7 @@ class Daemon:
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
         self.groups: list[PartitionGroup] = []
+        self.engine_threads = EngineThreads()  # the groups' engine work, in parallel
         self._reset_assignment()
         self.totals_base: dict[str, int] = {}
         self.files_written = 0
@@ -104,7 +106,8 @@ class Daemon:
             (key, None, None) if cp is None else (key, cp.written_through_ms, cp.rows_through)
             for key, cp in checkpoints.items()
         ]
-        self.groups = group_partitions(self.cfg, resumed)
+        slots = engine_slots(self.cfg.run.engines, len(resumed))
+        self.groups = group_partitions(self.cfg, resumed, slots)
         now = time.monotonic()
         group_of = {key: g for g in self.groups for key in g.partitions}
         for key, cp in checkpoints.items():
@@ -154,6 +157,8 @@ class Daemon:
     # --- ingest -------------------------------------------------------------------------
 
     def _ingest(self, msgs: list[Any]) -> None:
+        if not msgs:
+            return
         if not self.groups:
             for m in msgs:
                 err = m.error()
@@ -162,11 +167,11 @@ class Daemon:
             return
         now = time.monotonic()
         last_index: dict[PartitionKey, int] = {}
-        errors: list[tuple[int, Any]] = []
-        for n, g in enumerate(self.groups):
-            fed, errs = g.engine.push_kafka(msgs, self.formats, g.partitions)
-            if n == 0:
-                errors = errs  # every engine sees the same error messages
+        pushed = self.engine_threads.map(
+            lambda g: g.engine.push_kafka(msgs, self.formats, g.partitions), self.groups
+        )
+        errors = pushed[0][1]  # every engine sees the same error messages
+        for fed, _ in pushed:
             for topic, partition, first_offset, last in fed:
                 key = (topic, partition)
                 last_index[key] = last
@@ -199,6 +204,7 @@ class Daemon:
     def _check_idle(self) -> None:
         now = time.monotonic()
         timeout = self.cfg.engine.idle_timeout_s
+        quiet_groups = []
         for g in self.groups:
             states = [self.partitions[key] for key in g.partitions]
             for state in states:
@@ -217,15 +223,21 @@ class Daemon:
                 and covered != g.idle_advanced_to
             ):
                 g.idle_advanced_to = covered
-                g.add_pending(g.engine.close_quiet())
+                quiet_groups.append(g)
+        closed = self.engine_threads.map(lambda g: g.engine.close_quiet(), quiet_groups)
+        for g, windows in zip(quiet_groups, closed, strict=True):
+            g.add_pending(windows)
 
     # --- output and commits -------------------------------------------------------------
 
     def _flush(self, *, final: bool, sync: bool = False) -> bool:
         """Closes what is final, writes it, commits. False when output is blocked."""
         positions: Positions = {}
-        for g in self.groups:
-            g.add_pending(g.engine.finish() if final else g.engine.poll())
+        closed = self.engine_threads.map(
+            lambda g: g.engine.finish() if final else g.engine.poll(), self.groups
+        )
+        for g, windows in zip(self.groups, closed, strict=True):
+            g.add_pending(windows)
             for s, p, c, n in g.engine.positions():
                 positions[(s, p)] = (c, n)
         try:
@@ -369,6 +381,7 @@ class Daemon:
             with batched_gc(self.cfg.run.batch_messages):
                 return self._run()
         finally:
+            self.engine_threads.shutdown()
             library_log.removeHandler(forward)
             library_log.propagate = propagate
             for s, handler in previous.items():
