@@ -1,0 +1,161 @@
+"""Bench: the daemon's cores, `gpuledger run` with `[run] engines = 1` vs `engines = 2` draining
+the same Kafka backlog in one run (docs/daemon.md, "Engines: several cores").
+
+A fresh topic (4 partitions, keyed by GPU UUID, lz4) is filled, untimed, with N messages of
+the fleet of bench_kafka_pipeline.py (GPUs x 6 DCGM fields at 1 s, prometheus-kafka-adapter
+JSON), plus an empty 4-partition latency topic. Each setting then drains the whole topic with
+`python -m gpuledger run --until-eof` in its own process and its own fresh consumer group,
+round robin (engines=1, engines=2, again...), `--repeat` times; the median wall time from
+process start to exit counts. Keyed by GPU, both settings' gpu_windows rows are final and are
+checked against the in-process `gpuledger.Engine` over the same messages before a time counts.
+
+The broker runs on the same machine: on the 2-core bench machine it takes a share of the cores
+the second engine would use, so the ratio here is a floor for a machine with cores to spare.
+
+Usage: python benches/bench_daemon_engines.py [--quick] [--messages N] [--gpus G]
+       [--repeat R] [--engines N] [--results NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+import bench_kafka_pipeline as K
+
+TITLE = "Daemon engines: `gpuledger run` with [run] engines = 1 vs N on one backlog"
+
+
+def skipped(reason: str, params: dict[str, Any]) -> dict[str, Any]:
+    print(f"daemon_engines: skipped: {reason}", flush=True)
+    return {
+        "bench": "daemon_engines",
+        "title": TITLE,
+        "params": params,
+        "rows": [],
+        "targets": [],
+        "notes": [f"skipped: {reason}"],
+    }
+
+
+def run(
+    quick: bool,
+    messages: int = 2_000_000,
+    gpus: int = 128,
+    repeat: int = 3,
+    engines: int = 2,
+) -> dict[str, Any]:
+    if quick:
+        messages, gpus, repeat = 200_000, 64, 1
+    timeout = 90.0 if quick else 1800.0
+    bootstrap = K.bootstrap_servers()
+    params: dict[str, Any] = {"messages": messages, "gpus": gpus, "fields": 6}
+    params |= {"partitions": K.PARTITIONS, "repeat": repeat, "bootstrap": bootstrap}
+    problem = K.broker_problem(bootstrap, start_local=not quick) or K.daemon_problem()
+    if problem:
+        return skipped(problem, params)
+    gl = K.import_gpuledger()
+    run_id = f"{int(time.time())}-{uuid.uuid4().hex[:6]}"
+    topic, lat_topic = f"gl-bench-telemetry-{run_id}", f"gl-bench-latency-{run_id}"
+    fleet_seconds = messages // (6 * gpus)
+    start = (int(time.time()) - fleet_seconds - 3600) // 3600 * 3600
+    settings = [1, engines]
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in settings}
+    notes: list[str] = []
+    try:
+        K.create_topics(bootstrap, [topic, lat_topic], K.PARTITIONS)
+        engine = gl.Engine(gl.Config.from_dict({"engine": {"window_s": [K.WINDOW_S]}}))
+        produced = K.fill_topic(bootstrap, topic, K.Fleet(gpus, start), fleet_seconds, engine)
+        n = produced["messages"]
+        ref = K.windows_of_engine(engine.finish().gpu_windows)
+        params |= {"messages": n, "ref_windows": len(ref)}
+        print(f"daemon_engines: topic filled, {n:,} messages", flush=True)
+        a = {"bootstrap": bootstrap, "topic": topic, "latency_topic": lat_topic, "n": n}
+        a |= {"run_id": run_id, "consumer": dict(K.CONSUMER_TUNING)}
+        for i in range(repeat):
+            for setting in settings:  # round robin: load changes hit both settings alike
+                rep = i * len(settings) + setting
+                r = K.run_daemon_backlog(a, timeout, rep, run={"engines": setting})
+                if r["engines"] != min(setting, 2 * K.PARTITIONS):
+                    raise RuntimeError(f"engines={setting} ran {r['engines']} engines")
+                wrong = K.check_run(f"engines={setting}", r, n, ref)
+                if wrong:
+                    raise RuntimeError(f"engines={setting}: {wrong}")
+                runs[setting].append(r)
+                print(
+                    f"daemon_engines: engines={setting} run {i + 1}: "
+                    f"{n / r['wall_s']:,.0f} msg/s, {r['verified']}",
+                    flush=True,
+                )
+    finally:
+        K.delete_topics(bootstrap, run_id)
+        K.stop_started_broker()
+
+    def med(setting: int, key: str) -> float:
+        return statistics.median(r[key] for r in runs[setting])
+
+    rows = []
+    for setting in settings:
+        wall, cpu = med(setting, "wall_s"), med(setting, "cpu_s")
+        loop = [r["loop_s"] for r in runs[setting] if r.get("loop_s")]
+        walls = [r["wall_s"] for r in runs[setting]]
+        rows.append(
+            {
+                "daemon": f"engines = {setting}",
+                "messages": n,
+                "wall_s": wall,
+                "msg/s": n / wall,
+                "msg/s excl. startup": n / statistics.median(loop) if loop else None,
+                "cpu_s": cpu,
+                "cores used": cpu / wall,
+                "peak_rss_mib": med(setting, "peak_rss_mib"),
+                "wall_s range": f"{min(walls):.2f}-{max(walls):.2f}",
+                "verified": runs[setting][0]["verified"],
+            }
+        )
+    ratio = med(1, "wall_s") / med(engines, "wall_s")
+    rows[1]["vs engines = 1"] = ratio
+    print(f"daemon_engines: engines={engines} / engines=1 = {ratio:.2f}x msg/s", flush=True)
+    notes += [
+        f"engines={engines} vs engines=1: {ratio:.2f}x messages per second (median of {repeat})",
+        "msg/s = messages / median wall time from process start to exit (start-up, group join "
+        "and final output included); 'excl. startup' from the `started` to the `stopped` line",
+        "the topic is keyed by GPU UUID: every engine's gpu_windows rows are final, checked "
+        f"against gpuledger.Engine over the same messages ({len(ref):,} windows)",
+        f"{C.machine()['cores']}-core machine shared by the broker, the daemon and other work: "
+        "the broker's fetch and compression work takes part of the cores the second engine "
+        "would use; read the ratio as a floor",
+    ]
+    return {
+        "bench": "daemon_engines",
+        "title": TITLE,
+        "params": params,
+        "rows": rows,
+        "targets": [],
+        "notes": notes,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small run, for CI")
+    ap.add_argument("--messages", type=int, default=2_000_000)
+    ap.add_argument("--gpus", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per setting (median)")
+    ap.add_argument("--engines", type=int, default=2, help="the setting compared with 1")
+    ap.add_argument("--results", default="daemon_engines", help="bench-results/<NAME>.md")
+    a = ap.parse_args()
+    result = run(a.quick, a.messages, a.gpus, a.repeat, a.engines)
+    print(C.markdown(result))
+    print("written:", C.write_results([result], a.results))
+
+
+if __name__ == "__main__":
+    main()
