@@ -8,6 +8,9 @@ JSON), plus an empty 4-partition latency topic. Each setting then drains the who
 round robin (engines=1, engines=2, again...), `--repeat` times; the median wall time from
 process start to exit counts. Keyed by GPU, both settings' gpu_windows rows are final and are
 checked against the in-process `gpuledger.Engine` over the same messages before a time counts.
+A consume-only loop (confluent-kafka `consume()` counting messages, bench_kafka_pipeline.py's)
+drains the same topic in the same round robin: it is the ceiling no number of engines can pass,
+since fetching and decompressing stay on one consumer.
 
 The broker runs on the same machine: on the 2-core bench machine it takes a share of the cores
 the second engine would use, so the ratio here is a floor for a machine with cores to spare.
@@ -19,6 +22,7 @@ Usage: python benches/bench_daemon_engines.py [--quick] [--messages N] [--gpus G
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -68,6 +72,7 @@ def run(
     start = (int(time.time()) - fleet_seconds - 3600) // 3600 * 3600
     settings = [1, engines]
     runs: dict[int, list[dict[str, Any]]] = {n: [] for n in settings}
+    consume_only: list[dict[str, Any]] = []
     notes: list[str] = []
     try:
         K.create_topics(bootstrap, [topic, lat_topic], K.PARTITIONS)
@@ -80,7 +85,12 @@ def run(
         a = {"bootstrap": bootstrap, "topic": topic, "latency_topic": lat_topic, "n": n}
         a |= {"run_id": run_id, "consumer": dict(K.CONSUMER_TUNING)}
         for i in range(repeat):
-            for setting in settings:  # round robin: load changes hit both settings alike
+            r = K.run_peer("consume_only", a, timeout, i)
+            if r["count"] != n:
+                raise RuntimeError(f"consume-only read {r['count']} of {n} messages")
+            consume_only.append(r)
+            print(f"daemon_engines: consume-only run {i + 1}: {n / r['wall_s']:,.0f} msg/s")
+            for setting in settings:  # round robin: load changes hit every contender alike
                 rep = i * len(settings) + setting
                 r = K.run_daemon_backlog(a, timeout, rep, run={"engines": setting})
                 if r["engines"] != min(setting, 2 * K.PARTITIONS):
@@ -101,7 +111,8 @@ def run(
     def med(setting: int, key: str) -> float:
         return statistics.median(r[key] for r in runs[setting])
 
-    rows = []
+    floor_s = statistics.median(r["wall_s"] for r in consume_only)
+    rows: list[dict[str, Any]] = []
     for setting in settings:
         wall, cpu = med(setting, "wall_s"), med(setting, "cpu_s")
         loop = [r["loop_s"] for r in runs[setting] if r.get("loop_s")]
@@ -118,13 +129,29 @@ def run(
                 "peak_rss_mib": med(setting, "peak_rss_mib"),
                 "wall_s range": f"{min(walls):.2f}-{max(walls):.2f}",
                 "verified": runs[setting][0]["verified"],
+                "time vs consume-only": wall / floor_s,
             }
         )
+    rows.append(
+        {
+            "daemon": "consume-only (the ceiling)",
+            "messages": n,
+            "wall_s": floor_s,
+            "msg/s": n / floor_s,
+            "cpu_s": statistics.median(r["cpu_s"] for r in consume_only),
+            "wall_s range": f"{min(r['wall_s'] for r in consume_only):.2f}-"
+            f"{max(r['wall_s'] for r in consume_only):.2f}",
+            "verified": "count only",
+        }
+    )
     ratio = med(1, "wall_s") / med(engines, "wall_s")
     rows[1]["vs engines = 1"] = ratio
     print(f"daemon_engines: engines={engines} / engines=1 = {ratio:.2f}x msg/s", flush=True)
     notes += [
-        f"engines={engines} vs engines=1: {ratio:.2f}x messages per second (median of {repeat})",
+        f"engines={engines} vs engines=1: {ratio:.2f}x messages per second (median of {repeat}); "
+        f"the daemon's time over consume-only's: engines=1 {med(1, 'wall_s') / floor_s:.2f}x, "
+        f"engines={engines} {med(engines, 'wall_s') / floor_s:.2f}x",
+        f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "msg/s = messages / median wall time from process start to exit (start-up, group join "
         "and final output included); 'excl. startup' from the `started` to the `stopped` line",
         "the topic is keyed by GPU UUID: every engine's gpu_windows rows are final, checked "
