@@ -318,10 +318,10 @@ def test_sigterm_with_two_engines_writes_final_windows_and_a_restart_the_rest(
 
     second = daemons.start(cfg, name="restart", until_eof=True)
     second.run_to_exit(180)
-    # Two slots again; in each, the latency partitions no service is keyed to have no
-    # checkpoint (nothing was read from them) and get an engine of their own: four engines.
+    # Two slots again; in a slot, latency partitions no service is keyed to have no checkpoint
+    # (nothing was read from them) and get an engine of their own: two to four engines.
     [restarted] = engines_of(second)
-    assert restarted == 4
+    assert 2 <= restarted <= 4
     got = {**read_output(out), "idle_streaks": read_table(out, "idle_streaks")}
     # Every row once: nothing the first run wrote is written again.
     assert keys_twice(got["gpu_windows"], "gpu_windows") == 0
