@@ -15,6 +15,10 @@ since fetching and decompressing stay on one consumer.
 The broker runs on the same machine: on the 2-core bench machine it takes a share of the cores
 the second engine would use, so the ratio here is a floor for a machine with cores to spare.
 
+A second part takes the broker and the consumer out: the first 500,000 messages, consumed once
+into memory, pushed by one engine and by N engines in the daemon's threads (`EngineThreads`),
+so the engines' own scaling shows apart from the consumer's ceiling.
+
 Usage: python benches/bench_daemon_engines.py [--quick] [--messages N] [--gpus G]
        [--repeat R] [--engines N] [--results NAME]
 """
@@ -22,13 +26,17 @@ Usage: python benches/bench_daemon_engines.py [--quick] [--messages N] [--gpus G
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
@@ -47,6 +55,89 @@ def skipped(reason: str, params: dict[str, Any]) -> dict[str, Any]:
         "targets": [],
         "notes": [f"skipped: {reason}"],
     }
+
+
+IN_MEMORY_MAX = 500_000  # Message objects held in memory for the engine-only part (~0.5 GB)
+
+
+def cores_free(threads: int) -> float:
+    """Cores `threads` threads actually got just now, each hashing 256 MiB with the GIL
+    released (hashlib does): the machine's spare cores at the moment of the measurement."""
+    data = b"x" * (64 << 20)
+
+    def work() -> None:
+        for _ in range(4):
+            hashlib.sha256(data).digest()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    cpu, t0 = time.process_time(), time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return (time.process_time() - cpu) / (time.perf_counter() - t0)
+
+
+def engines_only(gl: Any, a: dict[str, Any], engines: int, repeat: int) -> dict[str, Any]:
+    """The engine work alone: the first messages of the topic consumed once into memory (as
+    the daemon receives them, batches of 20,000 `Message`s), then pushed and closed by one
+    engine, and by `engines` engines in `EngineThreads` (the daemon's threads, the partitions
+    dealt as the daemon deals them), round robin, median of `repeat`. No broker, no consume,
+    no output: how far the engines' work itself scales with threads on this machine now."""
+    from confluent_kafka import Consumer
+
+    from gpuledger.daemon.engine_threads import EngineThreads
+
+    group = f"{a['run_id']}-in-memory"
+    c = Consumer(
+        {
+            "bootstrap.servers": a["bootstrap"],
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            **a["consumer"],
+        }
+    )
+    c.subscribe([a["topic"]])
+    want = min(a["n"], IN_MEMORY_MAX)
+    batches: list[list[Any]] = []
+    got = 0
+    deadline = time.monotonic() + 120
+    while got < want and time.monotonic() < deadline:
+        batch = [m for m in c.consume(20_000, timeout=1.0) if m.error() is None]
+        if batch:
+            batches.append(batch)
+            got += len(batch)
+    c.close()
+    cfg = gl.Config.from_dict({"engine": {"window_s": [K.WINDOW_S]}})
+    formats = {a["topic"]: "prom_json"}
+    parts = [(a["topic"], p) for p in range(K.PARTITIONS)]
+    slots = [parts[i::engines] for i in range(engines)]
+
+    def timed(n_engines: int) -> tuple[float, float, Any]:
+        pairs = [(gl.Engine(cfg), ps) for ps in ([parts] if n_engines == 1 else slots)]
+        threads = EngineThreads()
+        cpu, t0 = time.process_time(), time.perf_counter()
+        for batch in batches:
+            threads.map(lambda ep, b=batch: ep[0].push_kafka(b, formats, ep[1]), pairs)
+        closed = threads.map(lambda ep: ep[0].finish(), pairs)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu
+        threads.shutdown()
+        return wall, cpu, [w.gpu_windows for w in closed]
+
+    times: dict[int, list[tuple[float, float]]] = {1: [], engines: []}
+    outputs: dict[int, Any] = {}
+    for _ in range(repeat):
+        for n_engines in times:
+            wall, cpu, tables = timed(n_engines)
+            times[n_engines].append((wall, cpu))
+            outputs[n_engines] = tables
+    one = K.windows_of_engine(pa.concat_tables(outputs[1]))
+    split = K.windows_of_engine(pa.concat_tables(outputs[engines]))
+    ok, why = K.compare(split, one)
+    if not ok:
+        raise RuntimeError(f"{engines} engines disagree with one: {why}")
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"messages": got, "times": med, "verified": why, "cores_free": cores_free(engines)}
 
 
 def run(
@@ -104,6 +195,8 @@ def run(
                     f"{n / r['wall_s']:,.0f} msg/s, {r['verified']}",
                     flush=True,
                 )
+        memory = engines_only(gl, a, engines, repeat)
+        print(f"daemon_engines: engines only, in memory: {memory['times']}", flush=True)
     finally:
         K.delete_topics(bootstrap, run_id)
         K.stop_started_broker()
@@ -144,6 +237,22 @@ def run(
             "verified": "count only",
         }
     )
+    m_n = memory["messages"]
+    for setting in settings:
+        wall, cpu = memory["times"][setting]
+        rows.append(
+            {
+                "daemon": f"engine work only, in memory, {setting} engine(s)",
+                "messages": m_n,
+                "wall_s": wall,
+                "msg/s": m_n / wall,
+                "cpu_s": cpu,
+                "cores used": cpu / wall,
+                "verified": memory["verified"] if setting != 1 else "the reference",
+            }
+        )
+    m_ratio = memory["times"][1][0] / memory["times"][engines][0]
+    rows[-1]["vs engines = 1"] = m_ratio
     ratio = med(1, "wall_s") / med(engines, "wall_s")
     rows[1]["vs engines = 1"] = ratio
     print(f"daemon_engines: engines={engines} / engines=1 = {ratio:.2f}x msg/s", flush=True)
@@ -151,6 +260,10 @@ def run(
         f"engines={engines} vs engines=1: {ratio:.2f}x messages per second (median of {repeat}); "
         f"the daemon's time over consume-only's: engines=1 {med(1, 'wall_s') / floor_s:.2f}x, "
         f"engines={engines} {med(engines, 'wall_s') / floor_s:.2f}x",
+        f"engine work only (the first {m_n:,} messages in memory, no broker, no output): "
+        f"{engines} engines in threads {m_ratio:.2f}x one engine; 'cores used' shows whether the "
+        f"threads got the cores; {engines} threads hashing with the GIL released got "
+        f"{memory['cores_free']:.2f} cores right after (what the machine had to spare)",
         f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "msg/s = messages / median wall time from process start to exit (start-up, group join "
         "and final output included); 'excl. startup' from the `started` to the `stopped` line",
