@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +39,13 @@ class EngineThreads:
             wait(futures)
         return [first, *(f.result() for f in futures)]
 
+    def start(self, fn: Callable[[T], R], items: Sequence[T]) -> Started[R]:
+        """`fn` applied to every item on the worker threads; returns at once, so the caller
+        can do other work (consume the next batch) while the engines run. The caller must
+        not touch the engines until `Started.result()` has returned."""
+        pool = self._grow(len(items))
+        return Started([pool.submit(fn, x) for x in items])
+
     def _grow(self, workers: int) -> ThreadPoolExecutor:
         if self._pool is None or self._workers < workers:
             if self._pool is not None:
@@ -52,3 +59,16 @@ class EngineThreads:
             self._pool.shutdown(wait=True)
             self._pool = None
             self._workers = 0
+
+
+class Started(Generic[R]):
+    """Engine calls running on the worker threads (`EngineThreads.start`)."""
+
+    def __init__(self, futures: list[Future[R]]) -> None:
+        self._futures = futures
+
+    def result(self) -> list[R]:
+        """Waits for every call, then returns their results in order (or raises the first
+        error, once every call has ended)."""
+        wait(self._futures)
+        return [f.result() for f in self._futures]
