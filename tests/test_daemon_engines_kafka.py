@@ -4,10 +4,11 @@ rows equal `gpuledger replay` of the same files with no combining, its dead lett
 equal an `engines = 1` daemon's, and its pool and service rows combine into replay's; on
 unkeyed topics its partial rows combine into replay's (the columns docs/scale-out.md calls
 exact); a SIGTERM stops it cleanly with its final windows written, and a restart finishes
-the rest exactly once."""
+the rest exactly once; a SIGKILL loop loses and repeats nothing."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,14 +20,20 @@ import pytest
 from click.testing import CliRunner
 from daemon_harness import (
     APPROXIMATE_WHEN_COMBINED,
+    ContinuousProducer,
     DaemonPool,
+    Trace,
     assert_counters_reconcile,
     assert_same_tables,
     assert_tables_close,
     combine,
+    daemon_config,
     daemon_pool,
+    engine_settings,
+    make_topics,
     read_output,
     toml_dumps,
+    trace_start,
     unique_name,
 )
 
@@ -338,3 +345,72 @@ def test_sigterm_with_two_engines_writes_final_windows_and_a_restart_the_rest(
         combined, simulated["replay"], tables=("pool_windows",), label="combined pools"
     )
     daemons.assert_json_logs()
+
+
+def test_sigkill_loop_with_two_engines_writes_every_row_once(
+    kafka_bootstrap: str, make_topic: Any, daemons: DaemonPool, tmp_path: Path
+) -> None:
+    """Guarantee 1 with `engines = 2` (batches pushed while the next is consumed): SIGKILLs at
+    random moments while a producer writes, restarts, a final drain; the rows equal one
+    uninterrupted `engines = 1` run's: the keyed tables as they are, pools and services once
+    combined."""
+    topics = make_topics(make_topic)  # telemetry keyed by GPU, requests by service
+    trace = Trace(trace_start(), bad_every_s=20)
+    settings = engine_settings()
+    out = tmp_path / "out-crashed"
+    cfg = daemon_config(
+        bootstrap=kafka_bootstrap,
+        group=unique_name("crash-engines"),
+        topics=topics,
+        out_dir=out,
+        settings=settings,
+        client={"session.timeout.ms": 6000},
+    )
+    cfg["kafka"]["instance_id"] = "crash-engines-member"
+    cfg["run"]["engines"] = 2
+    producer = ContinuousProducer(kafka_bootstrap, topics, trace, duration_s=20.0, speed=5.0)
+    rng = random.Random(20261207)
+    producer.start()
+    kills = flushed_before_kill = 0
+    while kills < 6 or producer.is_alive():
+        d = daemons.start(cfg, name=f"killed-{kills}")
+        d.wait_for_event("assigned", 30)
+        time.sleep(rng.uniform(0.5, 3.0))
+        assert d.alive(), f"run {kills} exited on its own ({d.poll()}):\n{d.log_tail()}"
+        d.sigkill()
+        flushed_before_kill += bool(d.named("flushed"))
+        kills += 1
+        assert kills <= 30
+    delivered = producer.finish()
+    assert flushed_before_kill >= 2, f"only {flushed_before_kill} of {kills} kills after a flush"
+    drain = daemons.start(cfg, name="drain", until_eof=True)
+    drain.run_to_exit(60)
+    assert_counters_reconcile(drain.stopped())
+
+    ref_out = tmp_path / "out-uninterrupted"
+    ref_cfg = daemon_config(
+        bootstrap=kafka_bootstrap,
+        group=unique_name("crash-engines-ref"),
+        topics=topics,
+        out_dir=ref_out,
+        settings=settings,
+    )
+    ref = daemons.start(ref_cfg, name="uninterrupted", until_eof=True)
+    ref.run_to_exit(60)
+    assert assert_counters_reconcile(ref.stopped())["consumed"] == len(delivered)
+    crashed, uninterrupted = read_output(out), read_output(ref_out)
+    assert_same_tables(
+        crashed,
+        uninterrupted,
+        tables=("gpu_windows", "latency_windows", "late_events", "dead_letters"),
+        label=f"engines=2 after {kills} SIGKILLs vs uninterrupted",
+    )
+    combined = combine(crashed)
+    assert combined is not None
+    assert_tables_close(
+        combined,
+        uninterrupted,
+        tables=("pool_windows", "service_cost_windows"),
+        exclude=APPROXIMATE_WHEN_COMBINED,
+        label="combined pools and services",
+    )
