@@ -143,3 +143,28 @@ def test_engine_threads_wait_for_every_engine_before_raising() -> None:
     finally:
         timer.cancel()
         threads.shutdown()
+
+
+def test_engine_threads_start_returns_at_once_and_result_waits() -> None:
+    threads = EngineThreads()
+    release = threading.Event()
+    ran: list[int] = []
+
+    def work(i: int) -> int:
+        release.wait(5)
+        ran.append(i)
+        return -i
+
+    try:
+        started = threads.start(work, [1, 2])
+        assert ran == []  # still blocked: start did not wait
+        release.set()
+        assert started.result() == [-1, -2]
+        assert sorted(ran) == [1, 2]
+        assert threads.start(work, []).result() == []
+        failing = threads.start(lambda i: 1 // i, [1, 0])
+        with pytest.raises(ZeroDivisionError):
+            failing.result()
+    finally:
+        release.set()
+        threads.shutdown()

@@ -3,9 +3,11 @@ one thread per engine, so a daemon with several engines uses several cores.
 
 The engine's Rust calls release the GIL while they decode and aggregate (`push_kafka` per
 partition run, `poll`, `close_quiet`, `finish`); only reading the `Message` objects and
-exporting the closed windows to Arrow hold it. Each call waits for every engine before it
-returns, so the daemon's bookkeeping (offsets, checkpoints, writes, commits) stays on the main
-thread, sees every engine at the same point, and each engine is used by one thread at a time.
+exporting the closed windows to Arrow hold it. `map` waits for every engine before it
+returns; `start` returns at once (the daemon pushes a batch while it consumes the next) and
+its `result()` waits. The daemon's bookkeeping (offsets, checkpoints, writes, commits) stays on
+the main thread and sees every engine at the same point, and each engine is used by one thread
+at a time.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class EngineThreads:
         """`fn` applied to every item on the worker threads; returns at once, so the caller
         can do other work (consume the next batch) while the engines run. The caller must
         not touch the engines until `Started.result()` has returned."""
+        if not items:
+            return Started([])
         pool = self._grow(len(items))
         return Started([pool.submit(fn, x) for x in items])
 
