@@ -31,15 +31,21 @@ from gpuledger.errors import (
     SinkWriteError,
     WindowFunctionError,
 )
-from gpuledger.output import combine as _combine
 from gpuledger.output import sink as _sink
-from gpuledger.output.combine import combine_dirs, combine_tables
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
 
 
 def __getattr__(name: str) -> Any:
-    """`gpuledger.allocate` and `gpuledger.report`, imported on first use: the CLI and the
-    daemon start without loading billing or charting."""
+    """`gpuledger.allocate`, `gpuledger.report` and the combine functions, imported on first
+    use: the CLI, the daemon and replay start without loading billing, charting or combine."""
+    if name in ("combine_dirs", "combine_tables"):
+        from gpuledger.output import combine
+
+        return getattr(combine, name)
+    if name == "combine":
+        import gpuledger.combine
+
+        return gpuledger.combine
     if name == "allocate":
         from gpuledger.billing import allocate
 
@@ -51,9 +57,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'gpuledger' has no attribute {name!r}")
 
 
-# Import paths documented before the package had rooms stay importable.
+# Import paths documented before the package had rooms stay importable (`gpuledger.combine`
+# is a module of its own that stands for `gpuledger.output.combine` when imported).
 sys.modules["gpuledger.sink"] = _sink
-sys.modules["gpuledger.combine"] = _combine
 
 __all__ = [
     "ArrowExportError",
