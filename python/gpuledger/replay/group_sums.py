@@ -30,22 +30,27 @@ def _numbers(col: Column, kind: pa.DataType, dtype: type[np.generic]) -> np.ndar
     """`col` cast to `kind` as a numpy array of `dtype`; nulls become 0."""
     arr = _whole(col).cast(kind)
     width = np.dtype(dtype).itemsize
-    values = np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * width)  # type: ignore[call-overload]
+    data: Any = arr.buffers()[1]  # a pyarrow Buffer: the buffer protocol
+    values: np.ndarray[Any, Any] = np.frombuffer(
+        data, dtype=dtype, count=len(arr), offset=arr.offset * width
+    )
     if arr.null_count:
-        bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)  # type: ignore[call-overload]
+        validity: Any = arr.buffers()[0]
+        bits = np.frombuffer(validity, dtype=np.uint8)
         valid = np.unpackbits(bits, bitorder="little")[arr.offset : arr.offset + len(arr)]
         values = np.where(valid.astype(bool), values, 0)
     return values
 
 
 def _int64_array(values: np.ndarray[Any, Any]) -> pa.Array[Any]:
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+    data: Any = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
 
 
 def int64_scalar(value: int) -> pa.Scalar[Any]:
     """An int64 scalar (`pa.scalar` would import pandas)."""
-    return _int64_array(np.array([value], dtype=np.int64))[0]
+    scalar: pa.Scalar[Any] = _int64_array(np.array([value], dtype=np.int64))[0]
+    return scalar
 
 
 def _codes(keys: Sequence[Column]) -> tuple[np.ndarray[Any, Any], list[list[Any]]]:
