@@ -10,6 +10,7 @@ docs/architecture.md shows the data's path through them.
 import sys
 from typing import Any
 
+from gpuledger import _startup  # first: pauses the garbage collector while importing
 from gpuledger._engine import __version__ as __version__
 from gpuledger._engine import schemas
 from gpuledger.config import Config, load_config
@@ -60,6 +61,8 @@ def __getattr__(name: str) -> Any:
 # Import paths documented before the package had rooms stay importable (`gpuledger.combine`
 # is a module of its own that stands for `gpuledger.output.combine` when imported).
 sys.modules["gpuledger.sink"] = _sink
+
+_startup.resume()
 
 __all__ = [
     "ArrowExportError",
