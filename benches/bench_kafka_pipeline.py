@@ -800,7 +800,10 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
     path.write_text("\n".join(text) + "\n")
 
 
-def run_daemon_backlog(a: dict[str, Any], timeout: float, rep: int) -> dict[str, Any]:
+def run_daemon_backlog(
+    a: dict[str, Any], timeout: float, rep: int, run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`run`: a [run] section for the daemon (bench_daemon_engines.py sets `engines`)."""
     import_gpuledger()
     from gpuledger.output.sink import read_table
 
@@ -823,6 +826,7 @@ def run_daemon_backlog(a: dict[str, Any], timeout: float, rep: int) -> dict[str,
                 },
                 "output": {"dir": str(out_dir), "format": "arrow"},
                 "observability": {"metrics_port": 0, "log_format": "json"},
+                **({"run": run} if run else {}),
             },
         )
         cmd = [*DAEMON, "--config", str(cfg), "--until-eof"]
@@ -846,6 +850,7 @@ def run_daemon_backlog(a: dict[str, Any], timeout: float, rep: int) -> dict[str,
         "count": stats.get("consumed"),
         "errors": stats.get("dead"),
         "stats": {k: stats.get(k) for k in ("consumed", "aggregated", "skipped", "late", "dead")},
+        "engines": assigned[1].get("engines") if assigned else None,
         "windows": windows,
     }
 

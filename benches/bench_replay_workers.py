@@ -4,7 +4,10 @@ each using every core (their default), on the Parquet replay case (issue 22).
 Targets: `--workers 2` at least 1.7x `--workers 1` on this 2-core machine, and faster than
 DuckDB and Polars on all cores, same file, same work (bench_replay_parquet.py's trace and
 gpu_windows plans; every contender in a fresh process, timed from the file to its output
-written). Before any time counts, the output of `--workers 2` is checked to equal
+written). `--workers 1` runs twice: as the Parquet replay case measures it (the process pinned
+to one CPU: `gpuledger-w1-1cpu`), and free to use the second core, which its Parquet read-ahead
+thread then takes (`gpuledger-w1`: decoding overlaps the engine's work, so one worker already
+uses more than one core). Before any time counts, the output of `--workers 2` is checked to equal
 `--workers 1` on every table, bit for bit, and each peer's gpu_windows is compared with
 gpuledger's as in bench_replay_parquet.py. Usage: python benches/bench_replay_workers.py
 [--quick] [--seconds S] [--repeat R]
@@ -29,7 +32,7 @@ import bench_columnar as BC
 import bench_replay_parquet as RP
 
 CORES = len(os.sched_getaffinity(0))
-CONTENDERS = ("gpuledger-w1", f"gpuledger-w{CORES}", "polars", "duckdb")
+CONTENDERS = ("gpuledger-w1", f"gpuledger-w{CORES}", "gpuledger-w1-1cpu", "polars", "duckdb")
 
 
 def run_gpuledger(path: str, out: Path, workers: int) -> None:
@@ -42,7 +45,7 @@ def run_gpuledger(path: str, out: Path, workers: int) -> None:
 
 def runner(name: str) -> Any:
     if name.startswith("gpuledger-w"):
-        workers = int(name.removeprefix("gpuledger-w"))
+        workers = int(name.removeprefix("gpuledger-w").removesuffix("-1cpu"))
         return lambda path, out: run_gpuledger(path, out, workers)
     return RP.RUNNERS[name]
 
@@ -57,6 +60,8 @@ def worker(name: str, path: str, repeat: int, keep: str) -> None:
         n += 1
         fn(path, tmp / f"run{n}")
 
+    if name.endswith("-1cpu"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     C.reset_peak_rss()
     res: dict[str, Any] = {}
     if repeat == 0:
@@ -107,6 +112,10 @@ def run(quick: bool, gpus: int = 16, seconds: int = 86_400, repeat: int = 3) -> 
     rows: list[dict[str, Any]] = []
     for name in CONTENDERS:
         peer = name in ("polars", "duckdb")
+        if name == "gpuledger-w1-1cpu":  # the same code as gpuledger-w1, pinned
+            shutil.rmtree(outs[name], ignore_errors=True)
+            timed[name] = child(name, repeat)
+            continue
         problems = BC.compare(ref, BC.normalize(RP.output(name, outs[name]))) if peer else []
         shutil.rmtree(outs[name], ignore_errors=True)
         if problems or (not peer and not same):

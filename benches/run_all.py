@@ -3,8 +3,8 @@
 --quick: small sizes (under a minute in all, for CI); default: the issue's full sizes
 (about 12 minutes on the 2-core bench machine, within issue 7's 15). Each bench is also
 runnable alone: python benches/bench_<name>.py.
-kafka_pipeline needs a Kafka broker (KAFKA_BOOTSTRAP_SERVERS, else the local one at
-127.0.0.1:19092, which the full run starts) and skips with the reason when there is none.
+kafka_pipeline and daemon_engines need a Kafka broker (KAFKA_BOOTSTRAP_SERVERS, else the local
+one at 127.0.0.1:19092, which the full run starts) and skip with the reason when there is none.
 Usage: python benches/run_all.py [--quick] [--only columnar,columnar_parquet,prom_json,...]
 """
 
@@ -23,10 +23,12 @@ import _common as C
 import bench_allocate
 import bench_boundary
 import bench_columnar
+import bench_daemon_engines
 import bench_kafka_pipeline
 import bench_latency
 import bench_memory
 import bench_prom_json
+import bench_replay_json_cli
 import bench_replay_parquet
 import bench_report
 import bench_sketch
@@ -44,7 +46,9 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "sketch": bench_sketch.run,
     "latency_json": bench_latency.run,
     "kafka_pipeline": bench_kafka_pipeline.run,
+    "daemon_engines": bench_daemon_engines.run,
     "replay_parquet": bench_replay_parquet.run,
+    "replay_json_cli": bench_replay_json_cli.run,
     "boundary": bench_boundary.run,
     "allocate": bench_allocate.run,
     "report": bench_report.run,

@@ -10,6 +10,7 @@ docs/architecture.md shows the data's path through them.
 import sys
 from typing import Any
 
+from gpuledger import _startup  # first: pauses the garbage collector while importing
 from gpuledger._engine import __version__ as __version__
 from gpuledger._engine import schemas
 from gpuledger.config import Config, load_config
@@ -31,15 +32,21 @@ from gpuledger.errors import (
     SinkWriteError,
     WindowFunctionError,
 )
-from gpuledger.output import combine as _combine
 from gpuledger.output import sink as _sink
-from gpuledger.output.combine import combine_dirs, combine_tables
 from gpuledger.sketch import LatencySketch, merge_sketches, quantiles_of
 
 
 def __getattr__(name: str) -> Any:
-    """`gpuledger.allocate` and `gpuledger.report`, imported on first use: the CLI and the
-    daemon start without loading billing or charting."""
+    """`gpuledger.allocate`, `gpuledger.report` and the combine functions, imported on first
+    use: the CLI, the daemon and replay start without loading billing, charting or combine."""
+    if name in ("combine_dirs", "combine_tables"):
+        from gpuledger.output import combine
+
+        return getattr(combine, name)
+    if name == "combine":
+        import gpuledger.combine
+
+        return gpuledger.combine
     if name == "allocate":
         from gpuledger.billing import allocate
 
@@ -51,9 +58,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'gpuledger' has no attribute {name!r}")
 
 
-# Import paths documented before the package had rooms stay importable.
+# Import paths documented before the package had rooms stay importable (`gpuledger.combine`
+# is a module of its own that stands for `gpuledger.output.combine` when imported).
 sys.modules["gpuledger.sink"] = _sink
-sys.modules["gpuledger.combine"] = _combine
+
+_startup.resume()
 
 __all__ = [
     "ArrowExportError",

@@ -176,3 +176,6 @@ class RunConfig:
     batch_messages: int = 20_000
     flush_interval_s: float = 2.0
     stop_timeout_s: float = 8.0
+    # Engines the assigned partitions are dealt over, run in parallel threads; 0 = the usable
+    # cores. Capped by the partitions assigned. Above 1, rows are partial like members' rows.
+    engines: int = 1

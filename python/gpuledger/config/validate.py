@@ -51,6 +51,7 @@ REDUCERS = ("count", "sum", "mean", "min", "max", "last", "quantile", "time_weig
             "share_above")
 PARAMETER_OF = {"quantile": "q", "share_above": "threshold"}  # reducer -> its required key
 MAX_EXTRA_LABELS = 8
+MAX_ENGINES = 256  # [run] engines: more threads than this is a typo, not a machine
 # fmt: on
 # Set through kafka.bootstrap_servers / kafka.group_id, never as client settings.
 RESERVED_CLIENT_SETTINGS = {
@@ -152,6 +153,7 @@ _READERS: dict[str, dict[str, Reader]] = {
         "batch_messages": partial(integer, ge=1, le=1_000_000),
         "flush_interval_s": partial(number, gt=0),
         "stop_timeout_s": partial(number, gt=0),
+        "engines": partial(integer, ge=0, le=MAX_ENGINES),
     },
 }
 # Sections that are one flat record; their keys can be set from the environment.

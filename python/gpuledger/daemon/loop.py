@@ -27,8 +27,9 @@ from gpuledger.config import Config, masked
 from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
 from gpuledger.daemon.consumer import consumer_settings
 from gpuledger.daemon.dead_letter_topic import DeadLetterTopic
+from gpuledger.daemon.engine_threads import EngineThreads, Started
 from gpuledger.daemon.gc_tuning import batched_gc
-from gpuledger.daemon.groups import PartitionGroup, group_partitions
+from gpuledger.daemon.groups import PartitionGroup, engine_slots, group_partitions
 from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog, counters
 from gpuledger.daemon.metrics import DaemonMetrics
@@ -68,6 +69,11 @@ class Daemon:
         self.dlq = DeadLetterTopic(cfg) if t.dead_letter else None
         self.consumer: Any = None
         self.groups: list[PartitionGroup] = []
+        self.engine_threads = EngineThreads()  # the groups' engine work, in parallel
+        # With [run] engines != 1 a batch's push runs while the next batch is consumed;
+        # everything that touches an engine first waits for it (`_drain`).
+        self.pipelined = cfg.run.engines != 1
+        self.in_flight: tuple[Started[Any], float] | None = None
         self._reset_assignment()
         self.totals_base: dict[str, int] = {}
         self.files_written = 0
@@ -87,6 +93,7 @@ class Daemon:
         return [TopicPartition(t, p) for t, p in self.partitions]
 
     def _retire_engines(self) -> None:
+        self._drain()
         for g in self.groups:
             for k, v in g.engine.stats().items():
                 self.totals_base[k] = self.totals_base.get(k, 0) + v
@@ -104,7 +111,8 @@ class Daemon:
             (key, None, None) if cp is None else (key, cp.written_through_ms, cp.rows_through)
             for key, cp in checkpoints.items()
         ]
-        self.groups = group_partitions(self.cfg, resumed)
+        slots = engine_slots(self.cfg.run.engines, len(resumed))
+        self.groups = group_partitions(self.cfg, resumed, slots)
         now = time.monotonic()
         group_of = {key: g for g in self.groups for key in g.partitions}
         for key, cp in checkpoints.items():
@@ -154,19 +162,40 @@ class Daemon:
     # --- ingest -------------------------------------------------------------------------
 
     def _ingest(self, msgs: list[Any]) -> None:
+        if not msgs:
+            return
+        self._drain()
         if not self.groups:
             for m in msgs:
                 err = m.error()
                 if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     self._kafka_error(err)
             return
+
+        def push(g: PartitionGroup) -> Any:
+            return g.engine.push_kafka(msgs, self.formats, g.partitions)
+
+        if self.pipelined:
+            self.in_flight = (self.engine_threads.start(push, self.groups), time.perf_counter())
+        else:
+            self._pushed(self.engine_threads.map(push, self.groups))
+
+    def _drain(self) -> None:
+        """Waits for the batch the engines are pushing (pipelined), then books it."""
+        if self.in_flight is None:
+            return
+        started, at = self.in_flight
+        self.in_flight = None
+        pushed = started.result()
+        self.metrics.batch.observe(time.perf_counter() - at)
+        self._pushed(pushed)
+
+    def _pushed(self, pushed: list[Any]) -> None:
+        """Books what the engines took of a batch: partitions fed, ends of partitions."""
         now = time.monotonic()
         last_index: dict[PartitionKey, int] = {}
-        errors: list[tuple[int, Any]] = []
-        for n, g in enumerate(self.groups):
-            fed, errs = g.engine.push_kafka(msgs, self.formats, g.partitions)
-            if n == 0:
-                errors = errs  # every engine sees the same error messages
+        errors = pushed[0][1]  # every engine sees the same error messages
+        for fed, _ in pushed:
             for topic, partition, first_offset, last in fed:
                 key = (topic, partition)
                 last_index[key] = last
@@ -196,9 +225,26 @@ class Daemon:
         if err.fatal():
             self.fatal_error = err
 
-    def _check_idle(self) -> None:
+    def _idle_due(self) -> bool:
+        """Whether `_check_idle` has anything to do, from the partitions' records alone."""
         now = time.monotonic()
         timeout = self.cfg.engine.idle_timeout_s
+        quiet_after = timeout + self.cfg.engine.allowed_lateness_s
+        states = self.partitions
+        return any(not s.idle and now - s.last_data >= timeout for s in states.values()) or any(
+            all(states[k].idle for k in g.partitions)
+            and now - max(states[k].last_data for k in g.partitions) >= quiet_after
+            for g in self.groups
+        )
+
+    def _check_idle(self) -> None:
+        if self.in_flight is not None:
+            if not self._idle_due():
+                return  # the engines keep pushing: nothing to mark or close
+            self._drain()
+        now = time.monotonic()
+        timeout = self.cfg.engine.idle_timeout_s
+        quiet_groups = []
         for g in self.groups:
             states = [self.partitions[key] for key in g.partitions]
             for state in states:
@@ -217,15 +263,22 @@ class Daemon:
                 and covered != g.idle_advanced_to
             ):
                 g.idle_advanced_to = covered
-                g.add_pending(g.engine.close_quiet())
+                quiet_groups.append(g)
+        closed = self.engine_threads.map(lambda g: g.engine.close_quiet(), quiet_groups)
+        for g, windows in zip(quiet_groups, closed, strict=True):
+            g.add_pending(windows)
 
     # --- output and commits -------------------------------------------------------------
 
     def _flush(self, *, final: bool, sync: bool = False) -> bool:
         """Closes what is final, writes it, commits. False when output is blocked."""
+        self._drain()
         positions: Positions = {}
-        for g in self.groups:
-            g.add_pending(g.engine.finish() if final else g.engine.poll())
+        closed = self.engine_threads.map(
+            lambda g: g.engine.finish() if final else g.engine.poll(), self.groups
+        )
+        for g, windows in zip(self.groups, closed, strict=True):
+            g.add_pending(windows)
             for s, p, c, n in g.engine.positions():
                 positions[(s, p)] = (c, n)
         try:
@@ -340,6 +393,7 @@ class Daemon:
     # --- the loop -----------------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
+        self._drain()
         out = dict(self.totals_base)
         for g in self.groups:
             for k, v in g.engine.stats().items():
@@ -369,6 +423,7 @@ class Daemon:
             with batched_gc(self.cfg.run.batch_messages):
                 return self._run()
         finally:
+            self.engine_threads.shutdown()
             library_log.removeHandler(forward)
             library_log.propagate = propagate
             for s, handler in previous.items():
@@ -397,7 +452,7 @@ class Daemon:
                 raise KafkaException(self.fatal_error)
             started = time.perf_counter()
             self._ingest(msgs)
-            if msgs:
+            if msgs and not self.pipelined:  # pipelined: observed when the push ends
                 self.metrics.batch.observe(time.perf_counter() - started)
             now = time.monotonic()
             # Status lines go on while output is blocked: that is when operators need them.
@@ -410,6 +465,8 @@ class Daemon:
                 continue
             self._check_idle()
             states = self.partitions.values()
+            if self.until_eof and states and all(state.at_eof for state in states):
+                self._drain()  # the batch in flight may hold data after the ends
             if self.until_eof and states and all(state.at_eof for state in states):
                 self.log.info("eof", partitions=len(states))
                 if self._finish_at_eof():

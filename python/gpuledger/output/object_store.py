@@ -20,10 +20,13 @@ import os
 import re
 import secrets
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 from gpuledger.errors import SinkWriteError
 
@@ -62,6 +65,8 @@ class ObjectStore:
                 "URI; use the standard variables (AWS_ACCESS_KEY_ID...) or a credentials file"
             )
         self.uri = uri.rstrip("/")
+        import pyarrow.fs as pafs  # only for URIs: local replays and daemons skip its import
+
         try:
             self.fs, base = pafs.FileSystem.from_uri(self.uri)
         except (pa.ArrowInvalid, OSError) as e:
@@ -117,6 +122,8 @@ class ObjectStore:
 
     def files(self, relative_dir: str) -> list[pafs.FileInfo]:
         """Every object under `base/relative_dir` (recursive); none when it does not exist."""
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(self.key(relative_dir), recursive=True, allow_not_found=True)
         try:
             infos = self.fs.get_file_info(selector)
@@ -126,6 +133,8 @@ class ObjectStore:
 
     def names(self, relative_dir: str) -> list[str]:
         """Base names of the objects directly under `base/relative_dir`."""
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(self.key(relative_dir), allow_not_found=True)
         try:
             infos = self.fs.get_file_info(selector)
@@ -135,6 +144,8 @@ class ObjectStore:
 
     def children(self) -> list[str]:
         """Names of the entries directly under `base` (tables, `.staging`...)."""
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(self.base, allow_not_found=True)
         try:
             return sorted(i.base_name for i in self.fs.get_file_info(selector))
@@ -197,6 +208,8 @@ def read_object(uri: str) -> bytes:
             if data is None:
                 raise FileNotFoundError(uri)
             return data
+    import pyarrow.fs as pafs
+
     fs, key = pafs.FileSystem.from_uri(uri)
     with fs.open_input_stream(key) as f:
         return bytes(f.read())

@@ -27,7 +27,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from gpuledger.config import OutputConfig
 from gpuledger.engine import Windows
@@ -326,6 +325,8 @@ def _serialize(table: pa.Table, format: str) -> bytes:
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
     else:
+        import pyarrow.parquet as pq  # only for Parquet output: its import takes ~15 ms
+
         pq.write_table(table, sink, compression="zstd")
     return bytes(sink.getvalue())
 
@@ -334,6 +335,8 @@ def _deserialize(data: bytes, format: str) -> pa.Table:
     source = pa.BufferReader(data)
     if format == "arrow":
         return pa.ipc.open_file(source).read_all()
+    import pyarrow.parquet as pq
+
     return pq.ParquetFile(source).read()
 
 

@@ -18,9 +18,9 @@ from gpuledger.errors import InputError, ReplayInputError
 @dataclass(frozen=True)
 class Lines:
     """Whole JSON lines of `format`, cut into messages in Rust; line numbers from `first_line`
-    are their offsets."""
+    are their offsets. `text` is any buffer (a `LineChunk` read in Rust, or bytes)."""
 
-    text: bytes | memoryview
+    text: bytes | memoryview | _engine.LineChunk
     format: str
     first_line: int
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger.engine import Windows
+from gpuledger.replay.group_sums import count_distinct, int64_scalar, sum_by
 from gpuledger.replay.progress import human_bytes
 from gpuledger.tables import EVENT_TABLES
 
@@ -153,41 +154,33 @@ class Totals:
     def add(self, windows: Windows) -> None:
         # A window closes once, for every table at the same time: counting the distinct
         # windows of each batch and adding up counts each once (no set of every window).
-        spans: list[pa.Table] = []
+        starts: list[pa.Array[Any]] = []
+        ends: list[pa.Array[Any]] = []
         for name, t in windows.tables.items():
             self.rows[name] = self.rows.get(name, 0) + t.num_rows
             if name in EVENT_TABLES or not t.num_rows:
                 continue
             if "window_start" in t.column_names and "window_end" in t.column_names:
-                spans.append(
-                    pa.table(
-                        {
-                            "s": t.column("window_start").cast(pa.int64()),
-                            "e": t.column("window_end").cast(pa.int64()),
-                        }
-                    )
-                )
-        if spans:
-            self.windows += pa.concat_tables(spans).group_by(["s", "e"]).aggregate([]).num_rows
+                starts += t.column("window_start").cast(pa.int64()).chunks
+                ends += t.column("window_end").cast(pa.int64()).chunks
+        if starts:
+            spans = [pa.chunked_array(starts, pa.int64()), pa.chunked_array(ends, pa.int64())]
+            self.windows += count_distinct(spans)
         gpu = self._smallest(windows.tables.get("gpu_windows"))
         if gpu is not None and gpu.num_rows:
-            agg = gpu.group_by(["team", "namespace", "pod"]).aggregate(
-                [("idle_gpu_s", "sum"), ("idle_cost_usd", "sum")]
-            )
-            for r in agg.to_pylist():
-                key = (r["team"] or "", r["namespace"] or "", r["pod"] or "")
-                acc = self.idle.setdefault(key, [0.0, 0.0])
-                acc[0] += r["idle_gpu_s_sum"] or 0.0
-                acc[1] += r["idle_cost_usd_sum"] or 0.0
+            keys = [gpu.column(c) for c in ("team", "namespace", "pod")]
+            sums = sum_by(keys, [gpu.column("idle_gpu_s"), gpu.column("idle_cost_usd")])
+            for (team, namespace, pod), (idle_s, idle_usd) in sums:
+                acc = self.idle.setdefault((team or "", namespace or "", pod or ""), [0.0, 0.0])
+                acc[0] += idle_s
+                acc[1] += idle_usd
         svc = self._smallest(windows.tables.get("service_cost_windows"))
         if svc is not None and svc.num_rows:
-            agg = svc.group_by(["service"]).aggregate(
-                [("headroom_gpus", "sum"), ("headroom_cost_usd", "sum")]
-            )
-            for r in agg.to_pylist():
-                acc = self.headroom.setdefault(r["service"] or "", [0.0, 0.0])
-                acc[0] += (r["headroom_gpus_sum"] or 0.0) * self.window_ms / 3_600_000
-                acc[1] += r["headroom_cost_usd_sum"] or 0.0
+            values = [svc.column("headroom_gpus"), svc.column("headroom_cost_usd")]
+            for (service,), (gpus, usd) in sum_by([svc.column("service")], values):
+                acc = self.headroom.setdefault(service or "", [0.0, 0.0])
+                acc[0] += gpus * self.window_ms / 3_600_000
+                acc[1] += usd
 
     def _smallest(self, t: pa.Table | None) -> pa.Table | None:
         if t is None or t.num_rows == 0 or "window_start" not in t.column_names:
@@ -195,7 +188,7 @@ class Totals:
         span = pc.subtract(
             t.column("window_end").cast(pa.int64()), t.column("window_start").cast(pa.int64())
         )
-        return t.filter(pc.equal(span, pa.scalar(self.window_ms, pa.int64())))
+        return t.filter(pc.equal(span, int64_scalar(self.window_ms)))
 
     def top_idle(self, n: int = TOP) -> list[dict[str, Any]]:
         ranked = sorted(self.idle.items(), key=lambda kv: (-kv[1][1], kv[0]))[:n]

@@ -167,6 +167,30 @@ mod tests {
     const NONE: EpochMs = EpochMs::MIN;
 
     #[test]
+    fn shards_merging_clocks_hold_one_engines_watermark() {
+        // One engine sees both halves of a batch; two shards see one half each.
+        let mut one = Watermarks::new(30_000, 1000);
+        one.mark_idle(0);
+        one.observe(0, 100_000, NONE);
+        one.observe(0, 90_000, 95_000);
+        one.observe(1, 50_000, NONE);
+        let (mut a, mut b) = (Watermarks::new(30_000, 1000), Watermarks::new(30_000, 1000));
+        a.mark_idle(0);
+        b.mark_idle(0);
+        a.observe(0, 100_000, NONE);
+        b.observe(0, 90_000, 95_000);
+        b.observe(1, 50_000, NONE);
+        let (ca, cb) = (a.clocks(), b.clocks());
+        a.merge_clocks(&cb);
+        b.merge_clocks(&ca);
+        for w in [&mut a, &mut b] {
+            assert_eq!(w.clocks(), one.clocks());
+            assert_eq!(w.advance(), one.advance());
+            assert_eq!(w.covered_until(), Some(101_000));
+        }
+    }
+
+    #[test]
     fn slowest_active_partition_holds_the_watermark() {
         let mut w = Watermarks::new(30_000, 1000);
         assert_eq!(w.candidate(), None);

@@ -8,6 +8,7 @@ mod config;
 mod engine;
 mod errors;
 mod kafka_batch;
+mod line_file;
 mod noargs_method;
 mod parquet_reader;
 mod pools;
@@ -25,6 +26,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::ExpositionState>()?;
     m.add_class::<parquet_reader::ParquetBatches>()?;
     m.add_class::<parquet_reader::ParquetChunk>()?;
+    m.add_class::<line_file::LineFile>()?;
+    m.add_class::<line_file::LineChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add_function(wrap_pyfunction!(pools::pool_demand_figures, m)?)?;
     m.add_function(wrap_pyfunction!(shards::shard_of_rows, m)?)?;

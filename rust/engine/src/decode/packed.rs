@@ -46,9 +46,55 @@ pub fn split_lines(data: &[u8], first: i64) -> Packed<'_> {
     Packed { messages, numbers }
 }
 
-/// Position of the first `\n` (eight bytes at a time: lines are hundreds of bytes long).
+/// Position of the first `\n`. Lines are hundreds of bytes long, so this search is most of
+/// the cost of cutting a buffer into lines: on x86-64, 64 bytes per step with SSE2 (always
+/// present there), elsewhere eight bytes at a time.
 #[inline]
 fn memchr_newline(s: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut i = 0;
+        while i + 64 <= s.len() {
+            // SAFETY: SSE2 is part of the x86-64 baseline; the loads read s[i..i + 64],
+            // in bounds by the loop condition (unaligned loads).
+            let mask = unsafe { newline_mask_64(s.as_ptr().add(i)) };
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 64;
+        }
+        swar_newline(&s[i..]).map(|p| i + p)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        swar_newline(s)
+    }
+}
+
+/// Bit `k` set when byte `k` of the 64 bytes at `p` is a newline.
+///
+/// # Safety
+/// `p..p + 64` must be readable.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn newline_mask_64(p: *const u8) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: the caller guarantees 64 readable bytes; SSE2 is always there on x86-64.
+    unsafe {
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        let m = |k: usize| -> u64 {
+            let v = _mm_loadu_si128(p.add(16 * k) as *const __m128i);
+            (_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32 as u64) << (16 * k)
+        };
+        m(0) | m(1) | m(2) | m(3)
+    }
+}
+
+/// Position of the first `\n`, eight bytes at a time.
+#[inline]
+fn swar_newline(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const NL: u64 = LO * b'\n' as u64;
@@ -133,7 +179,7 @@ mod tests {
 
     #[test]
     fn newline_search_matches_a_plain_scan() {
-        let text: Vec<u8> = (0..300u32)
+        let text: Vec<u8> = (0..700u32)
             .map(|i| {
                 if i % 37 == 0 || i % 11 == 3 {
                     b'\n'
@@ -145,8 +191,19 @@ mod tests {
         for start in 0..text.len() {
             let s = &text[start..];
             assert_eq!(memchr_newline(s), s.iter().position(|&b| b == b'\n'));
+            assert_eq!(swar_newline(s), s.iter().position(|&b| b == b'\n'));
         }
         assert_eq!(memchr_newline(b""), None);
+        // Sparse newlines, at and around the 16- and 64-byte steps of the SIMD search.
+        let mut sparse = vec![b'x'; 1000];
+        for p in [0, 15, 16, 63, 64, 127, 200, 511, 512, 999] {
+            sparse[p] = b'\n';
+        }
+        for start in 0..sparse.len() {
+            let s = &sparse[start..];
+            assert_eq!(memchr_newline(s), s.iter().position(|&b| b == b'\n'));
+        }
+        assert_eq!(memchr_newline(&[b'x'; 300]), None);
     }
 
     #[test]

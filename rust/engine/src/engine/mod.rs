@@ -441,6 +441,7 @@ impl Engine {
 
     /// The long columnar form has one reading per row, so rows skip the per-message
     /// buffering: each is checked and routed directly (same rules, same counters).
+    #[allow(clippy::too_many_arguments)]
     fn push_long_rows(
         &mut self,
         cols: &ColumnarBatch<'_>,
