@@ -30,6 +30,7 @@ import bench_memory
 import bench_prom_json
 import bench_replay_json_cli
 import bench_replay_parquet
+import bench_replay_workers
 import bench_report
 import bench_sketch
 
@@ -48,6 +49,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "kafka_pipeline": bench_kafka_pipeline.run,
     "daemon_engines": bench_daemon_engines.run,
     "replay_parquet": bench_replay_parquet.run,
+    "replay_workers": bench_replay_workers.run,
     "replay_json_cli": bench_replay_json_cli.run,
     "boundary": bench_boundary.run,
     "allocate": bench_allocate.run,
