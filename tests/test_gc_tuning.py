@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+
+import pytest
 
 from gpuledger.daemon.gc_tuning import batched_gc
+
+
+@pytest.fixture(autouse=True)
+def nothing_frozen() -> Iterator[None]:
+    """`import gpuledger` freezes what it imported (_startup.py); these tests start from a
+    collector with nothing frozen, as a library user's process may be, and leave the import's
+    freeze in place after."""
+    gc.unfreeze()
+    yield
+    gc.freeze()
 
 
 def test_thresholds_raised_and_startup_frozen_then_restored() -> None:

@@ -225,6 +225,15 @@ def test_cli_default_is_every_usable_core(tmp_path: Path, files: dict[str, Path]
     assert json.loads(r.stdout)["workers"] == len(os.sched_getaffinity(0))
 
 
+def test_json_lines_telemetry_runs_one_engine_unless_asked(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    """Every worker would decode every JSON line: without --workers, one engine."""
+    summary = replay([files["telemetry.jsonl"]], tmp_path / "default")
+    assert summary.workers == 1 and summary.one_worker_because is None
+    assert replay([files["telemetry.jsonl"]], tmp_path / "asked", workers=2).workers == 2
+
+
 def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
     """SIGINT during a long replay with two workers ends the process promptly (each worker
     finishes at most the chunk in hand), with the CLI's interrupt exit status."""

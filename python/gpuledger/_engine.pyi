@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension module `gpuledger._engine` (use `gpuledger.Engine`)."""
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, final
 
@@ -76,7 +77,9 @@ class LineChunk:
     def lines(self) -> int: ...
     def __len__(self) -> int: ...
     def tail(self, n: int) -> bytes: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    # The buffer protocol (PyO3 __getbuffer__) shows as __buffer__ from Python 3.12 on.
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
 
 @final
 class Engine:

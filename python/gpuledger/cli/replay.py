@@ -83,7 +83,7 @@ from gpuledger.replay.run import ORDERS, Progress, replay
     type=click.IntRange(min=1),
     default=None,
     help="Engines sharing the work by GPU, one thread each; 1 = one engine "
-    "[default: the usable cores].",
+    "[default: the usable cores; 1 for JSON lines telemetry].",
 )
 @click.option("--json-summary", is_flag=True, help="Print the summary as JSON.")
 @click.option(

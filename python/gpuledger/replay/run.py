@@ -54,6 +54,9 @@ FLUSH_BYTES = 64 << 20
 fewer fsyncs than a write per chunk."""
 FLUSH_ROWS = 100_000
 """...or as soon as this many closed rows wait (bounds the memory they take)."""
+TELEMETRY_JSON = ("prom_json", "wide_json")
+"""Telemetry forms whose GPU is inside each message: split over workers, every worker decodes
+every line, so without an explicit `workers` they run one engine."""
 MERGE_FLUSHES = 8
 """With several workers, their rows are merged (and written) every this many flushes' worth of
 input, or at FLUSH_ROWS rows: each merge has a fixed cost."""
@@ -136,6 +139,10 @@ def replay(
     for f in inputs:
         f.peek()
     count = default_workers() if workers is None else workers
+    if workers is None and any(f.format in TELEMETRY_JSON for f in inputs):
+        # Every worker would cut and decode every JSON line (the GPU is inside the message):
+        # more CPU for little gain, so the default is one engine; --workers N splits anyway.
+        count = 1
     one_only = why_one_worker(cfg, [f.format for f in inputs], bool(window_functions))
     engine: Engine | ShardedEngine
     flush_every = max(1, flush_bytes // chunk_bytes)
