@@ -121,6 +121,16 @@ impl LatencyAcc {
     /// Adds a request; false when its `request_id` was already counted (a duplicate).
     #[inline]
     pub fn add(&mut self, req: &RequestIn<'_>) -> bool {
+        if !self.add_but_pod(req) {
+            return false;
+        }
+        *self.pods.entry(req.pod).or_default() += 1;
+        true
+    }
+
+    /// `add` without counting the request in `pods` (the caller counts it).
+    #[inline(always)]
+    pub(crate) fn add_but_pod(&mut self, req: &RequestIn<'_>) -> bool {
         let r = &req.values;
         if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(&r.request_id)) {
             return false;
@@ -137,7 +147,6 @@ impl LatencyAcc {
         self.tokens_out += r.tokens_out;
         self.slo_violations += (r.latency_ms > req.slo_latency_ms) as u64;
         self.per_second.add(r.ts_ms.div_euclid(1000), 1);
-        *self.pods.entry(req.pod).or_default() += 1;
         true
     }
 
@@ -171,6 +180,70 @@ impl LatencyAcc {
     }
 }
 
+/// Slots of a held accumulator's pod counter (direct-mapped by pod id).
+const POD_SLOTS: usize = 8;
+
+/// Requests per pod not yet in an accumulator's `pods` map: a direct-mapped cache by pod
+/// id, so a service served by a few pods costs no hash lookup per request. A slot taken by
+/// another pod is first added to the map; so is every slot when the accumulator goes back
+/// to the store. Counts are integers, so the map ends the same whatever the order.
+#[derive(Default)]
+struct PodCounts {
+    /// (pod, requests); requests 0: empty.
+    slots: [(PodId, u64); POD_SLOTS],
+}
+
+impl PodCounts {
+    #[inline(always)]
+    fn count(&mut self, pod: PodId, acc: &mut LatencyAcc) {
+        let slot = &mut self.slots[pod as usize % POD_SLOTS];
+        if slot.0 == pod {
+            slot.1 += 1;
+        } else {
+            if slot.1 > 0 {
+                *acc.pods.entry(slot.0).or_default() += slot.1;
+            }
+            *slot = (pod, 1);
+        }
+    }
+
+    fn flush(&mut self, acc: &mut LatencyAcc) {
+        for slot in &mut self.slots {
+            if slot.1 > 0 {
+                *acc.pods.entry(slot.0).or_default() += slot.1;
+            }
+            slot.1 = 0;
+        }
+    }
+}
+
+#[derive(Default)]
+struct HeldAcc {
+    acc: Option<LatencyAcc>,
+    pods: PodCounts,
+}
+
+/// One pane's accumulators, by service id, taken out of a [`LatencyStore`] while a
+/// batch's requests stay in that pane (`LatencyStore::add_through`); the owner must
+/// `put_back` before anything else reads or writes the store's latency state.
+#[derive(Default)]
+pub struct PaneCursor {
+    /// The pane: [start, end); empty (0, 0) until the first request.
+    start: EpochMs,
+    end: EpochMs,
+    held: Vec<HeldAcc>,
+    /// Services whose accumulator is held.
+    taken: Vec<ServiceId>,
+}
+
+impl PaneCursor {
+    /// Requests before this time are not for the cursor (add them with `acc_mut`).
+    #[inline(always)]
+    pub fn start(&self) -> EpochMs {
+        self.start
+    }
+}
+
 /// Latency panes, sorted by start, aligned like the GPU panes.
 pub struct LatencyStore {
     pane_ms: i64,
@@ -190,6 +263,13 @@ impl LatencyStore {
 
     #[inline]
     pub fn acc_mut(&mut self, service: ServiceId, ts: EpochMs) -> &mut LatencyAcc {
+        let i = self.pane_index(ts);
+        self.panes[i].1.entry(service).or_default()
+    }
+
+    /// The index of the pane holding `ts`, inserted when missing.
+    #[inline]
+    fn pane_index(&mut self, ts: EpochMs) -> usize {
         // Requests come mostly in time order: the pane used last is the common case, found
         // without a division.
         let in_last = |p: &(EpochMs, _)| ts >= p.0 && ts - p.0 < self.pane_ms;
@@ -206,7 +286,74 @@ impl LatencyStore {
             }
         };
         self.last = i;
-        self.panes[i].1.entry(service).or_default()
+        i
+    }
+
+    /// Adds a request at or after the cursor's pane (`ts >= cursor.start()`), through the
+    /// cursor: the accumulator of the cursor's pane and `service` is taken out of the store
+    /// on first use and stays in the cursor while the requests stay in that pane. A request
+    /// of a later pane moves the cursor there (putting back what it holds). False for a
+    /// duplicate, as `LatencyAcc::add`.
+    #[inline(always)]
+    pub fn add_through(
+        &mut self,
+        cursor: &mut PaneCursor,
+        service: ServiceId,
+        req: &RequestIn<'_>,
+    ) -> bool {
+        let ts = req.values.ts_ms;
+        if ts >= cursor.end {
+            self.move_cursor(cursor, ts);
+        }
+        let s = service as usize;
+        if s >= cursor.held.len() || cursor.held[s].acc.is_none() {
+            self.take_into(cursor, service);
+        }
+        let held = &mut cursor.held[s];
+        let Some(acc) = held.acc.as_mut() else {
+            unreachable!("taken just above")
+        };
+        if !acc.add_but_pod(req) {
+            return false;
+        }
+        held.pods.count(req.pod, acc);
+        true
+    }
+
+    #[inline(never)]
+    fn move_cursor(&mut self, cursor: &mut PaneCursor, ts: EpochMs) {
+        self.put_back(cursor);
+        let start = align_down(ts, self.pane_ms);
+        cursor.start = start;
+        cursor.end = start.saturating_add(self.pane_ms);
+    }
+
+    #[inline(never)]
+    fn take_into(&mut self, cursor: &mut PaneCursor, service: ServiceId) {
+        let s = service as usize;
+        if s >= cursor.held.len() {
+            cursor.held.resize_with(s + 1, HeldAcc::default);
+        }
+        let i = self.pane_index(cursor.start);
+        let acc = self.panes[i].1.remove(&service).unwrap_or_default();
+        cursor.held[s].acc = Some(acc);
+        cursor.taken.push(service);
+    }
+
+    /// Returns every accumulator the cursor holds to the store (its pane stays set): the
+    /// store is then complete again, as if every request had been added by `acc_mut`.
+    pub fn put_back(&mut self, cursor: &mut PaneCursor) {
+        if cursor.taken.is_empty() {
+            return;
+        }
+        let i = self.pane_index(cursor.start);
+        for service in cursor.taken.drain(..) {
+            let held = &mut cursor.held[service as usize];
+            if let Some(mut acc) = held.acc.take() {
+                held.pods.flush(&mut acc);
+                self.panes[i].1.insert(service, acc);
+            }
+        }
     }
 
     pub fn next_pane_from(&self, t: EpochMs) -> Option<EpochMs> {

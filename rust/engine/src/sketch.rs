@@ -28,6 +28,7 @@
 //!   documented in `docs/sketch-encoding.md`; decoding validates everything and never panics.
 
 use crate::exact_sum::ExactSum;
+use crate::sketch_key::{exact_key, KeyFn};
 use std::fmt;
 
 /// Default relative accuracy `alpha`: quantiles within 0.5 % of the true value.
@@ -93,12 +94,6 @@ fn is_valid(v: f64) -> bool {
     (0.0..f64::INFINITY).contains(&v)
 }
 
-/// `ceil(x)` for |x| well inside the i32 range, without a libm call (SSE2 has no `roundsd`).
-#[inline(always)]
-fn ceil_i32(x: f64) -> i32 {
-    let t = x as i32; // truncates toward zero
-    t + (x > t as f64) as i32
-}
 
 /// A mergeable relative-error quantile sketch of latencies in milliseconds. See the module docs.
 #[derive(Clone, Debug)]
@@ -236,7 +231,7 @@ impl LatencySketch {
     /// The bucket key of an indexable value `v >= MIN_INDEXABLE_MS`.
     #[inline(always)]
     pub fn key(&self, v: f64) -> i32 {
-        ceil_i32(v.ln() * self.multiplier)
+        exact_key(v, self.multiplier)
     }
 
     /// The value a quantile falling in bucket `key` answers: `2 gamma^key / (gamma + 1)`.
@@ -368,7 +363,7 @@ impl LatencySketch {
         if v < MIN_INDEXABLE_MS {
             self.zero_count += 1;
         } else {
-            self.insert_key(ceil_i32(v.ln() * self.multiplier));
+            self.insert_key(KeyFn::get().key(v, self.multiplier));
         }
     }
 
@@ -406,6 +401,7 @@ impl LatencySketch {
             return;
         }
         let mult = self.multiplier;
+        let key = KeyFn::get();
         let (mut min, mut max) = (self.min, self.max);
         let mut zeros = 0u64;
         for &v in values {
@@ -421,7 +417,7 @@ impl LatencySketch {
                 zeros += 1;
                 continue;
             }
-            self.insert_key(ceil_i32(v.ln() * mult));
+            self.insert_key(key.key(v, mult));
         }
         self.count += values.len() as u64;
         self.zero_count += zeros;
