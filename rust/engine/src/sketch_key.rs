@@ -2,8 +2,8 @@
 //! case, always equal to the libm-based key: a short table-and-polynomial `ln` (error
 //! around 1e-14) gives the key unless its product lands within a safety margin of an
 //! integer, and only then (about 2 values in a million at alpha 0.005) is the libm `ln`
-//! computed. Per request this replaced two libm calls, a quarter of the engine's time on
-//! columnar request batches (docs/benchmarks.md).
+//! computed. Per request this replaced two libm calls and what waited on them, about a
+//! third of the engine's time on columnar request batches (docs/design.md).
 
 use std::f64::consts::LN_2;
 use std::sync::LazyLock;
@@ -60,13 +60,14 @@ impl KeyFn {
     /// `exact_key(v, multiplier)` for a finite `v >= 1e-3` (a normal positive double).
     ///
     /// With `v = 2^e m`, `m` in [1, 2) and `c` the centre of `m`'s table range,
-    /// `ln v = e ln 2 + ln c + ln(1 + r)` with `r = m / c - 1`, |r| <= 1/512; four terms of
-    /// the series leave under 6e-15, and the table, `ln 2` and the roundings of the sum add
-    /// under 1e-14 (times `e`, at most 1024) — so, with `y` the product computed this way and
-    /// `y0 = fl(fl(ln v) * multiplier)` the libm one, |y - y0| < 2e-11 |multiplier| +
-    /// 1e-15 |y|. The margin below is 1e-6 + 1e-12 |y|, which is larger for every accepted
-    /// multiplier (at most 5e5, alpha >= 1e-6): when `y` is farther than that from both
-    /// integers around it, `ceil(y) == ceil(y0)`; otherwise the libm key is computed.
+    /// `ln v = e ln 2 + ln c + ln(1 + r)` with `r = m / c - 1`, |r| <= 1/512. Four terms of
+    /// the series leave under 6e-15; the table, `ln 2` and the roundings of the sum add
+    /// under 4e-16 |ln v|. With `y` the product computed this way and
+    /// `y0 = fl(fl(ln v) * multiplier)` the libm one (libm's `ln` within 1 ulp), that gives
+    /// |y - y0| < 6e-15 multiplier + 1e-15 |y|. The margin below, 1e-6 + 1e-12 |y| (checked
+    /// against `ceil(y) - y`, rounded by under 1e-16 |y|), is over 100 times that for every
+    /// accepted multiplier (at most 5e5, alpha >= 1e-6): when `y` is farther than the margin
+    /// from both integers around it, `ceil(y) == ceil(y0)`; otherwise the libm key is used.
     #[inline(always)]
     pub(crate) fn key(self, v: f64, multiplier: f64) -> i32 {
         let bits = v.to_bits();
@@ -77,9 +78,17 @@ impl KeyFn {
         let r2 = r * r;
         let ln1p = r - 0.5 * r2 + r2 * (r * (1.0 / 3.0) - 0.25 * r2);
         let y = (e * LN_2 + self.t.ln_c[j] + ln1p) * multiplier;
-        let k = ceil_i32(y);
-        let margin = 1e-6 + 1e-12 * y.abs();
-        if k as f64 - y > margin && y - (k - 1) as f64 > margin {
+        let size = y.abs();
+        // |y| <= 710 * 5e5 for every accepted multiplier; the test keeps the cast sound.
+        if !(size < 2e9) {
+            return exact_key(v, multiplier);
+        }
+        // SAFETY: y is finite and |y| < 2e9, inside the i32 range (no saturation needed).
+        let t = unsafe { y.to_int_unchecked::<i32>() }; // truncates toward zero
+        let k = t + (y > t as f64) as i32; // ceil(y)
+        let above = k as f64 - y; // in [0, 1)
+        let margin = 1e-6 + 1e-12 * size;
+        if above > margin && above < 1.0 - margin {
             k
         } else {
             exact_key(v, multiplier)
