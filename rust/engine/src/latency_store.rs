@@ -110,6 +110,23 @@ fn id_hash(id: &str) -> u128 {
     ((a as u128) << 64) | b as u128
 }
 
+/// A request's sketch bucket keys when computed beforehand, for `multiplier` (see
+/// `LatencySketch::insert_keyed`); `None`: computed on insert.
+#[derive(Clone, Copy)]
+pub struct KnownKeys {
+    pub latency: Option<i32>,
+    pub ttft: Option<i32>,
+    pub multiplier: f64,
+}
+
+impl KnownKeys {
+    pub const NONE: KnownKeys = KnownKeys {
+        latency: None,
+        ttft: None,
+        multiplier: 0.0,
+    };
+}
+
 /// One request, validated, ready to add.
 pub struct RequestIn<'a> {
     pub values: RequestValues<'a>,
@@ -131,6 +148,12 @@ impl LatencyAcc {
     /// `add` without counting the request in `pods` (the caller counts it).
     #[inline(always)]
     pub(crate) fn add_but_pod(&mut self, req: &RequestIn<'_>) -> bool {
+        self.add_but_pod_keyed(req, KnownKeys::NONE)
+    }
+
+    /// `add_but_pod` with the sketches' bucket keys computed beforehand, if any.
+    #[inline(always)]
+    pub(crate) fn add_but_pod_keyed(&mut self, req: &RequestIn<'_>, keys: KnownKeys) -> bool {
         let r = &req.values;
         if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(&r.request_id)) {
             return false;
@@ -139,9 +162,15 @@ impl LatencyAcc {
         self.errors += r.error as u64;
         self.latency_max = self.latency_max.max(r.latency_ms);
         // Values were validated finite and >= 0, which is all the sketch requires.
-        let _ = self.latency.insert(r.latency_ms);
+        let _ = match keys.latency {
+            Some(k) => self.latency.insert_keyed(r.latency_ms, k, keys.multiplier),
+            None => self.latency.insert(r.latency_ms),
+        };
         if let Some(t) = r.ttft_ms {
-            let _ = self.ttft.insert(t);
+            let _ = match keys.ttft {
+                Some(k) => self.ttft.insert_keyed(t, k, keys.multiplier),
+                None => self.ttft.insert(t),
+            };
         }
         self.tokens_in += r.tokens_in;
         self.tokens_out += r.tokens_out;
@@ -300,6 +329,7 @@ impl LatencyStore {
         cursor: &mut PaneCursor,
         service: ServiceId,
         req: &RequestIn<'_>,
+        keys: KnownKeys,
     ) -> bool {
         let ts = req.values.ts_ms;
         if ts >= cursor.end {
@@ -313,7 +343,7 @@ impl LatencyStore {
         let Some(acc) = held.acc.as_mut() else {
             unreachable!("taken just above")
         };
-        if !acc.add_but_pod(req) {
+        if !acc.add_but_pod_keyed(req, keys) {
             return false;
         }
         held.pods.count(req.pod, acc);

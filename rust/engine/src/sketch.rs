@@ -94,7 +94,6 @@ fn is_valid(v: f64) -> bool {
     (0.0..f64::INFINITY).contains(&v)
 }
 
-
 /// A mergeable relative-error quantile sketch of latencies in milliseconds. See the module docs.
 #[derive(Clone, Debug)]
 pub struct LatencySketch {
@@ -351,6 +350,33 @@ impl LatencySketch {
     /// set-up; `v` must satisfy `is_valid`.
     #[inline(always)]
     fn insert_one_valid(&mut self, v: f64) {
+        self.insert_one_valid_keyed(v, None)
+    }
+
+    /// `insert`, with the bucket key computed beforehand (`KeyFn::key(v, multiplier)`, in a
+    /// loop over a block of values, off the per-request path): used when `multiplier` is
+    /// this sketch's, else the key is computed here.
+    #[inline(always)]
+    pub(crate) fn insert_keyed(
+        &mut self,
+        v: f64,
+        key: i32,
+        multiplier: f64,
+    ) -> Result<(), SketchError> {
+        if !is_valid(v) {
+            return Err(SketchError::InvalidValue { index: 0, value: v });
+        }
+        self.insert_one_valid_keyed(v, Some((key, multiplier)));
+        Ok(())
+    }
+
+    /// The multiplier bucket keys are computed with (`1 / ln(gamma)`).
+    pub(crate) fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    #[inline(always)]
+    fn insert_one_valid_keyed(&mut self, v: f64, known: Option<(i32, f64)>) {
         let v = v + 0.0; // -0.0 -> +0.0
         self.sum.add(v);
         if v < self.min {
@@ -363,7 +389,11 @@ impl LatencySketch {
         if v < MIN_INDEXABLE_MS {
             self.zero_count += 1;
         } else {
-            self.insert_key(KeyFn::get().key(v, self.multiplier));
+            let key = match known {
+                Some((k, m)) if m.to_bits() == self.multiplier.to_bits() => k,
+                _ => KeyFn::get().key(v, self.multiplier),
+            };
+            self.insert_key(key);
         }
     }
 

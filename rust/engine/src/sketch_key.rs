@@ -57,7 +57,8 @@ impl KeyFn {
         KeyFn { t: &TABLE }
     }
 
-    /// `exact_key(v, multiplier)` for a finite `v >= 1e-3` (a normal positive double).
+    /// `exact_key(v, multiplier)` for a finite `v >= 1e-3` (a normal positive double); any
+    /// other `v` gets some key, without undefined behaviour (callers ignore it).
     ///
     /// With `v = 2^e m`, `m` in [1, 2) and `c` the centre of `m`'s table range,
     /// `ln v = e ln 2 + ln c + ln(1 + r)` with `r = m / c - 1`, |r| <= 1/512. Four terms of
@@ -129,7 +130,8 @@ mod tests {
                 let v = (1e-3f64.ln() + u * (1e300f64.ln() - 1e-3f64.ln())).exp();
                 assert_eq!(f.key(v, mult), exact_key(v, mult), "v {v:e}, mult {mult}");
                 // Any bit pattern of a double in [2^-10, 2^1000).
-                let b = 0x3f50_0000_0000_0000 + next() % (0x7e70_0000_0000_0000 - 0x3f50_0000_0000_0000);
+                let b = 0x3f50_0000_0000_0000
+                    + next() % (0x7e70_0000_0000_0000 - 0x3f50_0000_0000_0000);
                 let w = f64::from_bits(b);
                 assert_eq!(f.key(w, mult), exact_key(w, mult), "w {w:e}, mult {mult}");
             }

@@ -11,8 +11,10 @@ use super::ingest::{
 use crate::config::EngineConfig;
 use crate::decode::arrow_cols::{Keys, StrCol};
 use crate::decode::latency_columnar::LatencyBatch;
-use crate::latency_store::{PaneCursor, RequestIn};
+use crate::latency_store::{KnownKeys, PaneCursor, RequestIn};
 use crate::pod_table::PodId;
+use crate::sketch::LatencySketch;
+use crate::sketch_key::KeyFn;
 use crate::time::{EpochMs, MIN_VALID_MS};
 use arrow_buffer::NullBuffer;
 
@@ -126,12 +128,18 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
 /// Rows whose label codes are read per block.
 const CODE_BLOCK: usize = 1024;
 
-/// The codes (`LabelCodes::fill_codes`) of service, namespace and pod for one block of rows.
+/// For one block of rows: the codes (`LabelCodes::fill_codes`) of service, namespace and
+/// pod, and the sketch bucket keys of `latency_ms` and `ttft_ms` when those are Float64
+/// (a loop of independent key computations, which the row loop then only reads).
 struct BlockCodes {
     from: usize,
     end: usize,
     codes: [[u32; CODE_BLOCK]; 3],
     has: [bool; 3],
+    keys: [[i32; CODE_BLOCK]; 2],
+    has_keys: [bool; 2],
+    /// The default sketches' multiplier, the keys' (every pane sketch has it).
+    multiplier: f64,
 }
 
 impl BlockCodes {
@@ -141,17 +149,47 @@ impl BlockCodes {
             end: 0,
             codes: [[0; CODE_BLOCK]; 3],
             has: [false; 3],
+            keys: [[0; CODE_BLOCK]; 2],
+            has_keys: [false; 2],
+            multiplier: LatencySketch::new().multiplier(),
         }
     }
 
     /// Fills the block starting at row `from` (of `rows`).
     #[inline(never)]
-    fn fill(&mut self, labels: &[LabelCodes<'_, '_>; 3], from: usize, rows: usize) {
+    fn fill(
+        &mut self,
+        labels: &[LabelCodes<'_, '_>; 3],
+        latencies: &[Option<&[f64]>; 2],
+        from: usize,
+        rows: usize,
+    ) {
         let len = CODE_BLOCK.min(rows - from);
         self.from = from;
         self.end = from + len;
         for (c, label) in labels.iter().enumerate() {
             self.has[c] = label.fill_codes(from, &mut self.codes[c][..len]);
+        }
+        let (key, mult) = (KeyFn::get(), self.multiplier);
+        for (c, values) in latencies.iter().enumerate() {
+            self.has_keys[c] = values.is_some();
+            if let Some(v) = values {
+                // Every value gets a key; only those of valid values >= 1e-3 are read.
+                for (k, &x) in self.keys[c][..len].iter_mut().zip(&v[from..from + len]) {
+                    *k = key.key(x, mult);
+                }
+            }
+        }
+    }
+
+    /// The sketch keys of row `i` (in the block), where computed.
+    #[inline(always)]
+    fn known_keys(&self, i: usize) -> KnownKeys {
+        let j = (i - self.from) % CODE_BLOCK;
+        KnownKeys {
+            latency: self.has_keys[0].then(|| self.keys[0][j]),
+            ttft: self.has_keys[1].then(|| self.keys[1][j]),
+            multiplier: self.multiplier,
         }
     }
 
@@ -185,10 +223,11 @@ pub(crate) fn push_request_rows(
     // path touches it, and at the end).
     let mut cursor = PaneCursor::default();
     let labels = [service, namespace, pod];
+    let latencies = rows.f64_latencies();
     let mut codes = BlockCodes::new();
     for i in 0..rows.rows() {
         if i == codes.end {
-            codes.fill(&labels, i, rows.rows());
+            codes.fill(&labels, &latencies, i, rows.rows());
         }
         let [service, namespace, pod] = &labels;
         st.stats.consumed += 1;
@@ -243,7 +282,10 @@ pub(crate) fn push_request_rows(
         };
         if req.values.ts_ms >= cursor.start() {
             // What `add_request` does, through the cursor.
-            if st.latency.add_through(&mut cursor, sid, &req) {
+            if st
+                .latency
+                .add_through(&mut cursor, sid, &req, codes.known_keys(i))
+            {
                 st.positions.hold(req.values.ts_ms, here.offset);
                 st.stats.aggregated += 1;
             } else {
