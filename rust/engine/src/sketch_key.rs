@@ -81,19 +81,17 @@ impl KeyFn {
         let y = (e * LN_2 + self.t.ln_c[j] + ln1p) * multiplier;
         let size = y.abs();
         // |y| <= 710 * 5e5 for every accepted multiplier; the test keeps the cast sound.
-        if !(size < 2e9) {
-            return exact_key(v, multiplier);
+        if size < 2e9 {
+            // SAFETY: y is finite and |y| < 2e9, inside the i32 range (no saturation needed).
+            let t = unsafe { y.to_int_unchecked::<i32>() }; // truncates toward zero
+            let k = t + (y > t as f64) as i32; // ceil(y)
+            let above = k as f64 - y; // in [0, 1)
+            let margin = 1e-6 + 1e-12 * size;
+            if above > margin && above < 1.0 - margin {
+                return k;
+            }
         }
-        // SAFETY: y is finite and |y| < 2e9, inside the i32 range (no saturation needed).
-        let t = unsafe { y.to_int_unchecked::<i32>() }; // truncates toward zero
-        let k = t + (y > t as f64) as i32; // ceil(y)
-        let above = k as f64 - y; // in [0, 1)
-        let margin = 1e-6 + 1e-12 * size;
-        if above > margin && above < 1.0 - margin {
-            k
-        } else {
-            exact_key(v, multiplier)
-        }
+        exact_key(v, multiplier)
     }
 }
 
