@@ -465,6 +465,75 @@ mod tests {
         assert_eq!(s.next_pane_from(0), Some(60_000));
     }
 
+    /// Adding through a cursor (moved forward, older rows beside it, put back mid-way, pods
+    /// colliding in the direct-mapped slots, keys given, given for another multiplier, or
+    /// not given) ends with the store `acc_mut` + `add` builds.
+    #[test]
+    fn the_cursor_path_adds_what_acc_mut_adds() {
+        use crate::sketch_key::KeyFn;
+        // Rows in pairs of one id and service: mostly duplicates (when in one pane).
+        let ids: Vec<String> = (0..3000).map(|i| format!("r{}", i / 2)).collect();
+        let mut duplicates = 0;
+        let mut plain = LatencyStore::new(60_000);
+        let mut held = LatencyStore::new(60_000);
+        let mut cursor = PaneCursor::default();
+        let mult = LatencySketch::new().multiplier();
+        for i in 0..3000i64 {
+            let ts = 1_000 + i * 70 - (i % 7) * 9_000; // forward, with older rows
+            let mut r = req(ts, 3.0 + (i % 97) as f64 * 7.3, (i % 23) as PodId * 8, "");
+            r.values.request_id = ids[i as usize].as_str().into();
+            r.values.tokens_in = 0.1 * (i % 13) as f64;
+            let sid = (i / 2 % 5) as ServiceId;
+            let new = plain.acc_mut(sid, ts).add(&r);
+            duplicates += !new as usize;
+            let keys = match i % 3 {
+                0 => KnownKeys::NONE,
+                1 => KnownKeys {
+                    latency: Some(KeyFn::get().key(r.values.latency_ms, mult)),
+                    ttft: Some(KeyFn::get().key(r.values.ttft_ms.unwrap_or(0.0), mult)),
+                    multiplier: mult,
+                },
+                _ => KnownKeys {
+                    latency: Some(-5),
+                    ttft: Some(7),
+                    multiplier: 1.0, // not the sketches': ignored
+                },
+            };
+            let added = if ts >= cursor.start() {
+                held.add_through(&mut cursor, sid, &r, keys)
+            } else {
+                held.acc_mut(sid, ts).add(&r)
+            };
+            assert_eq!(added, new, "row {i} through the cursor");
+            if i % 500 == 0 {
+                held.put_back(&mut cursor);
+            }
+        }
+        held.put_back(&mut cursor);
+        assert!(duplicates > 500, "{duplicates} duplicates");
+        for (start, end) in [(0, 60_000), (60_000, 180_000), (0, 1 << 40)] {
+            let (a, b) = (plain.window(start, end), held.window(start, end));
+            assert_eq!(a.len(), b.len());
+            for ((sa, x), (sb, y)) in a.iter().zip(&b) {
+                assert_eq!(sa, sb);
+                assert_eq!(
+                    (x.requests, x.errors, x.slo_violations),
+                    (y.requests, y.errors, y.slo_violations)
+                );
+                assert_eq!(x.latency, y.latency);
+                assert_eq!(x.ttft, y.ttft);
+                assert_eq!(x.tokens_in.to_bits(), y.tokens_in.to_bits());
+                assert_eq!(x.latency_max.to_bits(), y.latency_max.to_bits());
+                assert_eq!(x.pods, y.pods);
+                let (mut p, mut q): (Vec<_>, Vec<_>) =
+                    (x.per_second.iter().collect(), y.per_second.iter().collect());
+                p.sort_unstable();
+                q.sort_unstable();
+                assert_eq!(p, q);
+            }
+        }
+    }
+
     #[test]
     fn second_counts_add_up_in_any_order() {
         let mut c = SecondCounts::default();
