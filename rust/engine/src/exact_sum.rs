@@ -18,7 +18,8 @@ const FIXED_BELOW: f64 = 18_446_744_073_709_551_616.0; // 2^64
 fn round_half_away(y: f64) -> i128 {
     const FAST_BELOW: f64 = 4_611_686_018_427_387_904.0; // 2^62
     if y.abs() < FAST_BELOW {
-        let t = y as i64; // truncates toward zero
+        // SAFETY: |y| < 2^62 (so not NaN), inside the i64 range: no saturation needed.
+        let t = unsafe { y.to_int_unchecked::<i64>() }; // truncates toward zero
         let frac = y - t as f64;
         let up = (frac >= 0.5) as i64 - (frac <= -0.5) as i64;
         (t + up) as i128

@@ -110,6 +110,23 @@ fn id_hash(id: &str) -> u128 {
     ((a as u128) << 64) | b as u128
 }
 
+/// A request's sketch bucket keys when computed beforehand, for `multiplier` (see
+/// `LatencySketch::insert_keyed`); `None`: computed on insert.
+#[derive(Clone, Copy)]
+pub struct KnownKeys {
+    pub latency: Option<i32>,
+    pub ttft: Option<i32>,
+    pub multiplier: f64,
+}
+
+impl KnownKeys {
+    pub const NONE: KnownKeys = KnownKeys {
+        latency: None,
+        ttft: None,
+        multiplier: 0.0,
+    };
+}
+
 /// One request, validated, ready to add.
 pub struct RequestIn<'a> {
     pub values: RequestValues<'a>,
@@ -121,6 +138,22 @@ impl LatencyAcc {
     /// Adds a request; false when its `request_id` was already counted (a duplicate).
     #[inline]
     pub fn add(&mut self, req: &RequestIn<'_>) -> bool {
+        if !self.add_but_pod(req) {
+            return false;
+        }
+        *self.pods.entry(req.pod).or_default() += 1;
+        true
+    }
+
+    /// `add` without counting the request in `pods` (the caller counts it).
+    #[inline(always)]
+    pub(crate) fn add_but_pod(&mut self, req: &RequestIn<'_>) -> bool {
+        self.add_but_pod_keyed(req, KnownKeys::NONE)
+    }
+
+    /// `add_but_pod` with the sketches' bucket keys computed beforehand, if any.
+    #[inline(always)]
+    pub(crate) fn add_but_pod_keyed(&mut self, req: &RequestIn<'_>, keys: KnownKeys) -> bool {
         let r = &req.values;
         if !r.request_id.is_empty() && !self.request_ids.insert(id_hash(&r.request_id)) {
             return false;
@@ -129,15 +162,20 @@ impl LatencyAcc {
         self.errors += r.error as u64;
         self.latency_max = self.latency_max.max(r.latency_ms);
         // Values were validated finite and >= 0, which is all the sketch requires.
-        let _ = self.latency.insert(r.latency_ms);
+        let _ = match keys.latency {
+            Some(k) => self.latency.insert_keyed(r.latency_ms, k, keys.multiplier),
+            None => self.latency.insert(r.latency_ms),
+        };
         if let Some(t) = r.ttft_ms {
-            let _ = self.ttft.insert(t);
+            let _ = match keys.ttft {
+                Some(k) => self.ttft.insert_keyed(t, k, keys.multiplier),
+                None => self.ttft.insert(t),
+            };
         }
         self.tokens_in += r.tokens_in;
         self.tokens_out += r.tokens_out;
         self.slo_violations += (r.latency_ms > req.slo_latency_ms) as u64;
         self.per_second.add(r.ts_ms.div_euclid(1000), 1);
-        *self.pods.entry(req.pod).or_default() += 1;
         true
     }
 
@@ -171,6 +209,70 @@ impl LatencyAcc {
     }
 }
 
+/// Slots of a held accumulator's pod counter (direct-mapped by pod id).
+const POD_SLOTS: usize = 8;
+
+/// Requests per pod not yet in an accumulator's `pods` map: a direct-mapped cache by pod
+/// id, so a service served by a few pods costs no hash lookup per request. A slot taken by
+/// another pod is first added to the map; so is every slot when the accumulator goes back
+/// to the store. Counts are integers, so the map ends the same whatever the order.
+#[derive(Default)]
+struct PodCounts {
+    /// (pod, requests); requests 0: empty.
+    slots: [(PodId, u64); POD_SLOTS],
+}
+
+impl PodCounts {
+    #[inline(always)]
+    fn count(&mut self, pod: PodId, acc: &mut LatencyAcc) {
+        let slot = &mut self.slots[pod as usize % POD_SLOTS];
+        if slot.0 == pod {
+            slot.1 += 1;
+        } else {
+            if slot.1 > 0 {
+                *acc.pods.entry(slot.0).or_default() += slot.1;
+            }
+            *slot = (pod, 1);
+        }
+    }
+
+    fn flush(&mut self, acc: &mut LatencyAcc) {
+        for slot in &mut self.slots {
+            if slot.1 > 0 {
+                *acc.pods.entry(slot.0).or_default() += slot.1;
+            }
+            slot.1 = 0;
+        }
+    }
+}
+
+#[derive(Default)]
+struct HeldAcc {
+    acc: Option<LatencyAcc>,
+    pods: PodCounts,
+}
+
+/// One pane's accumulators, by service id, taken out of a [`LatencyStore`] while a
+/// batch's requests stay in that pane (`LatencyStore::add_through`); the owner must
+/// `put_back` before anything else reads or writes the store's latency state.
+#[derive(Default)]
+pub struct PaneCursor {
+    /// The pane: [start, end); empty (0, 0) until the first request.
+    start: EpochMs,
+    end: EpochMs,
+    held: Vec<HeldAcc>,
+    /// Services whose accumulator is held.
+    taken: Vec<ServiceId>,
+}
+
+impl PaneCursor {
+    /// Requests before this time are not for the cursor (add them with `acc_mut`).
+    #[inline(always)]
+    pub fn start(&self) -> EpochMs {
+        self.start
+    }
+}
+
 /// Latency panes, sorted by start, aligned like the GPU panes.
 pub struct LatencyStore {
     pane_ms: i64,
@@ -190,6 +292,13 @@ impl LatencyStore {
 
     #[inline]
     pub fn acc_mut(&mut self, service: ServiceId, ts: EpochMs) -> &mut LatencyAcc {
+        let i = self.pane_index(ts);
+        self.panes[i].1.entry(service).or_default()
+    }
+
+    /// The index of the pane holding `ts`, inserted when missing.
+    #[inline]
+    fn pane_index(&mut self, ts: EpochMs) -> usize {
         // Requests come mostly in time order: the pane used last is the common case, found
         // without a division.
         let in_last = |p: &(EpochMs, _)| ts >= p.0 && ts - p.0 < self.pane_ms;
@@ -206,7 +315,75 @@ impl LatencyStore {
             }
         };
         self.last = i;
-        self.panes[i].1.entry(service).or_default()
+        i
+    }
+
+    /// Adds a request at or after the cursor's pane (`ts >= cursor.start()`), through the
+    /// cursor: the accumulator of the cursor's pane and `service` is taken out of the store
+    /// on first use and stays in the cursor while the requests stay in that pane. A request
+    /// of a later pane moves the cursor there (putting back what it holds). False for a
+    /// duplicate, as `LatencyAcc::add`.
+    #[inline(always)]
+    pub fn add_through(
+        &mut self,
+        cursor: &mut PaneCursor,
+        service: ServiceId,
+        req: &RequestIn<'_>,
+        keys: KnownKeys,
+    ) -> bool {
+        let ts = req.values.ts_ms;
+        if ts >= cursor.end {
+            self.move_cursor(cursor, ts);
+        }
+        let s = service as usize;
+        if s >= cursor.held.len() || cursor.held[s].acc.is_none() {
+            self.take_into(cursor, service);
+        }
+        let held = &mut cursor.held[s];
+        let Some(acc) = held.acc.as_mut() else {
+            unreachable!("taken just above")
+        };
+        if !acc.add_but_pod_keyed(req, keys) {
+            return false;
+        }
+        held.pods.count(req.pod, acc);
+        true
+    }
+
+    #[inline(never)]
+    fn move_cursor(&mut self, cursor: &mut PaneCursor, ts: EpochMs) {
+        self.put_back(cursor);
+        let start = align_down(ts, self.pane_ms);
+        cursor.start = start;
+        cursor.end = start.saturating_add(self.pane_ms);
+    }
+
+    #[inline(never)]
+    fn take_into(&mut self, cursor: &mut PaneCursor, service: ServiceId) {
+        let s = service as usize;
+        if s >= cursor.held.len() {
+            cursor.held.resize_with(s + 1, HeldAcc::default);
+        }
+        let i = self.pane_index(cursor.start);
+        let acc = self.panes[i].1.remove(&service).unwrap_or_default();
+        cursor.held[s].acc = Some(acc);
+        cursor.taken.push(service);
+    }
+
+    /// Returns every accumulator the cursor holds to the store (its pane stays set): the
+    /// store is then complete again, as if every request had been added by `acc_mut`.
+    pub fn put_back(&mut self, cursor: &mut PaneCursor) {
+        if cursor.taken.is_empty() {
+            return;
+        }
+        let i = self.pane_index(cursor.start);
+        for service in cursor.taken.drain(..) {
+            let held = &mut cursor.held[service as usize];
+            if let Some(mut acc) = held.acc.take() {
+                held.pods.flush(&mut acc);
+                self.panes[i].1.insert(service, acc);
+            }
+        }
     }
 
     pub fn next_pane_from(&self, t: EpochMs) -> Option<EpochMs> {
@@ -286,6 +463,75 @@ mod tests {
         assert_eq!(a.pods.len(), 2);
         s.drop_while(|p| p < 60_000);
         assert_eq!(s.next_pane_from(0), Some(60_000));
+    }
+
+    /// Adding through a cursor (moved forward, older rows beside it, put back mid-way, pods
+    /// colliding in the direct-mapped slots, keys given, given for another multiplier, or
+    /// not given) ends with the store `acc_mut` + `add` builds.
+    #[test]
+    fn the_cursor_path_adds_what_acc_mut_adds() {
+        use crate::sketch_key::KeyFn;
+        // Rows in pairs of one id and service: mostly duplicates (when in one pane).
+        let ids: Vec<String> = (0..3000).map(|i| format!("r{}", i / 2)).collect();
+        let mut duplicates = 0;
+        let mut plain = LatencyStore::new(60_000);
+        let mut held = LatencyStore::new(60_000);
+        let mut cursor = PaneCursor::default();
+        let mult = LatencySketch::new().multiplier();
+        for i in 0..3000i64 {
+            let ts = 1_000 + i * 70 - (i % 7) * 9_000; // forward, with older rows
+            let mut r = req(ts, 3.0 + (i % 97) as f64 * 7.3, (i % 23) as PodId * 8, "");
+            r.values.request_id = ids[i as usize].as_str().into();
+            r.values.tokens_in = 0.1 * (i % 13) as f64;
+            let sid = (i / 2 % 5) as ServiceId;
+            let new = plain.acc_mut(sid, ts).add(&r);
+            duplicates += !new as usize;
+            let keys = match i % 3 {
+                0 => KnownKeys::NONE,
+                1 => KnownKeys {
+                    latency: Some(KeyFn::get().key(r.values.latency_ms, mult)),
+                    ttft: Some(KeyFn::get().key(r.values.ttft_ms.unwrap_or(0.0), mult)),
+                    multiplier: mult,
+                },
+                _ => KnownKeys {
+                    latency: Some(-5),
+                    ttft: Some(7),
+                    multiplier: 1.0, // not the sketches': ignored
+                },
+            };
+            let added = if ts >= cursor.start() {
+                held.add_through(&mut cursor, sid, &r, keys)
+            } else {
+                held.acc_mut(sid, ts).add(&r)
+            };
+            assert_eq!(added, new, "row {i} through the cursor");
+            if i % 500 == 0 {
+                held.put_back(&mut cursor);
+            }
+        }
+        held.put_back(&mut cursor);
+        assert!(duplicates > 500, "{duplicates} duplicates");
+        for (start, end) in [(0, 60_000), (60_000, 180_000), (0, 1 << 40)] {
+            let (a, b) = (plain.window(start, end), held.window(start, end));
+            assert_eq!(a.len(), b.len());
+            for ((sa, x), (sb, y)) in a.iter().zip(&b) {
+                assert_eq!(sa, sb);
+                assert_eq!(
+                    (x.requests, x.errors, x.slo_violations),
+                    (y.requests, y.errors, y.slo_violations)
+                );
+                assert_eq!(x.latency, y.latency);
+                assert_eq!(x.ttft, y.ttft);
+                assert_eq!(x.tokens_in.to_bits(), y.tokens_in.to_bits());
+                assert_eq!(x.latency_max.to_bits(), y.latency_max.to_bits());
+                assert_eq!(x.pods, y.pods);
+                let (mut p, mut q): (Vec<_>, Vec<_>) =
+                    (x.per_second.iter().collect(), y.per_second.iter().collect());
+                p.sort_unstable();
+                q.sort_unstable();
+                assert_eq!(p, q);
+            }
+        }
     }
 
     #[test]

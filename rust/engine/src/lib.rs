@@ -24,6 +24,7 @@ pub mod service_cost;
 pub mod services;
 pub mod shard;
 pub mod sketch;
+mod sketch_key;
 pub mod stats;
 #[cfg(test)]
 mod test_rng;

@@ -28,6 +28,7 @@
 //!   documented in `docs/sketch-encoding.md`; decoding validates everything and never panics.
 
 use crate::exact_sum::ExactSum;
+use crate::sketch_key::{exact_key, KeyFn};
 use std::fmt;
 
 /// Default relative accuracy `alpha`: quantiles within 0.5 % of the true value.
@@ -91,13 +92,6 @@ impl std::error::Error for SketchError {}
 fn is_valid(v: f64) -> bool {
     // False for NaN, negative values and +inf (-0.0 is accepted as zero).
     (0.0..f64::INFINITY).contains(&v)
-}
-
-/// `ceil(x)` for |x| well inside the i32 range, without a libm call (SSE2 has no `roundsd`).
-#[inline(always)]
-fn ceil_i32(x: f64) -> i32 {
-    let t = x as i32; // truncates toward zero
-    t + (x > t as f64) as i32
 }
 
 /// A mergeable relative-error quantile sketch of latencies in milliseconds. See the module docs.
@@ -236,7 +230,7 @@ impl LatencySketch {
     /// The bucket key of an indexable value `v >= MIN_INDEXABLE_MS`.
     #[inline(always)]
     pub fn key(&self, v: f64) -> i32 {
-        ceil_i32(v.ln() * self.multiplier)
+        exact_key(v, self.multiplier)
     }
 
     /// The value a quantile falling in bucket `key` answers: `2 gamma^key / (gamma + 1)`.
@@ -356,6 +350,33 @@ impl LatencySketch {
     /// set-up; `v` must satisfy `is_valid`.
     #[inline(always)]
     fn insert_one_valid(&mut self, v: f64) {
+        self.insert_one_valid_keyed(v, None)
+    }
+
+    /// `insert`, with the bucket key computed beforehand (`KeyFn::key(v, multiplier)`, in a
+    /// loop over a block of values, off the per-request path): used when `multiplier` is
+    /// this sketch's, else the key is computed here.
+    #[inline(always)]
+    pub(crate) fn insert_keyed(
+        &mut self,
+        v: f64,
+        key: i32,
+        multiplier: f64,
+    ) -> Result<(), SketchError> {
+        if !is_valid(v) {
+            return Err(SketchError::InvalidValue { index: 0, value: v });
+        }
+        self.insert_one_valid_keyed(v, Some((key, multiplier)));
+        Ok(())
+    }
+
+    /// The multiplier bucket keys are computed with (`1 / ln(gamma)`).
+    pub(crate) fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    #[inline(always)]
+    fn insert_one_valid_keyed(&mut self, v: f64, known: Option<(i32, f64)>) {
         let v = v + 0.0; // -0.0 -> +0.0
         self.sum.add(v);
         if v < self.min {
@@ -368,7 +389,11 @@ impl LatencySketch {
         if v < MIN_INDEXABLE_MS {
             self.zero_count += 1;
         } else {
-            self.insert_key(ceil_i32(v.ln() * self.multiplier));
+            let key = match known {
+                Some((k, m)) if m.to_bits() == self.multiplier.to_bits() => k,
+                _ => KeyFn::get().key(v, self.multiplier),
+            };
+            self.insert_key(key);
         }
     }
 
@@ -406,6 +431,7 @@ impl LatencySketch {
             return;
         }
         let mult = self.multiplier;
+        let key = KeyFn::get();
         let (mut min, mut max) = (self.min, self.max);
         let mut zeros = 0u64;
         for &v in values {
@@ -421,7 +447,7 @@ impl LatencySketch {
                 zeros += 1;
                 continue;
             }
-            self.insert_key(ceil_i32(v.ln() * mult));
+            self.insert_key(key.key(v, mult));
         }
         self.count += values.len() as u64;
         self.zero_count += zeros;

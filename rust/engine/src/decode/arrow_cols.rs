@@ -358,6 +358,14 @@ impl<'a> NumCol<'a> {
         })
     }
 
+    /// The values of a Float64 column (nulls included, as stored), for loops over many rows.
+    pub fn f64_values(&self) -> Option<&'a [f64]> {
+        match self.values {
+            NumValues::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+
     #[inline(always)]
     pub fn get(&self, i: usize) -> Option<f64> {
         if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {

@@ -92,6 +92,15 @@ impl<'a> LatencyBatch<'a> {
         ]
     }
 
+    /// The stored `latency_ms` and `ttft_ms` values when Float64 (row `i` of a plain row
+    /// reads exactly these), for computing per block what depends on them alone.
+    pub fn f64_latencies(&self) -> [Option<&'a [f64]>; 2] {
+        [
+            self.latency.f64_values(),
+            self.ttft.as_ref().and_then(|c| c.f64_values()),
+        ]
+    }
+
     /// Row `i`'s values without its labels when every one is present where required and
     /// valid (what [`Self::row`] accepts); `None` when the row needs `row` (to be
     /// rejected with its reason, or otherwise checked).

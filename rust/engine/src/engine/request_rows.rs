@@ -11,8 +11,10 @@ use super::ingest::{
 use crate::config::EngineConfig;
 use crate::decode::arrow_cols::{Keys, StrCol};
 use crate::decode::latency_columnar::LatencyBatch;
-use crate::latency_store::RequestIn;
+use crate::latency_store::{KnownKeys, PaneCursor, RequestIn};
 use crate::pod_table::PodId;
+use crate::sketch::LatencySketch;
+use crate::sketch_key::KeyFn;
 use crate::time::{EpochMs, MIN_VALID_MS};
 use arrow_buffer::NullBuffer;
 
@@ -58,27 +60,54 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
         }
     }
 
-    #[inline(always)] // three calls per row; left out of line it cost 7 % of the fast path
-    fn code(&self, i: usize) -> Option<usize> {
+    /// The codes of the rows `from..from + out.len()` into `out`, one loop per key type
+    /// (the per-row match and null test then leave the row loop): 0 for absent, null or an
+    /// out-of-range key (all read as ""), else the dictionary key + 1. False for a plain
+    /// column, which has no codes.
+    fn fill_codes(&self, from: usize, out: &mut [u32]) -> bool {
         match self {
-            LabelCodes::Absent => Some(0),
+            LabelCodes::Absent => out.fill(0),
+            LabelCodes::Plain(_) => return false,
             LabelCodes::Dict {
                 keys,
                 nulls,
                 n_values,
                 ..
             } => {
-                if nulls.is_some_and(|b| b.is_null(i)) {
-                    return Some(0);
+                let (n, len) = (*n_values, out.len());
+                macro_rules! each {
+                    ($k:expr) => {
+                        for (o, &k) in out.iter_mut().zip(&$k[from..from + len]) {
+                            // As `Keys::get`: a negative key reads as 0.
+                            #[allow(clippy::unnecessary_cast)]
+                            let k = k.max(0) as usize;
+                            *o = if k < n { k as u32 + 1 } else { 0 };
+                        }
+                    };
                 }
-                let k = keys.get(i);
-                Some(if k < *n_values { k + 1 } else { 0 })
+                match keys {
+                    Keys::I8(k) => each!(k),
+                    Keys::I16(k) => each!(k),
+                    Keys::I32(k) => each!(k),
+                    Keys::I64(k) => each!(k),
+                    Keys::U8(k) => each!(k),
+                    Keys::U16(k) => each!(k),
+                    Keys::U32(k) => each!(k),
+                    Keys::U64(k) => each!(k),
+                }
+                if let Some(b) = nulls {
+                    for (j, o) in out.iter_mut().enumerate() {
+                        if b.is_null(from + j) {
+                            *o = 0;
+                        }
+                    }
+                }
             }
-            LabelCodes::Plain(_) => None,
         }
+        true
     }
 
-    /// The text of a code from `code`.
+    /// The text of a code from `fill_codes`.
     fn text_of(&self, code: usize) -> &'b str {
         match self {
             LabelCodes::Dict { values, .. } if code > 0 => values.get(code - 1).unwrap_or(""),
@@ -93,6 +122,81 @@ impl<'b, 'a> LabelCodes<'b, 'a> {
             LabelCodes::Absent => "",
             LabelCodes::Plain(c) | LabelCodes::Dict { col: c, .. } => c.get(i).unwrap_or(""),
         }
+    }
+}
+
+/// Rows whose label codes are read per block.
+const CODE_BLOCK: usize = 1024;
+
+/// For one block of rows: the codes (`LabelCodes::fill_codes`) of service, namespace and
+/// pod, and the sketch bucket keys of `latency_ms` and `ttft_ms` when those are Float64
+/// (a loop of independent key computations, which the row loop then only reads).
+struct BlockCodes {
+    from: usize,
+    end: usize,
+    codes: [[u32; CODE_BLOCK]; 3],
+    has: [bool; 3],
+    keys: [[i32; CODE_BLOCK]; 2],
+    has_keys: [bool; 2],
+    /// The default sketches' multiplier, the keys' (every pane sketch has it).
+    multiplier: f64,
+}
+
+impl BlockCodes {
+    fn new() -> BlockCodes {
+        BlockCodes {
+            from: 0,
+            end: 0,
+            codes: [[0; CODE_BLOCK]; 3],
+            has: [false; 3],
+            keys: [[0; CODE_BLOCK]; 2],
+            has_keys: [false; 2],
+            multiplier: LatencySketch::new().multiplier(),
+        }
+    }
+
+    /// Fills the block starting at row `from` (of `rows`).
+    #[inline(never)]
+    fn fill(
+        &mut self,
+        labels: &[LabelCodes<'_, '_>; 3],
+        latencies: &[Option<&[f64]>; 2],
+        from: usize,
+        rows: usize,
+    ) {
+        let len = CODE_BLOCK.min(rows - from);
+        self.from = from;
+        self.end = from + len;
+        for (c, label) in labels.iter().enumerate() {
+            self.has[c] = label.fill_codes(from, &mut self.codes[c][..len]);
+        }
+        let (key, mult) = (KeyFn::get(), self.multiplier);
+        for (c, values) in latencies.iter().enumerate() {
+            self.has_keys[c] = values.is_some();
+            if let Some(v) = values {
+                // Every value gets a key; only those of valid values >= 1e-3 are read.
+                for (k, &x) in self.keys[c][..len].iter_mut().zip(&v[from..from + len]) {
+                    *k = key.key(x, mult);
+                }
+            }
+        }
+    }
+
+    /// The sketch keys of row `i` (in the block), where computed.
+    #[inline(always)]
+    fn known_keys(&self, i: usize) -> KnownKeys {
+        let j = (i - self.from) % CODE_BLOCK;
+        KnownKeys {
+            latency: self.has_keys[0].then(|| self.keys[0][j]),
+            ttft: self.has_keys[1].then(|| self.keys[1][j]),
+            multiplier: self.multiplier,
+        }
+    }
+
+    /// Column `c`'s code at row `i` (in the block); `None` for a plain column.
+    #[inline(always)]
+    fn code(&self, c: usize, i: usize) -> Option<usize> {
+        self.has[c].then(|| self.codes[c][(i - self.from) % CODE_BLOCK] as usize)
     }
 }
 
@@ -115,7 +219,17 @@ pub(crate) fn push_request_rows(
     let mut open = (closed, open_everywhere_from(cfg, closed));
     // The newest event time of the plain rows, noted once (`saw`) after the loop.
     let mut newest = EpochMs::MIN;
+    // The current pane's accumulators, held out of the store (put back before any other
+    // path touches it, and at the end).
+    let mut cursor = PaneCursor::default();
+    let labels = [service, namespace, pod];
+    let latencies = rows.f64_latencies();
+    let mut codes = BlockCodes::new();
     for i in 0..rows.rows() {
+        if i == codes.end {
+            codes.fill(&labels, &latencies, i, rows.rows());
+        }
+        let [service, namespace, pod] = &labels;
         st.stats.consumed += 1;
         let here = Origin {
             offset: first_row + i as i64,
@@ -129,15 +243,17 @@ pub(crate) fn push_request_rows(
             .plain_row(i)
             .filter(|r| r.ts_ms >= MIN_VALID_MS && r.ts_ms <= latest_ts && r.ts_ms >= open.1);
         let Some(r) = plain else {
+            st.latency.put_back(&mut cursor);
             settle_request(st, cfg, rows.row(i), &here, &[]);
             continue;
         };
-        let sid = match service.code(i) {
+        let sid = match codes.code(0, i) {
             Some(c) if service_ids[c] != UNRESOLVED => service_ids[c],
             code => {
                 let name = code.map_or_else(|| service.text(i), |c| service.text_of(c));
                 if name.is_empty() {
                     // Named by the pod rules: the per-message path resolves it.
+                    st.latency.put_back(&mut cursor);
                     settle_request(st, cfg, rows.row(i), &here, &[]);
                     continue;
                 }
@@ -148,7 +264,7 @@ pub(crate) fn push_request_rows(
                 sid
             }
         };
-        let pod_id = match (namespace.code(i), pod.code(i)) {
+        let pod_id = match (codes.code(1, i), codes.code(2, i)) {
             (Some(n), Some(p)) if pod_ids[p].0 == n => pod_ids[p].1,
             (Some(n), Some(p)) => {
                 let id = st.pod_names.intern(namespace.text_of(n), pod.text_of(p));
@@ -159,17 +275,27 @@ pub(crate) fn push_request_rows(
         };
         newest = newest.max(r.ts_ms);
         let slo_latency_ms = st.service_slo_ms[sid as usize];
-        add_request(
-            st,
-            sid,
-            &RequestIn {
-                values: r,
-                pod: pod_id,
-                slo_latency_ms,
-            },
-            here.offset,
-        );
+        let req = RequestIn {
+            values: r,
+            pod: pod_id,
+            slo_latency_ms,
+        };
+        if req.values.ts_ms >= cursor.start() {
+            // What `add_request` does, through the cursor.
+            if st
+                .latency
+                .add_through(&mut cursor, sid, &req, codes.known_keys(i))
+            {
+                st.positions.hold(req.values.ts_ms, here.offset);
+                st.stats.aggregated += 1;
+            } else {
+                st.stats.skipped_duplicate += 1;
+            }
+        } else {
+            add_request(st, sid, &req, here.offset);
+        }
     }
+    st.latency.put_back(&mut cursor);
     if newest != EpochMs::MIN {
         st.saw_request(at.key, newest);
     }
