@@ -8,9 +8,13 @@ import sys
 
 import click
 
-from gpuledger.config import load_config
-from gpuledger.errors import ConfigError, GpuledgerError
-from gpuledger.output.sink import FORMATS as OUTPUT_FORMATS
+from gpuledger.cli.options import (
+    config_option,
+    config_or_exit,
+    max_future_option,
+    output_format_option,
+)
+from gpuledger.errors import GpuledgerError
 from gpuledger.replay.detect import FORMATS
 from gpuledger.replay.run import ORDERS, Progress, replay
 
@@ -30,13 +34,7 @@ from gpuledger.replay.run import ORDERS, Progress, replay
     default=None,
     help="Output directory, empty or absent [default: [output] dir of the configuration].",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML configuration: windows, prices, teams, SLOs... (also GPULEDGER_* variables).",
-)
+@config_option
 @click.option(
     "--format",
     "input_format",
@@ -51,12 +49,7 @@ from gpuledger.replay.run import ORDERS, Progress, replay
     default=None,
     help="Columnar form (Parquet, Arrow, CSV) [default: detected from the columns].",
 )
-@click.option(
-    "--output-format",
-    type=click.Choice(sorted(OUTPUT_FORMATS)),
-    default=None,
-    help="Output file format [default: [output] format of the configuration, arrow].",
-)
+@output_format_option
 @click.option(
     "--order",
     type=click.Choice(ORDERS),
@@ -65,12 +58,7 @@ from gpuledger.replay.run import ORDERS, Progress, replay
     help="time: merge the files by event time, each its own partition; "
     "given: one file after another, as one stream.",
 )
-@click.option(
-    "--max-future-s",
-    type=float,
-    default=None,
-    help="Event times later than now plus this are dead letters [default: no check].",
-)
+@max_future_option
 @click.option(
     "--chunk-mib",
     type=click.FloatRange(min=0.0625),
@@ -112,10 +100,7 @@ def replay_command(
     Parquet, Arrow IPC and CSV, plain or gzip/zstd/bz2 compressed. Closed windows are
     written under --out as they close; the end of input closes every window.
     """
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = config_or_exit(config_path)
     bar = Progress(sys.stderr, tty=progress)
     try:
         summary = replay(

@@ -11,9 +11,13 @@ import sys
 
 import click
 
-from gpuledger.config import load_config
-from gpuledger.errors import ConfigError, GpuledgerError
-from gpuledger.output.sink import FORMATS as OUTPUT_FORMATS
+from gpuledger.cli.options import (
+    config_option,
+    config_or_exit,
+    max_future_option,
+    output_format_option,
+)
+from gpuledger.errors import GpuledgerError
 from gpuledger.replay.run import ORDERS
 
 
@@ -32,25 +36,14 @@ from gpuledger.replay.run import ORDERS
     help="Parquet request events: a file or a directory, local or s3://; repeat for several.",
 )
 @click.option("--out", "out_dir", required=True, help="Output directory or s3:// prefix, empty.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML configuration: windows, prices, teams, SLOs... (also GPULEDGER_* variables).",
-)
+@config_option
 @click.option(
     "--form",
     type=click.Choice(["long", "wide"]),
     default=None,
     help="Telemetry form [default: detected from the columns].",
 )
-@click.option(
-    "--output-format",
-    type=click.Choice(sorted(OUTPUT_FORMATS)),
-    default=None,
-    help="Output file format [default: [output] format of the configuration, arrow].",
-)
+@output_format_option
 @click.option(
     "--order",
     type=click.Choice(ORDERS),
@@ -72,12 +65,7 @@ from gpuledger.replay.run import ORDERS
     show_default=True,
     help="Rows of a file per chunk; windows close after every chunk, as in replay.",
 )
-@click.option(
-    "--max-future-s",
-    type=float,
-    default=None,
-    help="Event times later than now plus this are dead letters [default: no check].",
-)
+@max_future_option
 @click.option(
     "--master",
     default=None,
@@ -106,10 +94,7 @@ def spark_backfill_command(
     """
     if not telemetry and not requests:
         raise click.UsageError("give --telemetry and/or --requests")
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = config_or_exit(config_path)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
