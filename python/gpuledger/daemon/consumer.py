@@ -33,6 +33,8 @@ def consumer_settings(
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        # Only `--until-eof` needs end-of-partition events: with them librdkafka 2.2-2.12
+        # can skip a message after a pause (gpuledger/daemon/partition_end.py).
         "enable.partition.eof": until_eof,
         # Eager rebalancing: every member flushes and commits, then starts afresh.
         "partition.assignment.strategy": "range",

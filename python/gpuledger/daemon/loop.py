@@ -21,7 +21,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from gpuledger.config import Config, masked
 from gpuledger.daemon.checkpoint import PartitionCheckpoint, decode, encode
@@ -34,9 +41,9 @@ from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog, counters
 from gpuledger.daemon.metrics import DaemonMetrics
 from gpuledger.daemon.output import OutputWriter, rows_in
+from gpuledger.daemon.partition_end import reached_end
 from gpuledger.daemon.partitions import PartitionState, row_spans
 from gpuledger.daemon.seed import HOUR_MS, written_gpu_windows
-from gpuledger.output.sink import OutputConflictError
 from gpuledger.tables import EVENT_TABLES, PartitionKey
 
 MAX_BACKOFF_S = 30.0
@@ -107,6 +114,9 @@ class Daemon:
             (tp.topic, tp.partition): decode(tp.metadata) if tp.offset != OFFSET_INVALID else None
             for tp in committed
         }
+        starts = {
+            (tp.topic, tp.partition): tp.offset for tp in committed if tp.offset != OFFSET_INVALID
+        }
         resumed = [
             (key, None, None) if cp is None else (key, cp.written_through_ms, cp.rows_through)
             for key, cp in checkpoints.items()
@@ -117,6 +127,7 @@ class Daemon:
         group_of = {key: g for g in self.groups for key in g.partitions}
         for key, cp in checkpoints.items():
             state = PartitionState(key, group_of[key], last_data=now)
+            state.start_offset = starts.get(key)
             if cp is not None:
                 state.floor = cp.written_through_ms
                 state.rows_through = cp.rows_through
@@ -129,6 +140,10 @@ class Daemon:
             "assigned",
             partitions=[f"{t}:{p}" for t, p in self.partitions],
             resumed={f"{tp.topic}:{tp.partition}": tp.offset for tp in committed},
+            written_through={
+                f"{t}:{p}": None if cp is None else cp.written_through_ms
+                for (t, p), cp in checkpoints.items()
+            },
             engines=len(self.groups),
         )
 
@@ -205,6 +220,8 @@ class Daemon:
                     state.adopted = self.output.markers.chain(topic, partition, first_offset)
                 state.last_data = now
                 state.idle = state.at_eof = False
+                state.consumed = True
+                state.end_offset = None
         for i, m in errors:
             err = m.error()
             if err.code() == KafkaError._PARTITION_EOF:
@@ -231,7 +248,10 @@ class Daemon:
         timeout = self.cfg.engine.idle_timeout_s
         quiet_after = timeout + self.cfg.engine.allowed_lateness_s
         states = self.partitions
-        return any(not s.idle and now - s.last_data >= timeout for s in states.values()) or any(
+        return any(
+            not s.idle and now - s.last_data >= timeout and reached_end(self.consumer, s)
+            for s in states.values()
+        ) or any(
             all(states[k].idle for k in g.partitions)
             and now - max(states[k].last_data for k in g.partitions) >= quiet_after
             for g in self.groups
@@ -248,9 +268,17 @@ class Daemon:
         for g in self.groups:
             states = [self.partitions[key] for key in g.partitions]
             for state in states:
-                if not state.idle and now - state.last_data >= timeout:
+                # Silent: read to its end and nothing new for idle_timeout_s. A partition
+                # with a backlog not fetched yet (a slow first fetch after an assignment, a
+                # busy consumer) holds the watermark back: its events are not late.
+                if (
+                    not state.idle
+                    and now - state.last_data >= timeout
+                    and reached_end(self.consumer, state)
+                ):
                     g.engine.mark_idle(state.partition, source=state.topic)
                     state.idle = True
+                    self.log.info("partition_idle", partition=f"{state.topic}:{state.partition}")
             # Every partition quiet for idle_timeout_s plus the lateness: the windows the
             # data covers (a reading at t covers [t, t + sample_interval_s)) close, the last
             # one included (docs/daemon.md, "Windows close on a quiet stream").
@@ -284,13 +312,15 @@ class Daemon:
         try:
             for g in self.groups:
                 self._write_pending(g, positions)
-        except OutputConflictError as e:
-            # Only input that breaks the ordering assumption gets here (docs/daemon.md):
-            # the first version stays; say so loudly rather than stop.
-            self.log.error("output_conflict", error=str(e))
         except OSError as e:
             self._block(e)
             return False
+        finally:
+            # Only input that breaks the ordering assumption gets here (docs/daemon.md):
+            # the first version of a file stays, the rest is written; say so loudly.
+            for conflict in self.output.conflicts:
+                self.log.error("output_conflict", error=str(conflict))
+            self.output.conflicts.clear()
         if self.dlq is not None and not self.dlq.flush():
             self.log.warning("dead_letter_topic_unflushed")
             return False
@@ -305,8 +335,29 @@ class Daemon:
             now = time.monotonic()
             for state in self.partitions.values():
                 state.last_data = now
+            self._seek_after_resume(positions)
             self.log.info("output_resumed")
         return self._commit(positions, sync=sync)
+
+    def _seek_after_resume(self, positions: Positions) -> None:
+        """With end-of-partition events (`--until-eof`), librdkafka 2.2-2.12 leaves the
+        position one past a partition's end, and a resumed partition is fetched from there:
+        a message would be skipped. So each partition is sought to where this run is:
+        one past its last message read, or where reading started."""
+        if not self.until_eof:
+            return
+        for key, state in self.partitions.items():
+            pos = positions.get(key)
+            if state.consumed and pos is not None and pos[1] >= 0:
+                offset = pos[1]
+            elif state.start_offset is not None:
+                offset = state.start_offset
+            else:
+                offset = OFFSET_BEGINNING
+            try:
+                self.consumer.seek(TopicPartition(key[0], key[1], offset))
+            except KafkaException as e:
+                self.log.warning("seek_failed", partition=f"{key[0]}:{key[1]}", error=str(e))
 
     def _write_pending(self, g: PartitionGroup, positions: Positions) -> None:
         pending = g.pending
@@ -344,10 +395,24 @@ class Daemon:
                 pos = positions.get(key)
                 state = self.partitions[key]
                 rows = state.rows_through
-                if pos is None or pos[1] < 0 or rows is None:
-                    continue  # nothing consumed yet: the committed position stands
                 marks = (watermark, state.floor)
                 through = max((w for w in marks if w is not None), default=None)
+                if not state.consumed or pos is None or pos[1] < 0 or rows is None:
+                    # Nothing read by this run: the committed position stands. (The engine
+                    # reports a resumed partition not read yet at its replay bound, past the
+                    # re-reads a restart needs: committing that would skip them.)
+                    if not state.consumed and state.end_offset is not None:
+                        # Nothing read, and nothing there to read: its checkpoint moves with
+                        # its engine's, so a restart puts it in the same engine again, under
+                        # the same writer id (else windows written but not yet committed at a
+                        # crash would be written again under another name).
+                        end = state.end_offset
+                        md = encode(PartitionCheckpoint(through, max(end, rows or 0)))
+                        offsets.append(TopicPartition(key[0], key[1], end, metadata=md))
+                        if state.rows_through is None:
+                            state.rows_through = end
+                            state.adopted = self.output.markers.chain(*key, end)
+                    continue
                 md = encode(PartitionCheckpoint(through, rows))
                 offsets.append(TopicPartition(key[0], key[1], pos[0], metadata=md))
         if not offsets:

@@ -90,6 +90,8 @@ class MemoryConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.positions[(tp.topic, tp.partition)] = max(tp.offset, 0)
+            # Like librdkafka: the end of a partition is reported again after an assignment.
+            self.eof_sent.discard((tp.topic, tp.partition))
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[MemoryMessage]:
         if self.pending_assign is not None:
@@ -130,6 +132,9 @@ class MemoryConsumer:
         self, partition: TopicPartition, timeout: float | None = None, cached: bool = False
     ) -> tuple[int, int]:
         return (0, len(self.topics[partition.topic][partition.partition]))
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.positions[(partition.topic, partition.partition)] = max(partition.offset, 0)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from gpuledger.daemon.checkpoint import ObjectRangeMarkers, RangeMarkers
 from gpuledger.output.object_store import is_uri
-from gpuledger.output.sink import ArrowSink
+from gpuledger.output.sink import ArrowSink, OutputConflictError
 from gpuledger.tables import EVENT_TABLES
 
 
@@ -43,6 +43,7 @@ class OutputWriter:
             ObjectRangeMarkers(str(out_dir)) if is_uri(out_dir) else RangeMarkers(Path(out_dir))
         )
         self._sinks: dict[str, ArrowSink] = {}
+        self.conflicts: list[OutputConflictError] = []  # files kept as they were: to log
 
     def sink(self, writer_id: str) -> ArrowSink:
         if writer_id not in self._sinks:
@@ -62,8 +63,22 @@ class OutputWriter:
                 by_end.setdefault(end, {})[name] = table.filter(pc.equal(ends, pa.scalar(end)))
         files = 0
         for end in sorted(by_end):
-            files += len(self.sink(writer_id).write(by_end[end], batch_key=f"we{end}"))
+            for name, table in by_end[end].items():
+                files += self._write_keeping_first(writer_id, {name: table}, f"we{end}")
         return files
+
+    def _write_keeping_first(
+        self, writer_id: str, tables: Mapping[str, pa.Table], batch_key: str
+    ) -> int:
+        """Writes one table's files of a batch. A file that exists with other rows (input that
+        broke the ordering assumption, docs/daemon.md) is kept as it is and recorded in
+        `conflicts`; the other tables and batches are still written, so one conflict never
+        costs rows of other files that the next commit then covers."""
+        try:
+            return len(self.sink(writer_id).write(tables, batch_key=batch_key))
+        except OutputConflictError as e:
+            self.conflicts.append(e)
+            return 0
 
     def write_rows(
         self,
@@ -77,7 +92,7 @@ class OutputWriter:
         start, end = span
         self.markers.mark(topic, partition, start, end)
         key = f"{tag}.p{partition}.o{start}_{end}"
-        return len(self.sink("k").write(rows, batch_key=key))
+        return sum(self._write_keeping_first("k", {n: t}, key) for n, t in rows.items())
 
 
 def rows_in(table: pa.Table, source: str, partition: int, start: int, end: int) -> pa.Table:

@@ -26,7 +26,10 @@ class PartitionState:
     rows_through: int | None = None
     adopted: list[tuple[int, int]] = field(default_factory=list)
     idle: bool = False  # marked idle in its engine: it no longer holds the watermark back
-    at_eof: bool = False  # the end of the partition was reached (`--until-eof`)
+    at_eof: bool = False  # the end of the partition was reported (`--until-eof`)
+    start_offset: int | None = None  # the committed offset reading started from, if any
+    consumed: bool = False  # a message of it was read by this run
+    end_offset: int | None = None  # read nothing and at its end: the offset of that end
     in_flight: list[tuple[int, int]] = field(default_factory=list)
 
     @property
