@@ -318,7 +318,10 @@ class Engine:
     def positions(self) -> list[tuple[str, int, int, int]]:
         """(source, partition, commit_offset, next_offset) per partition seen or resumed: a
         restart re-reads from `commit_offset`, the oldest event that a window not yet emitted
-        still needs; `next_offset` is one past the last offset consumed."""
+        still needs; `next_offset` is one past the last offset consumed. A partition
+        resumed (`resume`) and not read since is reported at its `replay_until` for both:
+        keep that partition's own committed offset instead (the daemon does), or the re-reads
+        below `replay_until` that open windows need would be skipped."""
         return self._core.positions()
 
     def poll(self) -> Windows:
