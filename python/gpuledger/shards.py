@@ -68,8 +68,10 @@ def merge_shards(parts: Sequence[Mapping[str, pa.Table]]) -> dict[str, pa.Table]
     unsplittable = [n for n in names if n not in KEYED_TABLES and n not in _PLAIN]
     if unsplittable:
         raise CombineError(f"tables {', '.join(unsplittable)} cannot be merged from shards")
+    # A GPU is in one shard and requests' rows are shard 0's: only pool rows are partial.
     combined = combine_tables(
-        {n: tables[n] for n in ("gpu_windows", "pool_windows", "latency_windows") if n in tables}
+        {n: tables[n] for n in ("gpu_windows", "pool_windows", "latency_windows") if n in tables},
+        one_row_per_key=_DISJOINT,
     )
     out: dict[str, pa.Table] = {}
     for name in names:
@@ -83,6 +85,7 @@ def merge_shards(parts: Sequence[Mapping[str, pa.Table]]) -> dict[str, pa.Table]
 
 
 _PLAIN = frozenset({"late_events", "dead_letters", "idle_streaks"})
+_DISJOINT = frozenset({"gpu_windows", "latency_windows"})
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
