@@ -86,7 +86,7 @@ fn list<'b, T: arrow_array::ArrowPrimitiveType>(
             T::DATA_TYPE
         )
     })?;
-    Ok((&l.value_offsets()[..], &items.values()[..]))
+    Ok((l.value_offsets(), &items.values()[..]))
 }
 
 /// The columns of one batch of partial `pool_windows` rows, resolved once.
