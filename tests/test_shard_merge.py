@@ -69,3 +69,16 @@ def test_a_missing_pool_column_is_refused(long: pa.Table) -> None:
         p["pool_windows"] = p["pool_windows"].drop_columns(["demand_buckets"])
     with pytest.raises(CombineError, match="demand_buckets"):
         merge_shards(parts)
+
+
+def test_pool_rows_of_other_column_types_are_refused(long: pa.Table) -> None:
+    """As `combine` refuses tables that are not gpuledger's types: large_string labels."""
+    parts = [tables(Engine(config(), shard=(k, 2, True)), long) for k in range(2)]
+    for p in parts:
+        t = p["pool_windows"]
+        wide = [
+            pa.field(f.name, pa.large_string()) if f.type == pa.string() else f for f in t.schema
+        ]
+        p["pool_windows"] = t.cast(pa.schema(wide))
+    with pytest.raises(CombineError, match="team is LargeUtf8, not string"):
+        merge_shards(parts)
