@@ -28,6 +28,7 @@ from gpuledger.config import load_config
 from gpuledger.errors import InputError
 from gpuledger.output.sink import read_table
 from gpuledger.replay import ReplayError, replay
+from gpuledger.replay import run as run_module
 from gpuledger.simulate.small_fleet import default_fleet, prom_json_messages
 from gpuledger.tables import TABLES
 
@@ -217,12 +218,34 @@ def test_bad_worker_counts_are_errors(tmp_path: Path, files: dict[str, Path]) ->
 
 
 def test_cli_default_is_every_usable_core(tmp_path: Path, files: dict[str, Path]) -> None:
-    r = CliRunner().invoke(
-        replay_command,
-        [str(files["telemetry.parquet"]), "--out", str(tmp_path / "o"), "--json-summary"],
-    )
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["workers"] == len(os.sched_getaffinity(0))
+    """CSV: one engine per usable core; Parquet: one core is left to its decoder thread."""
+    cores = len(os.sched_getaffinity(0))
+    for name, want in (("telemetry.csv", cores), ("telemetry.parquet", max(1, cores - 1))):
+        r = CliRunner().invoke(
+            replay_command, [str(files[name]), "--out", str(tmp_path / name), "--json-summary"]
+        )
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["workers"] == want, name
+
+
+@pytest.mark.parametrize(("cores", "engines"), [(1, 1), (2, 1), (4, 3)])
+def test_parquet_default_leaves_a_core_to_the_decoder(
+    tmp_path: Path,
+    files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    cores: int,
+    engines: int,
+) -> None:
+    """On two cores one engine plus the Parquet decoder thread beat two engines (the shards'
+    overhead and merge, docs/benchmarks.md): the default says so; --workers 2 still splits."""
+    monkeypatch.setattr(run_module, "default_workers", lambda: cores)
+    summary = replay([files["telemetry.parquet"]], tmp_path / "default")
+    assert summary.workers == engines
+    reason = "Parquet is decoded on a core of its own"
+    assert (reason in summary.render()) == (cores == 2)
+    assert replay([files["telemetry.parquet"]], tmp_path / "asked", workers=2).workers == 2
+    csv = replay([files["telemetry.csv"]], tmp_path / "csv")
+    assert csv.workers == cores and csv.one_worker_because is None
 
 
 def test_json_lines_telemetry_runs_one_engine_unless_asked(

@@ -27,6 +27,7 @@ __all__ = [
     "ParquetBatches",
     "ParquetChunk",
     "__version__",
+    "merge_pool_windows",
     "merge_sketches",
     "pool_demand_figures",
     "schemas",
@@ -196,6 +197,9 @@ def schemas() -> dict[str, pa.Schema]: ...
 def pool_demand_figures(
     demand: pa.Array[Any], provisioned: pa.Array[Any]
 ) -> pa.RecordBatch: ...  # rust/pyext/src/pools.rs
+def merge_pool_windows(
+    parts: Any, gpu_windows: Any
+) -> pa.RecordBatch: ...  # rust/pyext/src/pool_merge.rs
 def shard_of_rows(
     data: Any, count: int, form: str | None = None
 ) -> pa.Array[Any]: ...  # rust/pyext/src/shards.rs

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuledger import _engine
-from gpuledger.errors import CombineError
+from gpuledger.errors import CombineError, InputError
 from gpuledger.output.arrow_math import arr, coalesce, div, divide, mul, sub
 from gpuledger.output.combine import combine_tables
 from gpuledger.tables import KEYED_TABLES
@@ -68,9 +68,11 @@ def merge_shards(parts: Sequence[Mapping[str, pa.Table]]) -> dict[str, pa.Table]
     unsplittable = [n for n in names if n not in KEYED_TABLES and n not in _PLAIN]
     if unsplittable:
         raise CombineError(f"tables {', '.join(unsplittable)} cannot be merged from shards")
-    combined = combine_tables(
-        {n: tables[n] for n in ("gpu_windows", "pool_windows", "latency_windows") if n in tables}
-    )
+    # A GPU is in one shard and requests' rows are shard 0's: only pool rows are partial,
+    # merged in Rust (exact: per-bucket integer sums, GPU sums re-added in engine order).
+    combined = combine_tables({n: tables[n] for n in _DISJOINT if n in tables}, _DISJOINT)
+    if "pool_windows" in tables:
+        combined["pool_windows"] = _merge_pools(tables["pool_windows"], tables.get("gpu_windows"))
     out: dict[str, pa.Table] = {}
     for name in names:
         if name in combined:
@@ -83,6 +85,17 @@ def merge_shards(parts: Sequence[Mapping[str, pa.Table]]) -> dict[str, pa.Table]
 
 
 _PLAIN = frozenset({"late_events", "dead_letters", "idle_streaks"})
+_DISJOINT = frozenset({"gpu_windows", "latency_windows"})
+
+
+def _merge_pools(pools: pa.Table, gpu_windows: pa.Table | None) -> pa.Table:
+    """The shards' partial `pool_windows` rows merged (`_engine.merge_pool_windows`)."""
+    gpu = gpu_windows if gpu_windows is not None else pa.table({})
+    try:
+        merged = _engine.merge_pool_windows(pools, gpu)
+    except InputError as e:
+        raise CombineError(str(e)) from None
+    return pa.Table.from_batches([merged])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -12,7 +12,7 @@ every column; a key with a single row comes out unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,16 +51,20 @@ BATCH_KEY = "combined"
 # --- public API ------------------------------------------------------------------------------
 
 
-def combine_tables(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+def combine_tables(
+    tables: Mapping[str, pa.Table], one_row_per_key: Collection[str] = ()
+) -> dict[str, pa.Table]:
     """One row per key for every table of `tables` (which may hold several partial rows per
     key), with the same schema. `gpu_windows`, `pool_windows`, `latency_windows` and
     `service_cost_windows` are combined by key; `late_events` and `dead_letters` lose exact
     duplicate rows; any other table (custom aggregations, window functions) is returned as
-    it is. Raises CombineError for a schema that is not gpuledger's."""
+    it is. Tables named in `one_row_per_key` are known to hold one row per key (shards'
+    disjoint GPUs): they are only sorted by key. Raises CombineError for a schema that is not
+    gpuledger's."""
     for name, table in tables.items():
         if table.num_columns and (name in KEYS or name in EVENT_TABLES):
             _check_schema(name, table)
-    sources = Sources(tables)
+    sources = Sources(tables, one_row_per_key)
     out: dict[str, pa.Table] = {}
     for name, table in tables.items():
         if not table.num_columns or (name not in KEYS and name not in EVENT_TABLES):

@@ -5,7 +5,7 @@ is one table combined; `distinct_rows` dedups the tables of single events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -181,9 +181,16 @@ class Sources:
     """The input tables, and each standard table once combined (service_cost_windows reads
     the combined latency_windows; pool_windows counts GPUs in the input gpu_windows)."""
 
-    def __init__(self, tables: Mapping[str, pa.Table]) -> None:
+    def __init__(
+        self, tables: Mapping[str, pa.Table], one_row_per_key: Collection[str] = ()
+    ) -> None:
+        """`one_row_per_key`: tables known to hold no partial rows (the shards of one engine
+        split GPUs, so their gpu_windows are disjoint): only sorted by key, as combining
+        would leave them, without looking for partial rows."""
         self.tables = tables
-        self._combined: dict[str, pa.Table] = {}
+        self._combined: dict[str, pa.Table] = {
+            n: _sort(tables[n], KEYS[n]) for n in one_row_per_key if n in tables
+        }
 
     def usable(self, name: str) -> pa.Table | None:
         t = self.tables.get(name)
@@ -302,31 +309,30 @@ def _pool_sums(g: _Groups, sources: Sources) -> dict[str, Array]:
 
 
 def _sum_lists(g: _Groups, column: str, table: str, why: str) -> Array:
-    """Element-wise sum of each key's list values (all of one length, else CombineError)."""
+    """Element-wise sum of each key's list values (all of one length, else CombineError).
+    The lists hold integers (fixed-point demand, GPU counts), so the sum is exact in any
+    order: numpy adds them in int64 (no Arrow group-by per value)."""
     lists = arr(g.rows.column(column))
     if not isinstance(lists, pa.ListArray):
         raise CombineError(f"{table}: {column} is {lists.type}, not a list")
     lengths = arr(pc.list_value_length(lists))
     per_key = g.equal_or_raise_on(table, f"the length of {column}", lengths, why)
-    parents = arr(pc.list_parent_indices(lists))
-    starts = arr(
-        pc.take(arr(pc.subtract(lists.offsets.slice(0, len(lists)), lists.offsets[0])), parents)
-    )
-    every = pa.array(np.arange(len(parents), dtype=np.int64))
-    position = arr(pc.subtract(every, starts.cast(pa.int64())))
-    flat = pa.table(
-        {
-            _GROUP: arr(pc.take(g.ids, parents)),
-            "pos": position,
-            "v": arr(pc.list_flatten(lists)),
-        }
-    )
-    summed = flat.group_by([_GROUP, "pos"], use_threads=False).aggregate([("v", "sum")])
-    summed = summed.sort_by([(_GROUP, "ascending"), ("pos", "ascending")])
+    ids = g.ids.to_numpy(zero_copy_only=False)
+    widths = per_key.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    ends = np.cumsum(widths)
+    flat = arr(pc.list_flatten(lists)).fill_null(0).to_numpy(zero_copy_only=False)
+    row_lengths = lengths.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    # Each value's place in its key's output list: the key's start plus its position in
+    # its own list (rows of a key share one length).
+    key_start = (ends - widths)[ids]
+    row_of_value = np.repeat(np.arange(len(ids)), row_lengths)
+    value_start = np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
+    place = key_start[row_of_value] + (np.arange(len(flat)) - value_start)
+    summed = np.zeros(int(ends[-1]) if len(ends) else 0, np.int64)
+    np.add.at(summed, place, flat.astype(np.int64))
     item = lists.type.value_type
-    ends = arr(pc.cumulative_sum(per_key.cast(pa.int64()))).cast(pa.int32())
-    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
-    values = arr(summed.column("v_sum")).cast(item)
+    offsets = pa.array(np.concatenate([[0], ends]).astype(np.int32))
+    values = pa.array(summed).cast(item)  # a sum beyond the item type raises, not wraps
     return arr(pa.ListArray.from_arrays(cast("pa.Int32Array", offsets), values, type=lists.type))
 
 

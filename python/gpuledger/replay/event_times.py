@@ -104,6 +104,9 @@ def exposition_ms(text: bytes, first: bool) -> int | None:
     return None
 
 
+_MS_PER_UNIT = {"s": 1000, "ms": 1, "us": 1e-3, "ns": 1e-6}
+
+
 def batch_time_ms(batch: pa.RecordBatch, *, largest: bool = True) -> int | None:
     """The largest (or smallest) event time of a record batch's time column, in epoch ms."""
     for name in TIME_COLUMNS:
@@ -118,6 +121,15 @@ def batch_time_ms(batch: pa.RecordBatch, *, largest: bool = True) -> int | None:
     kind = col.type
     if col.null_count == len(col) or len(col) == 0:
         return None
+    if pa.types.is_timestamp(kind):
+        # Epoch units read as integers: a timestamp scalar's as_py() imports pandas (0.3-0.5 s
+        # of every replay process) to look for its Timestamp type.
+        unit = kind.unit
+        try:
+            edge = pc.min_max(col.cast(pa.int64()))["max" if largest else "min"].as_py()
+        except (pa.ArrowException, TypeError):
+            return None
+        return None if edge is None else round(edge * _MS_PER_UNIT[unit])
     try:
         mm = pc.min_max(col)
         v = mm["max" if largest else "min"].as_py()

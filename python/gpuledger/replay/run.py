@@ -57,6 +57,11 @@ FLUSH_ROWS = 100_000
 TELEMETRY_JSON = ("prom_json", "wide_json")
 """Telemetry forms whose GPU is inside each message: split over workers, every worker decodes
 every line, so without an explicit `workers` they run one engine."""
+PARQUET_DECODER_CORE = "Parquet is decoded on a core of its own (one engine + the decoder)"
+"""Why a default replay of Parquet runs one engine fewer than the usable cores: the Parquet
+read-ahead thread decodes the next chunk on a core while the engines work, so one engine
+already uses two cores; on two cores a second engine only adds the shards' overhead and the
+merge (docs/scale-out.md "All cores, one machine", docs/benchmarks.md)."""
 MERGE_FLUSHES = 8
 """With several workers, their rows are merged (and written) every this many flushes' worth of
 input, or at FLUSH_ROWS rows: each merge has a fixed cost."""
@@ -139,11 +144,16 @@ def replay(
     for f in inputs:
         f.peek()
     count = default_workers() if workers is None else workers
+    decoder_core = False  # a core left to the Parquet decoder (PARQUET_DECODER_CORE)
     if workers is None and any(f.format in TELEMETRY_JSON for f in inputs):
         # Every worker would cut and decode every JSON line (the GPU is inside the message):
         # more CPU for little gain, so the default is one engine; --workers N splits anyway.
         count = 1
+    elif workers is None and count > 1 and any(f.format == "parquet" for f in inputs):
+        count, decoder_core = count - 1, True
     one_only = why_one_worker(cfg, [f.format for f in inputs], bool(window_functions))
+    if one_only is None and decoder_core and count == 1:
+        one_only = PARQUET_DECODER_CORE
     engine: Engine | ShardedEngine
     flush_every = max(1, flush_bytes // chunk_bytes)
     if count > 1 and one_only is None:

@@ -18,6 +18,7 @@ pub mod latency_windows;
 pub mod panes;
 pub mod parquet_input;
 pub mod pod_table;
+pub mod pool_merge;
 pub mod pool_windows;
 pub mod series;
 pub mod service_cost;

@@ -57,9 +57,32 @@ pub fn shard_of_rows(
     Ok(ColumnarBatch::new(batch, form, &ctx)?.shard_ids(count))
 }
 
+/// The rows of each shard (ascending), from the shard of every row (`shard_of_rows`): each
+/// shard engine then reads its own rows only (`Engine::push_record_batch_rows`), without
+/// stepping over the others'. Ids at or above `count` belong to no shard.
+pub fn rows_by_shard(ids: &[u32], count: u32) -> Vec<Vec<u32>> {
+    let mut rows: Vec<Vec<u32>> = (0..count)
+        .map(|_| Vec::with_capacity(ids.len() / count.max(1) as usize + 1))
+        .collect();
+    for (i, &s) in ids.iter().enumerate() {
+        if let Some(r) = rows.get_mut(s as usize) {
+            r.push(i as u32);
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_by_shard_lists_each_shards_rows_in_order() {
+        let ids = [1, 0, 0, 2, 1, 0, 7];
+        let rows = rows_by_shard(&ids, 3);
+        assert_eq!(rows, vec![vec![1, 2, 5], vec![0, 4], vec![3]]);
+        assert_eq!(rows_by_shard(&[], 2), vec![Vec::<u32>::new(), vec![]]);
+    }
 
     #[test]
     fn shard_of_gpu_is_ieee_crc32_mod_count() {

@@ -391,13 +391,17 @@ impl Engine {
         let mut row = first_row;
         // A shard engine given a chunk whose rows were assigned to shards (`assign_shards`)
         // reads only its own rows.
-        let count = self.inner.config().shard.map(|s| s.count);
-        let shards = chunk.shards.get().filter(|(n, _)| Some(*n) == count);
+        let shard = self.inner.config().shard;
+        let shards = chunk
+            .shards
+            .get()
+            .filter(|(n, _)| Some(*n) == shard.map(|s| s.count));
+        let me = shard.map_or(0, |s| s.index as usize);
         for (b, batch) in chunk.batches.iter().enumerate() {
             let inner = &mut self.inner;
             py.detach(|| match shards {
-                Some((_, ids)) => {
-                    inner.push_record_batch_of_shard(batch, form, source, partition, row, &ids[b])
+                Some((_, rows)) => {
+                    inner.push_record_batch_rows(batch, form, source, partition, row, &rows[b][me])
                 }
                 None => inner.push_record_batch(batch, form, source, partition, row),
             })

@@ -11,6 +11,7 @@ mod kafka_batch;
 mod line_file;
 mod noargs_method;
 mod parquet_reader;
+mod pool_merge;
 mod pools;
 mod shards;
 mod sketch;
@@ -30,6 +31,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<line_file::LineChunk>()?;
     m.add_function(wrap_pyfunction!(engine::schemas, m)?)?;
     m.add_function(wrap_pyfunction!(pools::pool_demand_figures, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_merge::merge_pool_windows, m)?)?;
     m.add_function(wrap_pyfunction!(shards::shard_of_rows, m)?)?;
     // The exception classes live in Python (gpuledger.errors); these are the same objects.
     let classes = py.import("gpuledger.errors")?;

@@ -30,8 +30,9 @@ pub struct ParquetChunk {
     pub batches: Vec<RecordBatch>,
     rows: u64,
     end_ms: Option<i64>,
-    /// The shard of every row of every batch, once `assign_shards` ran: (count, per batch).
-    pub shards: std::sync::OnceLock<(u32, Vec<Vec<u32>>)>,
+    /// Each shard's rows of every batch, once `assign_shards` ran: (count, per batch, per
+    /// shard: its rows, ascending).
+    pub shards: std::sync::OnceLock<(u32, Vec<Vec<Vec<u32>>>)>,
 }
 
 #[pymethods]
@@ -48,8 +49,9 @@ impl ParquetChunk {
         self.end_ms
     }
 
-    /// Computes the shard among `count` of every row (`gpuledger.shards.shard_of_rows`), once:
-    /// shard engines then push only their own rows (`Engine.push_parquet_chunk`). Raises
+    /// Computes the shard among `count` of every row (`gpuledger.shards.shard_of_rows`) and
+    /// each shard's rows, once: shard engines then read only their own rows
+    /// (`Engine.push_parquet_chunk`), without stepping over the others'. Raises
     /// InputError for a batch whose columns cannot be read.
     #[pyo3(signature = (count, form = None))]
     fn assign_shards(&self, py: Python<'_>, count: u32, form: Option<&str>) -> PyResult<()> {
@@ -61,7 +63,10 @@ impl ParquetChunk {
             .detach(|| {
                 self.batches
                     .iter()
-                    .map(|b| gpuledger_engine::shard::shard_of_rows(b, form, count))
+                    .map(|b| {
+                        let ids = gpuledger_engine::shard::shard_of_rows(b, form, count)?;
+                        Ok(gpuledger_engine::shard::rows_by_shard(&ids, count))
+                    })
                     .collect::<Result<Vec<_>, String>>()
             })
             .map_err(crate::errors::input_err)?;

@@ -346,14 +346,32 @@ impl Engine {
                 batch.num_rows()
             )));
         }
-        self.push_rows(
-            batch,
-            form,
-            source,
-            partition,
-            first_row,
-            Some((row_shards, me)),
-        )
+        let mine: Vec<u32> = (0..row_shards.len() as u32)
+            .filter(|&i| row_shards[i as usize] == me)
+            .collect();
+        self.push_rows(batch, form, source, partition, first_row, Some(&mine))
+    }
+
+    /// `push_record_batch` for one shard of an input split by `shard::rows_by_shard`: `rows`
+    /// (ascending) are this shard's telemetry rows of `batch`, and no other row is looked at
+    /// (other shards' event times reach this engine through `merge_watermark_clocks`);
+    /// request batches are read whole, as every shard needs every request.
+    pub fn push_record_batch_rows(
+        &mut self,
+        batch: &RecordBatch,
+        form: Option<Form>,
+        source: &str,
+        partition: i32,
+        first_row: i64,
+        rows: &[u32],
+    ) -> Result<(), EngineError> {
+        let n = batch.num_rows();
+        if rows.windows(2).any(|w| w[0] >= w[1]) || rows.last().is_some_and(|&r| r as usize >= n) {
+            return Err(EngineError::Input(format!(
+                "shard rows must ascend and be below the batch's {n} rows"
+            )));
+        }
+        self.push_rows(batch, form, source, partition, first_row, Some(rows))
     }
 
     fn push_rows(
@@ -363,13 +381,12 @@ impl Engine {
         source: &str,
         partition: i32,
         first_row: i64,
-        mask: Option<(&[u32], u32)>,
+        rows: Option<&[u32]>,
     ) -> Result<(), EngineError> {
         let now = self.now();
         let (source, key) = self.st.source(source, partition);
         self.st.begin_batch(key);
-        self.st.presplit_batch = mask.is_some();
-        let other_shard = |i: usize| mask.is_some_and(|(m, me)| m[i] != me);
+        self.st.presplit_batch = rows.is_some();
         if batch.num_rows() > 0 {
             self.st
                 .positions
@@ -395,17 +412,35 @@ impl Engine {
         };
         let cols = ColumnarBatch::new(batch, form, &ctx).map_err(EngineError::Input)?;
         if cols.form() == Form::Long {
-            self.push_long_rows(&cols, &source, partition, key, first_row, now, mask);
+            match rows {
+                Some(r) => {
+                    let own = r.iter().map(|&i| i as usize);
+                    self.push_long_rows(&cols, &source, partition, key, first_row, now, own)
+                }
+                None => {
+                    let all = 0..cols.rows();
+                    self.push_long_rows(&cols, &source, partition, key, first_row, now, all)
+                }
+            }
             self.st.end_batch();
             return Ok(());
         }
         let mut msg = std::mem::take(&mut self.scratch);
         let mut previous: Option<SeriesId> = None;
-        for i in 0..cols.rows() {
-            if other_shard(i) {
-                previous = None;
-                continue;
+        let all: Vec<u32>;
+        let rows = match rows {
+            Some(r) => r,
+            None => {
+                all = (0..cols.rows() as u32).collect();
+                &all
             }
+        };
+        let mut next_row = 0usize; // the row after the last one read
+        for i in rows.iter().map(|&i| i as usize) {
+            if i != next_row {
+                previous = None; // rows of other shards in between
+            }
+            next_row = i + 1;
             self.st.stats.consumed += 1;
             msg.clear();
             let same_series = previous.filter(|_| cols.same_labels_as_previous(i));
@@ -450,7 +485,7 @@ impl Engine {
         key: ingest::PartitionKey,
         first_row: i64,
         now: EpochMs,
-        mask: Option<(&[u32], u32)>,
+        rows: impl Iterator<Item = usize>,
     ) {
         let ctx = DecodeContext {
             fields: &self.fields,
@@ -477,13 +512,14 @@ impl Engine {
             offset: first_row,
             now,
         };
-        for i in 0..cols.rows() {
-            if mask.is_some_and(|(m, me)| m[i] != me) {
-                // Another shard's row; the run of equal labels may go on past it.
+        let mut next_row = 0usize; // the row after the last one read
+        for i in rows {
+            if i != next_row {
+                // Rows of other shards in between; the run of equal labels may go on past them.
                 run_series = None;
                 last = None;
-                continue;
             }
+            next_row = i + 1;
             st.stats.consumed += 1;
             if !signatures.as_ref().is_some_and(|s| s.continues_run(i)) {
                 run_series = None;
