@@ -13,6 +13,7 @@ pub mod exposition;
 pub mod json_scan;
 pub mod latency_columnar;
 pub mod latency_json;
+pub mod latency_json_plain;
 pub mod packed;
 pub mod prom_json;
 pub mod units;
