@@ -20,7 +20,7 @@ pub mod units;
 pub mod wide_json;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use crate::fields::{FieldId, FieldRegistry};
 use crate::series::GpuLabels;
