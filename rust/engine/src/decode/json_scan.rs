@@ -126,7 +126,7 @@ impl<'a> Tok<'a> {
 /// a control character or a non-ASCII byte), or 16 when there is none.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn first_special16(chunk: &[u8; 16]) -> usize {
+pub(crate) fn first_special16(chunk: &[u8; 16]) -> usize {
     use std::arch::x86_64::*;
     // SSE2 is part of x86_64. SAFETY: `chunk` is 16 readable bytes and `_mm_loadu_si128`
     // has no alignment requirement.
@@ -146,7 +146,7 @@ fn first_special16(chunk: &[u8; 16]) -> usize {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn first_special16(chunk: &[u8; 16]) -> usize {
+pub(crate) fn first_special16(chunk: &[u8; 16]) -> usize {
     first_special16_swar(chunk)
 }
 

@@ -13,13 +13,14 @@ pub mod exposition;
 pub mod json_scan;
 pub mod latency_columnar;
 pub mod latency_json;
+pub mod latency_json_plain;
 pub mod packed;
 pub mod prom_json;
 pub mod units;
 pub mod wide_json;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use crate::fields::{FieldId, FieldRegistry};
 use crate::series::GpuLabels;

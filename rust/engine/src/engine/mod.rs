@@ -7,6 +7,7 @@
 mod close;
 mod ingest;
 mod positions;
+mod request_json;
 mod request_rows;
 mod types;
 
@@ -18,7 +19,7 @@ use crate::custom_agg::{CustomAggregation, GroupLabel};
 use crate::decode::columnar::{ColumnarBatch, Form};
 use crate::decode::exposition::Exposition;
 use crate::decode::latency_columnar::{self, LatencyBatch};
-use crate::decode::{latency_json, prom_json, wide_json, DecodeContext};
+use crate::decode::{prom_json, wide_json, DecodeContext};
 use crate::error::EngineError;
 use crate::fields::{FieldId, FieldRegistry};
 use crate::idle_streaks::{IdleTracker, SeedRows};
@@ -31,9 +32,8 @@ use crate::time::EpochMs;
 use crate::watermark::Watermarks;
 use arrow_array::RecordBatch;
 use close::{close_until, CloseContext};
-use ingest::{
-    settle, settle_request, InterningSink, LabelCache, LineIngest, MessageReadings, Origin, State,
-};
+use ingest::{settle, InterningSink, LabelCache, LineIngest, MessageReadings, Origin, State};
+use request_json::push_request_messages;
 use request_rows::push_request_rows;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -249,6 +249,11 @@ impl Engine {
         let wall = self.now();
         let (source, key) = self.st.source(prov.source, prov.partition);
         self.st.begin_batch(key);
+        if format == MessageFormat::LatencyJson {
+            push_request_messages(&mut self.st, &self.cfg, messages, &prov, &source, key, wall);
+            self.st.end_batch();
+            return;
+        }
         let mut msg = std::mem::take(&mut self.scratch);
         for (i, m) in messages.iter().enumerate() {
             let bytes = m.as_ref();
@@ -269,14 +274,6 @@ impl Engine {
                     self.cfg.max_message_bytes
                 )
             });
-            if format == MessageFormat::LatencyJson {
-                let decoded = match too_big {
-                    Some(reason) => Err(reason),
-                    None => latency_json::decode(bytes),
-                };
-                settle_request(&mut self.st, &self.cfg, decoded, &at, bytes);
-                continue;
-            }
             let decoded = if let Some(reason) = too_big {
                 Err(reason)
             } else {
