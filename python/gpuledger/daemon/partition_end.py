@@ -39,8 +39,11 @@ def reached_end(consumer: Any, state: PartitionState) -> bool:
             if high == 0:
                 start = 0
             else:
-                low, _ = consumer.get_watermark_offsets(tp, timeout=LOW_OFFSET_TIMEOUT_S)
-                start = low
+                if state.log_start is None:  # asked once: a partition not read keeps it
+                    state.log_start, _ = consumer.get_watermark_offsets(
+                        tp, timeout=LOW_OFFSET_TIMEOUT_S
+                    )
+                start = state.log_start
     except KafkaException:
         return False  # unknown: keep holding the watermark back
     if start < high:

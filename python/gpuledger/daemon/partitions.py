@@ -30,6 +30,7 @@ class PartitionState:
     start_offset: int | None = None  # the committed offset reading started from, if any
     consumed: bool = False  # a message of it was read by this run
     end_offset: int | None = None  # read nothing and at its end: the offset of that end
+    log_start: int | None = None  # the broker's first offset, when asked (partition_end)
     in_flight: list[tuple[int, int]] = field(default_factory=list)
 
     @property
