@@ -15,36 +15,20 @@ from typing import Any
 
 import pytest
 from fleet_topics import fleet_topics
+from memory_daemon import START, TABLES, memory_config, output_rows, run_daemon
 
-import gpuledger
-from gpuledger.daemon import Daemon
-from gpuledger.daemon.log import EventLog
 from gpuledger.daemon.memory_source import MemoryConsumer
 from gpuledger.output.sink import read_table
 
-START = 1_795_867_200
-TABLES = ("gpu_windows", "pool_windows", "latency_windows", "late_events", "dead_letters")
+
+def run(out: Path, consumer: MemoryConsumer, until_eof: bool) -> None:
+    run_daemon(
+        memory_config(out, idle_timeout_s=0.05, batch_messages=2000), consumer, until_eof=until_eof
+    )
 
 
 class Crash(Exception):
     """The process dying: nothing after it runs."""
-
-
-def config(out: Path) -> gpuledger.Config:
-    return gpuledger.Config.from_dict(
-        {
-            "engine": {
-                "window_s": [60],
-                "max_future_s": 1e10,
-                "allowed_lateness_s": 5,
-                "idle_timeout_s": 0.05,
-            },
-            "output": {"dir": str(out)},
-            "observability": {"metrics_port": 0, "log_format": "json"},
-            "run": {"batch_messages": 2000, "flush_interval_s": 0.0001},
-            "topics": {"telemetry": "tel", "latency": "lat"},
-        }
-    )
 
 
 class CrashingConsumer(MemoryConsumer):
@@ -85,20 +69,6 @@ class CrashingConsumer(MemoryConsumer):
         return out
 
 
-def run(out: Path, consumer: MemoryConsumer, until_eof: bool) -> None:
-    daemon = Daemon(
-        config(out),
-        until_eof=until_eof,
-        log=EventLog("json", open(out.parent / f"{out.name}.log", "a")),  # noqa: SIM115
-        consumer_factory=lambda _settings: consumer,
-    )
-    assert daemon.run() == 0
-
-
-def tables(out: Path) -> dict[str, list[str]]:
-    return {t: sorted(map(repr, read_table(out, t).to_pylist())) for t in TABLES}
-
-
 @pytest.mark.parametrize(("commits", "crash_after"), [(0, 1), (2, 6)])
 def test_crash_with_an_empty_partition_writes_each_window_once(
     tmp_path: Path, commits: int, crash_after: int
@@ -114,7 +84,7 @@ def test_crash_with_an_empty_partition_writes_each_window_once(
     restarted = MemoryConsumer(topics)
     restarted.committed_at = crashed.committed_at
     run(tmp_path / "crashed", restarted, until_eof=True)
-    want, got = tables(tmp_path / "once"), tables(tmp_path / "crashed")
+    want, got = output_rows(tmp_path / "once"), output_rows(tmp_path / "crashed")
     for t in TABLES:
         assert got[t] == want[t], t
 
@@ -158,6 +128,6 @@ def test_commits_before_a_partitions_first_fetch_keep_its_position(tmp_path: Pat
     restarted = MemoryConsumer(topics)
     restarted.committed_at = holding.committed_at
     run(out, restarted, until_eof=True)
-    want, got = tables(tmp_path / "once"), tables(out)
+    want, got = output_rows(tmp_path / "once"), output_rows(out)
     for t in TABLES:
         assert got[t] == want[t], t

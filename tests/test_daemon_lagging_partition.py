@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_topics import fleet_topics
+from memory_daemon import START, TABLES, memory_config, output_rows, run_daemon
 
 import gpuledger
 from gpuledger.daemon import Daemon
@@ -17,27 +18,16 @@ from gpuledger.daemon.log import EventLog
 from gpuledger.daemon.memory_source import MemoryConsumer
 from gpuledger.output.sink import read_table
 
-START = 1_795_867_200
-TABLES = ("gpu_windows", "pool_windows", "latency_windows", "late_events", "dead_letters")
 IDLE_TIMEOUT_S = 0.2
 HELD = ("tel", 0)
 
 
 def config(out: Path) -> gpuledger.Config:
-    return gpuledger.Config.from_dict(
-        {
-            "engine": {
-                "window_s": [60],
-                "max_future_s": 1e10,
-                "allowed_lateness_s": 5,
-                "idle_timeout_s": IDLE_TIMEOUT_S,
-            },
-            "output": {"dir": str(out)},
-            "observability": {"metrics_port": 0, "log_format": "json"},
-            "run": {"batch_messages": 500, "flush_interval_s": 0.0001},
-            "topics": {"telemetry": "tel", "latency": "lat"},
-        }
-    )
+    return memory_config(out, idle_timeout_s=IDLE_TIMEOUT_S, batch_messages=500)
+
+
+def run(out: Path, consumer: MemoryConsumer) -> None:
+    run_daemon(config(out), consumer, until_eof=True)
 
 
 class LaggingConsumer(MemoryConsumer):
@@ -68,20 +58,6 @@ class LaggingConsumer(MemoryConsumer):
         return out
 
 
-def run(out: Path, consumer: MemoryConsumer) -> None:
-    daemon = Daemon(
-        config(out),
-        until_eof=True,
-        log=EventLog("json", open(out.parent / f"{out.name}.log", "a")),  # noqa: SIM115
-        consumer_factory=lambda _settings: consumer,
-    )
-    assert daemon.run() == 0
-
-
-def tables(out: Path) -> dict[str, list[str]]:
-    return {t: sorted(map(repr, read_table(out, t).to_pylist())) for t in TABLES}
-
-
 def test_a_partition_fetched_late_is_not_marked_idle(tmp_path: Path) -> None:
     topics = fleet_topics(START, 10 * 60, telemetry="tel", latency="lat", partitions=2)
     assert topics["tel"][0] and topics["tel"][1], "both telemetry partitions hold GPUs"
@@ -89,7 +65,7 @@ def test_a_partition_fetched_late_is_not_marked_idle(tmp_path: Path) -> None:
     lagging = LaggingConsumer(topics, hold_s=10 * IDLE_TIMEOUT_S)
     run(tmp_path / "lagging", lagging)
     assert lagging.held_calls > 10, "the daemon kept consuming while the partition was held"
-    want, got = tables(tmp_path / "once"), tables(tmp_path / "lagging")
+    want, got = output_rows(tmp_path / "once"), output_rows(tmp_path / "lagging")
     assert want["gpu_windows"] and not want["late_events"]
     for t in TABLES:
         assert got[t] == want[t], t
