@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -232,6 +233,9 @@ def test_bad_input_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None
     missing = str(tmp_path / "nowhere")
     with pytest.raises(ReplayInputError, match="nowhere"):
         backfill(spark, str(tmp_path / "out"), telemetry=[missing])
+    # This session was started without the s3a connector: the error says how to add it.
+    with pytest.raises(ReplayInputError, match=r"no s3a connector.*hadoop-aws:3"):
+        backfill(spark, str(tmp_path / "out"), telemetry=["s3://archive/telemetry/"])
     frame = spark.createDataFrame(
         [(1.0, "g", "DCGM_FI_DEV_GPU_UTIL", 1.0)],
         "ts double, gpu string, field string, value double",
@@ -247,3 +251,70 @@ def test_bad_input_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(ReplayError, match="not empty"):
         backfill(spark, str(tmp_path / "full"), telemetry=[missing])
+
+
+def test_cli_reads_s3_archives_with_the_aws_variables(
+    archive: Path, s3_env: S3Location, tmp_path: Path
+) -> None:
+    """`python -m gpuledger.spark` as a user runs it on an archive in an S3-compatible server
+    (S3Proxy), in its own Spark session, with only the AWS_* variables gpuledger's own client
+    reads: the s3a connector is fetched and pointed at the same store, the archive is read
+    through it, and the output written back to S3 equals replay of the same files kept
+    locally, every table; dead letters and late rows name the s3:// files, and their
+    received_at is the object's modification time."""
+    fs = s3_env.server.filesystem()
+    base = f"{s3_env.bucket}/{s3_env.prefix}"
+    for name in ("telemetry/a.parquet", "telemetry/b.parquet", "requests/r.parquet"):
+        with (archive / name).open("rb") as src, fs.open_output_stream(f"{base}/{name}") as dst:
+            dst.write(src.read())
+    tel, req = f"{s3_env.uri}/telemetry/", f"{s3_env.uri}/requests"
+    out = f"{s3_env.uri}/out"
+    env = {**os.environ, **s3_env.env, "PYSPARK_PYTHON": sys.executable}
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "gpuledger.spark", "--master", "local[2]"),
+            *("--telemetry", tel, "--requests", req, "--out", out, "--json-summary"),
+            *("--config", str(_write_config(tmp_path))),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    local_tel, local_req = str(archive / "telemetry"), str(archive / "requests")
+    replay([local_tel, local_req], tmp_path / "replay", config=CONFIG, chunk_bytes=1)
+    renamed = {
+        os.path.join(local_tel, "a.parquet"): f"{s3_env.uri}/telemetry/a.parquet",
+        os.path.join(local_tel, "b.parquet"): f"{s3_env.uri}/telemetry/b.parquet",
+        os.path.join(local_req, "r.parquet"): f"{s3_env.uri}/requests/r.parquet",
+    }
+    modified = {uri: fs.get_file_info(uri[len("s3://") :]).mtime for uri in renamed.values()}
+    for name in TABLES:
+        want, got = read_table(tmp_path / "replay", name), read_table(out, name)
+        assert want is not None and want.num_rows > 0, name
+        assert got is not None, name
+        assert summary["rows"][name] == want.num_rows, name
+        if "source" in want.column_names:
+            sources = [renamed[s] for s in want["source"].to_pylist()]
+            want = want.set_column(
+                want.schema.get_field_index("source"),
+                want.schema.field("source"),
+                pa.array(sources, want.schema.field("source").type),
+            )
+        if "received_at" in want.column_names:
+            field = want.schema.field("received_at")
+            # S3 reports modification times to the second, as Spark's listing gives them.
+            times = [modified[s].replace(microsecond=0) for s in want["source"].to_pylist()]
+            want = want.set_column(
+                want.schema.get_field_index("received_at"), field, pa.array(times, field.type)
+            )
+        assert _sorted(want).equals(_sorted(got)), name
+
+
+def _write_config(tmp_path: Path) -> Path:
+    """CONFIG as a file, for the CLI."""
+    path = tmp_path / "gpuledger.toml"
+    path.write_text("[idle]\nthreshold = 0.05\nttl_s = 120\n")
+    return path

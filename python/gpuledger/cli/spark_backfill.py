@@ -102,12 +102,17 @@ def spark_backfill_command(
             "pyspark is not installed: pip install 'gpuledger[spark]'"
         ) from None
     from gpuledger.spark import backfill
+    from gpuledger.spark.s3a import s3a_session_settings
 
     # Python workers must run this interpreter (it has gpuledger and pyarrow), not python3.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("gpuledger-backfill")
     if master is not None:
         builder = builder.master(master)
+    # s3:// input: the s3a connector and the AWS_* variables' endpoint and region (a session
+    # that exists already, e.g. under spark-submit, keeps the settings it was started with).
+    for key, value in s3a_session_settings([*telemetry, *requests], os.environ).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     try:
         summary = backfill(

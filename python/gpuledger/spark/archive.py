@@ -123,5 +123,22 @@ def read_parquet(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     try:
         df = reader.parquet(*[spark_path(p) for p in paths])
     except Exception as e:  # pyspark's AnalysisException: a path that does not exist
-        raise ReplayInputError(f"{', '.join(paths)}: {e}") from e
+        raise ReplayInputError(f"{', '.join(paths)}: {_reason(e)}") from e
     return with_provenance(df)
+
+
+def _reason(e: Exception) -> str:
+    """Why Spark could not read the paths, without the Java stack: the s3a connector missing
+    from the session says how to add it."""
+    text = str(e)
+    if "S3AFileSystem not found" in text:
+        from gpuledger.spark.s3a import HADOOP_AWS, hadoop_version
+
+        version = hadoop_version() or "<the Hadoop version of your Spark>"
+        return (
+            "this Spark session cannot read s3:// (no s3a connector): start it with "
+            f"--packages {HADOOP_AWS}:{version} (or spark.jars.packages), or run "
+            "`gpuledger spark-backfill`, which adds it to the session it starts"
+        )
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("\tat ")]
+    return " ".join(lines[:3])
