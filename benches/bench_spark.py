@@ -5,24 +5,27 @@ x 10 DCGM fields at 1 s) read from its Parquet file with provenance columns, as 
 reads an archive (each run reads the file again, on both sides), two ways to get its
 gpu_windows:
 
-- gpuledger: `gpuledger.spark.compute_tables` (one engine per shard in `applyInArrow`, every
-  table computed, the tables collected as Arrow);
+- gpuledger: `gpuledger.spark.compute_tables` (one shard: one engine in one `mapInArrow`
+  task; several: one engine per shard in `applyInArrow`; every table computed, the tables
+  collected as Arrow);
 - Spark SQL: the columnar bench's gpu_windows query in Spark's dialect (`window()`,
   `percentile_approx`, `FILTER (WHERE ...)`, `lag` for the energy counter), collected with
   `toArrow()`.
 
 Before timing, the two gpu_windows are compared (keys and samples exact, util_mean,
 busy_gpu_s, cost_usd and the other floats within 1e-6 relative; the quantiles within 0.05,
-as `percentile_approx` returns a nearby sample, not an interpolated one). Prints each side's
-median time, rows/s and the ratio. Usage: python benches/bench_spark.py [--quick]
-[--seconds S] [--repeat R] [--shards N]
+as `percentile_approx` returns a nearby sample, not an interpolated one). Runs alternate
+between the sides; prints each side's median time, every run, rows/s and the ratio.
+Usage: python benches/bench_spark.py [--quick] [--seconds S] [--repeat R] [--shards N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +166,18 @@ def main() -> None:
         print("gpu_windows disagree: " + "; ".join(bad))
         raise SystemExit(1)
     print(f"gpu_windows agree: {ref.num_rows:,} rows")
-    times = {
-        "gpuledger in Spark": C.median_time(run_gpuledger, repeat, warmup=0)["median_s"],
-        "Spark SQL": C.median_time(run_spark_sql, repeat, warmup=0)["median_s"],
-    }
+    # Runs alternate between the sides: this VM's speed (and other jobs' load) swings within
+    # minutes, and one side's runs all in one stretch would carry it.
+    runs: dict[str, list[float]] = {"gpuledger in Spark": [], "Spark SQL": []}
+    for _ in range(repeat):
+        for name, fn in (("gpuledger in Spark", run_gpuledger), ("Spark SQL", run_spark_sql)):
+            started = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - started)
+    times = {name: statistics.median(ts) for name, ts in runs.items()}
     for name, s in times.items():
-        print(f"{name:20s} {s:7.2f} s  {rows / s / 1e6:6.2f} M rows/s")
+        each = ", ".join(f"{t:.2f}" for t in runs[name])
+        print(f"{name:20s} {s:7.2f} s  {rows / s / 1e6:6.2f} M rows/s  (runs: {each})")
     ratio = times["Spark SQL"] / times["gpuledger in Spark"]
     print(
         f"gpuledger in Spark / Spark SQL speed: {ratio:.2f}x (shards {a.shards}, "

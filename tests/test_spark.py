@@ -229,6 +229,18 @@ def test_wide_form_through_the_cli_to_s3(
     assert _sorted(tables["dead_letters"]).equals(want)
 
 
+def test_file_ids_on_the_driver_equal_sparks_xxhash64(spark: SparkSession) -> None:
+    """The listing's file ids are computed on the driver; each row's by Spark: they must be
+    the same function, or every row of a file would be refused as not listed."""
+    from pyspark.sql import functions as F
+
+    from gpuledger.spark.archive import spark_xxhash64
+
+    paths = ["file:/tmp/a.parquet", "file:///d/x%20y/é.parquet", "s3a://b/p/q.parquet", ""]
+    row = spark.range(1).select(*[F.xxhash64(F.lit(p)) for p in paths]).collect()[0]
+    assert [spark_xxhash64(p) for p in paths] == list(row)
+
+
 def test_bad_input_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere")
     with pytest.raises(ReplayInputError, match="nowhere"):
