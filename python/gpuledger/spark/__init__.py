@@ -1,6 +1,6 @@
 """Spark backfill: every gpuledger table from Spark DataFrames of telemetry and requests (or
 from Parquet archives, local or `s3://`), one gpuledger engine per shard inside Spark's
-Arrow-native `applyInArrow`, rows equal to `gpuledger replay` of the same files
+Arrow-native `mapInArrow` (one shard) or `applyInArrow` (several), rows equal to `gpuledger replay` of the same files
 (docs/scale-out.md, "Spark"). Needs the `gpuledger[spark]` extra (pyspark 4).
 
 >>> from gpuledger.spark import backfill
