@@ -16,6 +16,7 @@
 use super::decimal::parse_f64;
 use super::json_scan::{Scanner, Tok};
 use super::latency_json_plain::decode_plain;
+use super::request_fields::RequestFields;
 use super::wide_json::timestamp;
 use crate::time::EpochMs;
 use std::borrow::Cow;
@@ -100,20 +101,19 @@ pub fn decode(bytes: &[u8]) -> Result<Request<'_>, String> {
 pub fn decode_general(bytes: &[u8]) -> Result<Request<'_>, String> {
     let mut s = Scanner::new(bytes);
     s.open_message()?;
-    let (mut ts, mut latency, mut ttft, mut status) = (None, None, None, None);
-    let (mut service, mut model) = (Cow::Borrowed(""), Cow::Borrowed(""));
-    let (mut namespace, mut pod, mut request_id) =
-        (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
-    let (mut tokens_in, mut tokens_out, mut error) = (None, None, false);
+    let (mut ts, mut latency) = (None, None);
+    let mut f = RequestFields::new();
     let (mut queue, mut generation) = (None, None);
     let mut first = true;
     while let Some(key) = s.next_key(&mut first)? {
         match &*key {
             "usage" => nested(&mut s, |k, t| {
                 match k {
-                    "prompt_tokens" => tokens_in = tokens_in.or(number("usage.prompt_tokens", t)?),
+                    "prompt_tokens" => {
+                        f.tokens_in = f.tokens_in.or(number("usage.prompt_tokens", t)?)
+                    }
                     "completion_tokens" => {
-                        tokens_out = tokens_out.or(number("usage.completion_tokens", t)?)
+                        f.tokens_out = f.tokens_out.or(number("usage.completion_tokens", t)?)
                     }
                     _ => {}
                 }
@@ -123,7 +123,7 @@ pub fn decode_general(bytes: &[u8]) -> Result<Request<'_>, String> {
             "metrics" => nested(&mut s, |k, t| {
                 match k {
                     "time_to_first_token_ms" => {
-                        ttft = ttft.or(number("metrics.time_to_first_token_ms", t)?)
+                        f.ttft_ms = f.ttft_ms.or(number("metrics.time_to_first_token_ms", t)?)
                     }
                     "queue_time_ms" => queue = number("metrics.queue_time_ms", t)?,
                     "generation_time_ms" => generation = number("metrics.generation_time_ms", t)?,
@@ -135,7 +135,7 @@ pub fn decode_general(bytes: &[u8]) -> Result<Request<'_>, String> {
             "error" => {
                 let is_true = s.peek() == Some(b't');
                 match s.token(1)? {
-                    Tok::Bool | Tok::Null => error = is_true,
+                    Tok::Bool | Tok::Null => f.error = is_true,
                     t => return Err(format!("error is {}, expected true or false", t.kind())),
                 }
             }
@@ -143,17 +143,17 @@ pub fn decode_general(bytes: &[u8]) -> Result<Request<'_>, String> {
                 let tok = s.token(1)?;
                 match k {
                     "ts" => ts = Some(timestamp(tok)?),
-                    "service" => service = text(k, tok)?,
-                    "model" => model = text(k, tok)?,
-                    "namespace" => namespace = text(k, tok)?,
-                    "pod" => pod = text(k, tok)?,
-                    "request_id" => request_id = text(k, tok)?,
+                    "service" => f.service = text(k, tok)?,
+                    "model" => f.model = text(k, tok)?,
+                    "namespace" => f.namespace = text(k, tok)?,
+                    "pod" => f.pod = text(k, tok)?,
+                    "request_id" => f.request_id = text(k, tok)?,
                     "latency_ms" => latency = number(k, tok)?,
-                    "ttft_ms" => ttft = number(k, tok)?.or(ttft),
-                    "tokens_in" => tokens_in = number(k, tok)?.or(tokens_in),
-                    "tokens_out" => tokens_out = number(k, tok)?.or(tokens_out),
+                    "ttft_ms" => f.ttft_ms = number(k, tok)?.or(f.ttft_ms),
+                    "tokens_in" => f.tokens_in = number(k, tok)?.or(f.tokens_in),
+                    "tokens_out" => f.tokens_out = number(k, tok)?.or(f.tokens_out),
                     "status" => {
-                        status = match tok {
+                        f.status = match tok {
                             Tok::Num(n) => {
                                 Some(n.text().parse::<i64>().map_err(|_| {
                                     format!("status {} is not an integer", n.text())
@@ -174,25 +174,12 @@ pub fn decode_general(bytes: &[u8]) -> Result<Request<'_>, String> {
     let ts_ms = ts.ok_or("missing ts")?;
     let latency_ms = match latency {
         Some(l) => l,
-        None if queue.is_some() || generation.is_some() || ttft.is_some() => {
-            queue.unwrap_or(0.0) + ttft.unwrap_or(0.0) + generation.unwrap_or(0.0)
+        None if queue.is_some() || generation.is_some() || f.ttft_ms.is_some() => {
+            queue.unwrap_or(0.0) + f.ttft_ms.unwrap_or(0.0) + generation.unwrap_or(0.0)
         }
         None => return Err("missing latency_ms (and no vLLM metrics to derive it)".into()),
     };
-    Ok(Request {
-        service: if service.is_empty() { model } else { service },
-        namespace,
-        pod,
-        values: RequestValues {
-            ts_ms,
-            latency_ms,
-            ttft_ms: ttft,
-            error: error || status.is_some_and(|c| c >= 500),
-            tokens_in: tokens_in.unwrap_or(0.0),
-            tokens_out: tokens_out.unwrap_or(0.0),
-            request_id,
-        },
-    })
+    Ok(f.into_request(ts_ms, latency_ms))
 }
 
 #[cfg(test)]

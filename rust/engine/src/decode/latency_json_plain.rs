@@ -15,7 +15,8 @@
 
 use super::decimal::{exact_decimal, EXACT_DIGITS};
 use super::json_scan::first_special16;
-use super::latency_json::{Request, RequestValues};
+use super::latency_json::Request;
+use super::request_fields::RequestFields;
 use crate::time::unix_number_to_ms;
 use std::borrow::Cow;
 
@@ -182,11 +183,8 @@ pub fn decode_plain(b: &[u8]) -> Option<Request<'_>> {
         return None;
     }
     let mut seen: u16 = 0;
-    let (mut ts, mut latency, mut ttft, mut status) = (None, None, None, None);
-    let (mut service, mut model) = (Cow::Borrowed(""), Cow::Borrowed(""));
-    let (mut namespace, mut pod, mut request_id) =
-        (Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed(""));
-    let (mut tokens_in, mut tokens_out, mut error) = (None, None, false);
+    let (mut ts, mut latency) = (None, None);
+    let mut f = RequestFields::new();
     let mut i = 1;
     loop {
         if b.get(i) != Some(&b'"') {
@@ -216,20 +214,20 @@ pub fn decode_plain(b: &[u8]) -> Option<Request<'_>> {
                 let (v, end) = value_at(b, i)?;
                 *match key {
                     Key::Latency => &mut latency,
-                    Key::Ttft => &mut ttft,
-                    Key::TokensIn => &mut tokens_in,
-                    _ => &mut tokens_out,
+                    Key::Ttft => &mut f.ttft_ms,
+                    Key::TokensIn => &mut f.tokens_in,
+                    _ => &mut f.tokens_out,
                 } = Some(v);
                 end
             }
             Key::Service | Key::Model | Key::Namespace | Key::Pod | Key::RequestId => {
                 let (s, end) = string_at(b, i)?;
                 *match key {
-                    Key::Service => &mut service,
-                    Key::Model => &mut model,
-                    Key::Namespace => &mut namespace,
-                    Key::Pod => &mut pod,
-                    _ => &mut request_id,
+                    Key::Service => &mut f.service,
+                    Key::Model => &mut f.model,
+                    Key::Namespace => &mut f.namespace,
+                    Key::Pod => &mut f.pod,
+                    _ => &mut f.request_id,
                 } = s;
                 end
             }
@@ -239,12 +237,12 @@ pub fn decode_plain(b: &[u8]) -> Option<Request<'_>> {
                     return None; // "200.0": the general decoder says it is not an integer
                 }
                 // At most 15 digits: within i64.
-                status = Some(m as i64);
+                f.status = Some(m as i64);
                 end
             }
             Key::Error => {
                 let (is_true, end) = literal_at(b, i)?;
-                error = is_true;
+                f.error = is_true;
                 end
             }
             Key::Other => skip_scalar(b, i)?,
@@ -255,20 +253,7 @@ pub fn decode_plain(b: &[u8]) -> Option<Request<'_>> {
             _ => return None,
         }
     }
-    Some(Request {
-        service: if service.is_empty() { model } else { service },
-        namespace,
-        pod,
-        values: RequestValues {
-            ts_ms: ts?,
-            latency_ms: latency?,
-            ttft_ms: ttft,
-            error: error || status.is_some_and(|c| c >= 500),
-            tokens_in: tokens_in.unwrap_or(0.0),
-            tokens_out: tokens_out.unwrap_or(0.0),
-            request_id,
-        },
-    })
+    Some(f.into_request(ts?, latency?))
 }
 
 #[cfg(test)]

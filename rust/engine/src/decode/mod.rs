@@ -16,6 +16,7 @@ pub mod latency_json;
 pub mod latency_json_plain;
 pub mod packed;
 pub mod prom_json;
+mod request_fields;
 pub mod units;
 pub mod wide_json;
 
