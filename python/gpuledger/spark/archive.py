@@ -65,9 +65,10 @@ def file_infos(listing: Iterable[tuple[int, str]], roots: Sequence[str]) -> dict
 def list_files(spark: SparkSession, df: DataFrame) -> list[tuple[int, str]]:
     """(`FILE_ID`, path) of every file `df`'s rows come from. From Spark's file listing
     (`inputFiles()`, no pass over the data; ids computed on the driver as Spark's `xxhash64`
-    computes them, on each way Spark spells a path); a DataFrame without one (cached, or not read from files) takes a pass over two
-    columns instead. A row of a file missing from the listing stops the task with an error
-    (`rows.split_files`), so a listing that misses files cannot go unnoticed."""
+    computes them, on each way Spark spells a path); a DataFrame without one (cached, or not read
+    from files) takes a pass over two columns instead. A row of a file missing from the listing
+    stops the task with an error (`rows.split_files`), so a listing that misses files cannot go
+    unnoticed."""
     from pyspark.sql import functions as F
 
     uris = df.inputFiles()

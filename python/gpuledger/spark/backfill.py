@@ -1,8 +1,8 @@
-"""The Spark backfill on the driver: one engine in one `mapInArrow` task, or telemetry rows split into
-shards, requests joined to every shard, one gpuledger engine per shard in
-`groupBy(shard).cogroup(...).applyInArrow` (Arrow in, Arrow out, no pandas), the shards' tables merged into the rows one engine writes, and the
-output written with `gpuledger.sink.ArrowSink` in gpuledger's layout (docs/scale-out.md,
-"Spark")."""
+"""The Spark backfill on the driver: one engine in one `mapInArrow` task, or telemetry rows split
+into shards, requests joined to every shard, one gpuledger engine per shard in
+`groupBy(shard).cogroup(...).applyInArrow` (Arrow in, Arrow out, no pandas), the shards' tables
+merged into the rows one engine writes, and the output written with `gpuledger.sink.ArrowSink` in
+gpuledger's layout (docs/scale-out.md, "Spark")."""
 
 from __future__ import annotations
 
