@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -124,42 +123,15 @@ def compute_tables(
         None if telemetry is None else telemetry.drop(FILE_PATH),
         None if requests is None else requests.drop(FILE_PATH),
     )
-    with _arrow_batches_of(spark, ARROW_BATCH_ROWS):
-        return _collect(result.toArrow(), shards)
-
-
-ARROW_BATCH_ROWS = 131_072
-"""Rows per Arrow batch Spark hands a task (`spark.sql.execution.arrow.maxRecordsPerBatch`)
-while the backfill's job runs, unless the session sets its own: Spark's default of 10,000
-costs a round trip per 10,000 rows (1.35 s against 1.10 s to hand the bench's 1.15M rows to
-one task)."""
-_BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
-_SPARK_DEFAULT_BATCH_ROWS = "10000"
-
-
-@contextmanager
-def _arrow_batches_of(spark: SparkSession, rows: int) -> Iterator[None]:
-    """Spark's Arrow batch size at `rows` for the block, then back as it was; a size the
-    session set (anything but Spark's default) is kept."""
-    before = spark.conf.get(_BATCH_ROWS_KEY, None)
-    if before not in (None, _SPARK_DEFAULT_BATCH_ROWS):
-        yield
-        return
-    spark.conf.set(_BATCH_ROWS_KEY, str(rows))
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(_BATCH_ROWS_KEY)
-        else:
-            spark.conf.set(_BATCH_ROWS_KEY, before)
+    return _collect(result.toArrow(), shards)
 
 
 def _run(
     spark: SparkSession, spec: TaskSpec, telemetry: DataFrame | None, requests: DataFrame | None
 ) -> DataFrame:
-    """The job: one engine per shard in `cogroup(...).applyInArrow` (or `applyInArrow` when
-    one side is absent). Several shards first take the plan of the first pass."""
+    """The job: one shard in one `mapInArrow` task (`_one_engine`); several, one engine per
+    shard in `cogroup(...).applyInArrow` (or `applyInArrow` when one side is absent), after
+    the plan of the first pass."""
     steps = chunk_plan(spec, telemetry, requests) if spec.shards > 1 else None
 
     def windows(shard: int, left: pa.Table | None, right: pa.Table | None) -> pa.Table:
