@@ -121,6 +121,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, telemetry: list[bytes]) -> d
     pq.write_table(long, tmp / "telemetry.parquet", row_group_size=1000)
     csv_table = long.set_column(0, "ts", long.column("ts").cast(pa.int64()))
     pacsv.write_csv(csv_table, tmp / "telemetry.csv")
+    with pa.ipc.new_file(str(tmp / "telemetry.arrow"), long.schema) as writer:  # Arrow IPC
+        writer.write_table(long, max_chunksize=1000)
     pq.write_table(pa.Table.from_pylist([json.loads(m) for m in reqs]), tmp / "requests.parquet")
     sim = CliRunner().invoke(
         simulate_command,
@@ -138,6 +140,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, telemetry: list[bytes]) -> d
         ("telemetry.jsonl", "requests.jsonl"),
         ("telemetry.parquet", "requests.parquet"),
         ("telemetry.csv", "requests.jsonl"),
+        ("telemetry.arrow", "requests.parquet"),
         # The simulator's mixed fleet: pools and services span GPUs of several shards, so a
         # sum in another order than the engine's would show in the last bits.
         ("sim/telemetry.parquet", "sim/requests.parquet"),
@@ -217,35 +220,38 @@ def test_bad_worker_counts_are_errors(tmp_path: Path, files: dict[str, Path]) ->
     assert r.exit_code == 2 and "--workers" in r.output
 
 
-def test_cli_default_is_every_usable_core(tmp_path: Path, files: dict[str, Path]) -> None:
-    """CSV: one engine per usable core; Parquet: one core is left to its decoder thread."""
+def test_cli_default_leaves_a_core_to_columnar_input(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    """CSV and Parquet: one engine fewer than the usable cores (the reader takes one)."""
     cores = len(os.sched_getaffinity(0))
-    for name, want in (("telemetry.csv", cores), ("telemetry.parquet", max(1, cores - 1))):
+    for name in ("telemetry.csv", "telemetry.parquet"):
         r = CliRunner().invoke(
             replay_command, [str(files[name]), "--out", str(tmp_path / name), "--json-summary"]
         )
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["workers"] == want, name
+        assert json.loads(r.stdout)["workers"] == max(1, cores - 1), name
 
 
 @pytest.mark.parametrize(("cores", "engines"), [(1, 1), (2, 1), (4, 3)])
-def test_parquet_default_leaves_a_core_to_the_decoder(
+@pytest.mark.parametrize("name", ["telemetry.parquet", "telemetry.csv", "telemetry.arrow"])
+def test_columnar_default_leaves_a_core_to_the_reader(
     tmp_path: Path,
     files: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
     cores: int,
     engines: int,
+    name: str,
 ) -> None:
-    """On two cores one engine plus the Parquet decoder thread beat two engines (the shards'
-    overhead and merge, docs/benchmarks.md): the default says so; --workers 2 still splits."""
+    """On two cores one engine plus the reader beat two engines for Parquet, CSV and Arrow IPC
+    (docs/benchmarks.md): the default says so; --workers 2 still splits. JSON lines are not
+    columnar and are not held to this rule (below)."""
     monkeypatch.setattr(run_module, "default_workers", lambda: cores)
-    summary = replay([files["telemetry.parquet"]], tmp_path / "default")
+    summary = replay([files[name]], tmp_path / "default")
     assert summary.workers == engines
-    reason = "Parquet is decoded on a core of its own"
+    reason = "columnar input is read and split by GPU on a core of its own"
     assert (reason in summary.render()) == (cores == 2)
-    assert replay([files["telemetry.parquet"]], tmp_path / "asked", workers=2).workers == 2
-    csv = replay([files["telemetry.csv"]], tmp_path / "csv")
-    assert csv.workers == cores and csv.one_worker_because is None
+    assert replay([files[name]], tmp_path / "asked", workers=2).workers == 2
 
 
 def test_json_lines_telemetry_runs_one_engine_unless_asked(

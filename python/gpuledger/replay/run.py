@@ -57,11 +57,17 @@ FLUSH_ROWS = 100_000
 TELEMETRY_JSON = ("prom_json", "wide_json")
 """Telemetry forms whose GPU is inside each message: split over workers, every worker decodes
 every line, so without an explicit `workers` they run one engine."""
-PARQUET_DECODER_CORE = "Parquet is decoded on a core of its own (one engine + the decoder)"
-"""Why a default replay of Parquet runs one engine fewer than the usable cores: the Parquet
-read-ahead thread decodes the next chunk on a core while the engines work, so one engine
-already uses two cores; on two cores a second engine only adds the shards' overhead and the
-merge (docs/scale-out.md "All cores, one machine", docs/benchmarks.md)."""
+READER_CORE = (
+    "columnar input is read and split by GPU on a core of its own (one engine + the reader)"
+)
+"""Why a default replay of columnar input (Parquet, CSV, Arrow IPC) runs one engine fewer than
+the usable cores. Parquet's read-ahead thread decodes the next chunk on a core while the
+engines work, and pyarrow's CSV reader parses on threads of its own, so one engine already
+uses more than one core; Arrow IPC is not decoded, but the shard of every row is computed on
+the main thread before the engines start. Measured on two cores (docs/benchmarks.md), two
+engines were slower than one for all three: Parquet 0.83x, CSV 0.87x, Arrow IPC 0.71x;
+`--workers N` still splits (docs/scale-out.md "All cores, one machine")."""
+COLUMNAR_FORMATS = ("parquet", "csv", "arrow")
 MERGE_FLUSHES = 8
 """With several workers, their rows are merged (and written) every this many flushes' worth of
 input, or at FLUSH_ROWS rows: each merge has a fixed cost."""
@@ -144,16 +150,16 @@ def replay(
     for f in inputs:
         f.peek()
     count = default_workers() if workers is None else workers
-    decoder_core = False  # a core left to the Parquet decoder (PARQUET_DECODER_CORE)
+    reader_core = False  # a core left to reading the columnar input (READER_CORE)
     if workers is None and any(f.format in TELEMETRY_JSON for f in inputs):
         # Every worker would cut and decode every JSON line (the GPU is inside the message):
         # more CPU for little gain, so the default is one engine; --workers N splits anyway.
         count = 1
-    elif workers is None and count > 1 and any(f.format == "parquet" for f in inputs):
-        count, decoder_core = count - 1, True
+    elif workers is None and count > 1 and any(f.format in COLUMNAR_FORMATS for f in inputs):
+        count, reader_core = count - 1, True
     one_only = why_one_worker(cfg, [f.format for f in inputs], bool(window_functions))
-    if one_only is None and decoder_core and count == 1:
-        one_only = PARQUET_DECODER_CORE
+    if one_only is None and reader_core and count == 1:
+        one_only = READER_CORE
     engine: Engine | ShardedEngine
     flush_every = max(1, flush_bytes // chunk_bytes)
     if count > 1 and one_only is None:
