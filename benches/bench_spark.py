@@ -16,7 +16,10 @@ Before timing, the two gpu_windows are compared (keys and samples exact, util_me
 busy_gpu_s, cost_usd and the other floats within 1e-6 relative; the quantiles within 0.05,
 as `percentile_approx` returns a nearby sample, not an interpolated one). Runs alternate
 between the sides; prints each side's median time, every run, rows/s and the ratio.
+`--handover` adds the floor under gpuledger's side: the same rows handed to a Python task
+that only counts them (all columns, the label strings, the rest, one column).
 Usage: python benches/bench_spark.py [--quick] [--seconds S] [--repeat R] [--shards N]
+[--handover]
 """
 
 from __future__ import annotations
@@ -129,6 +132,37 @@ def disagreements(ref: pa.Table, got: pa.Table) -> list[str]:
     return bad
 
 
+LABELS = ["gpu", "field", "namespace", "pod", "model_name", "hostname"]
+
+
+def _count_rows(batches: Any) -> Any:
+    """A `mapInArrow` task that only counts the rows it is handed."""
+    n = 0
+    for b in batches:
+        n += b.num_rows
+    yield pa.record_batch([pa.array([n], pa.int64())], names=["n"])
+
+
+def handover_contenders(df: Any) -> list[tuple[str, Any]]:
+    """The floor under gpuledger inside Spark: the same rows handed to one Python task (as the
+    backfill's one-shard job hands them, `coalesce(1).mapInArrow`) that only counts them, for
+    every column the backfill sends and for groups of them."""
+    from gpuledger.spark.rows import FILE_PATH
+
+    sent = df.drop(FILE_PATH)
+    groups = {
+        "hand-over only, all columns": sent.columns,
+        "hand-over only, label strings": LABELS,
+        "hand-over only, the other columns": [c for c in sent.columns if c not in LABELS],
+        "hand-over only, one column": ["value"],
+    }
+
+    def hand_over(columns: list[str]) -> Any:
+        return lambda: sent.select(*columns).coalesce(1).mapInArrow(_count_rows, "n long").toArrow()
+
+    return [(name, hand_over(columns)) for name, columns in groups.items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 minutes of data, one timed run")
@@ -136,6 +170,12 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per side [3]")
     ap.add_argument("--shards", type=int, default=1, help="gpuledger engines (Spark tasks) [1]")
+    ap.add_argument(
+        "--handover",
+        action="store_true",
+        help="also time handing the rows to a Python task that only counts them, per column "
+        "group: the floor under gpuledger inside Spark",
+    )
     a = ap.parse_args()
     seconds = a.seconds or (600 if a.quick else 7_200)
     repeat = a.repeat or (1 if a.quick else 3)
@@ -166,18 +206,21 @@ def main() -> None:
         print("gpu_windows disagree: " + "; ".join(bad))
         raise SystemExit(1)
     print(f"gpu_windows agree: {ref.num_rows:,} rows")
-    # Runs alternate between the sides: this VM's speed (and other jobs' load) swings within
-    # minutes, and one side's runs all in one stretch would carry it.
-    runs: dict[str, list[float]] = {"gpuledger in Spark": [], "Spark SQL": []}
+    contenders = [("gpuledger in Spark", run_gpuledger), ("Spark SQL", run_spark_sql)]
+    if a.handover:
+        contenders += handover_contenders(df)
+    # Runs alternate between the contenders: this VM's speed (and other jobs' load) swings
+    # within minutes, and one contender's runs all in one stretch would carry it.
+    runs: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for _ in range(repeat):
-        for name, fn in (("gpuledger in Spark", run_gpuledger), ("Spark SQL", run_spark_sql)):
+        for name, fn in contenders:
             started = time.perf_counter()
             fn()
             runs[name].append(time.perf_counter() - started)
     times = {name: statistics.median(ts) for name, ts in runs.items()}
     for name, s in times.items():
         each = ", ".join(f"{t:.2f}" for t in runs[name])
-        print(f"{name:20s} {s:7.2f} s  {rows / s / 1e6:6.2f} M rows/s  (runs: {each})")
+        print(f"{name:36s} {s:7.2f} s  {rows / s / 1e6:6.2f} M rows/s  (runs: {each})")
     ratio = times["Spark SQL"] / times["gpuledger in Spark"]
     print(
         f"gpuledger in Spark / Spark SQL speed: {ratio:.2f}x (shards {a.shards}, "

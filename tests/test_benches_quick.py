@@ -51,9 +51,9 @@ def test_report_bench_quick_mode_runs() -> None:
 def test_spark_bench_quick_mode_runs() -> None:
     """benches/bench_spark.py --quick: gpuledger in Spark and the same gpu_windows in Spark
     SQL on one DataFrame in one local session agree, and the ratio is printed (not
-    asserted: machines are noisy)."""
+    asserted: machines are noisy), with the hand-over floor (`--handover`)."""
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benches" / "bench_spark.py"), "--quick"],
+        [sys.executable, str(REPO / "benches" / "bench_spark.py"), "--quick", "--handover"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -62,3 +62,4 @@ def test_spark_bench_quick_mode_runs() -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "gpu_windows agree" in proc.stdout, proc.stdout[-3000:]
     assert "gpuledger in Spark / Spark SQL speed" in proc.stdout, proc.stdout[-3000:]
+    assert "hand-over only, label strings" in proc.stdout, proc.stdout[-3000:]
