@@ -62,7 +62,7 @@ def file_infos(listing: Iterable[tuple[int, str]], roots: Sequence[str]) -> dict
     return {file_id: FileInfo(source, i) for i, (_, source, file_id) in enumerate(named)}
 
 
-def list_files(spark: SparkSession, df: DataFrame) -> list[tuple[int, str]]:
+def list_files(df: DataFrame) -> list[tuple[int, str]]:
     """(`FILE_ID`, path) of every file `df`'s rows come from. From Spark's file listing
     (`inputFiles()`, no pass over the data; ids computed on the driver as Spark's `xxhash64`
     computes them, on each way Spark spells a path); a DataFrame without one (cached, or not read

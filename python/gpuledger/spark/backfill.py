@@ -108,7 +108,7 @@ def compute_tables(
     for df, what in ((telemetry, "telemetry"), (requests, "requests")):
         if df is not None:
             _check_frame(df, what)
-    listing = [f for df in (telemetry, requests) if df is not None for f in list_files(spark, df)]
+    listing = [f for df in (telemetry, requests) if df is not None for f in list_files(df)]
     spec = TaskSpec(
         config=replay_config(config, max_future_s),
         files=file_infos(listing, roots),
@@ -178,20 +178,22 @@ def _one_engine(
     travel as two struct columns of one union (each row fills one), so one task sees both."""
     from pyspark.sql import functions as F
 
-    sides = ((telemetry, _TELEMETRY), (requests, _REQUESTS))
-    frames = [df.select(F.struct(*df.columns).alias(name)) for df, name in sides if df is not None]
-    if len(frames) == 1:  # no union: the rows as they are, no struct to build and take apart
+    def windows(tel: pa.Table | None, req: pa.Table | None) -> Iterator[pa.RecordBatch]:
+        yield from encode(0, run_shard(spec, 0, tel, req)).to_batches()
+
+    if telemetry is None or requests is None:  # one side: its rows as they are, no struct
         only = telemetry if telemetry is not None else requests
         assert only is not None
         is_telemetry = telemetry is not None
 
         def single(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             table = _concat([pa.Table.from_batches([b]) for b in batches if b.num_rows])
-            tel, req = (table, None) if is_telemetry else (None, table)
-            yield from encode(0, run_shard(spec, 0, tel, req)).to_batches()
+            return windows(table, None) if is_telemetry else windows(None, table)
 
         return only.coalesce(1).mapInArrow(single, RESULT_DDL)
-    union = frames[0].unionByName(frames[1], allowMissingColumns=True)
+    union = telemetry.select(F.struct(*telemetry.columns).alias(_TELEMETRY)).unionByName(
+        requests.select(F.struct(*requests.columns).alias(_REQUESTS)), allowMissingColumns=True
+    )
 
     def both(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         parts: dict[str, list[pa.Table]] = {_TELEMETRY: [], _REQUESTS: []}
@@ -202,8 +204,7 @@ def _one_engine(
                     rows = column.filter(column.is_valid()) if column.null_count else column
                     rows = cast(pa.StructArray, rows)
                     part.append(pa.Table.from_batches([pa.RecordBatch.from_struct_array(rows)]))
-        tel, req = _concat(parts[_TELEMETRY]), _concat(parts[_REQUESTS])
-        yield from encode(0, run_shard(spec, 0, tel, req)).to_batches()
+        return windows(_concat(parts[_TELEMETRY]), _concat(parts[_REQUESTS]))
 
     return union.coalesce(1).mapInArrow(both, RESULT_DDL)
 
