@@ -22,6 +22,7 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 setup: $(VENV)/.installed ## Create .venv with the build, test and lint tools (and Chromium)
+	bash compose/build-deps/install.sh
 	bash compose/chromium/install.sh
 
 # The compiled module is deleted first, so a failed build can never leave a stale one behind

@@ -21,7 +21,9 @@ sampled peak RSS):
                 (N / 4 messages), because at ~10x slower than the others a full drain would
                 take most of the suite's 15-minute budget; its rate is its messages / its
                 wall time, like everyone's;
-  gpuledger     `python -m gpuledger run --config CFG --until-eof` (fresh group, tmp output).
+  gpuledger     `python -m gpuledger run --config CFG --until-eof` (fresh group, tmp output),
+                on its default native consumer, and again with `[kafka] consumer =
+                "confluent-kafka"` (the Python client: one Message object per record).
 Outputs are checked before timings count: every contender's windows against the in-process
 `gpuledger.Engine` over the same messages (Quix: the windows it closed, i.e. all but each
 GPU's last one, which only a later message of that GPU would close).
@@ -92,6 +94,9 @@ WINDOW_S = 60
 QUIX_SHARE = 4  # Quix Streams drains a topic of 1/QUIX_SHARE of the fleet's seconds
 DAEMON = [sys.executable, "-m", "gpuledger", "run"]
 GL_NAME = "gpuledger run --until-eof"
+# The same daemon on confluent-kafka's Python client (`[kafka] consumer`), the default before
+# the native consumer: what the native consumer gains, in the same run.
+GL_CONFLUENT_NAME = "gpuledger run, consumer = confluent-kafka"
 LIVE_LATENESS_S = 2
 
 GR = C.GR
@@ -801,9 +806,14 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
 
 
 def run_daemon_backlog(
-    a: dict[str, Any], timeout: float, rep: int, run: dict[str, Any] | None = None
+    a: dict[str, Any],
+    timeout: float,
+    rep: int,
+    run: dict[str, Any] | None = None,
+    consumer: str = "native",
 ) -> dict[str, Any]:
-    """`run`: a [run] section for the daemon (bench_daemon_engines.py sets `engines`)."""
+    """`run`: a [run] section for the daemon (bench_daemon_engines.py sets `engines`);
+    `consumer`: its `[kafka] consumer`."""
     import_gpuledger()
     from gpuledger.output.sink import read_table
 
@@ -816,8 +826,9 @@ def run_daemon_backlog(
                 "engine": {"window_s": [WINDOW_S]},
                 "kafka": {
                     "bootstrap_servers": a["bootstrap"],
-                    "group_id": f"{a['run_id']}-gl-{rep}",
+                    "group_id": f"{a['run_id']}-gl-{consumer}-{rep}",
                     "client": a["consumer"],
+                    "consumer": consumer,
                 },
                 "topics": {
                     "telemetry": a["topic"],
@@ -1142,7 +1153,8 @@ def run(
         a["consumer"] = consumer
         # What each contender reads: (its arguments, its messages, its reference windows).
         inputs: dict[str, tuple[dict[str, Any], int, Windows]] = {
-            name: (a, n, ref) for name in ["consume-only", GL_NAME, "plain Python (json + dicts)"]
+            name: (a, n, ref)
+            for name in ["consume-only", GL_NAME, GL_CONFLUENT_NAME, "plain Python (json + dicts)"]
         }
         if quix:
             q_engine = gl.Engine(gl.Config.from_dict({"engine": {"window_s": [WINDOW_S]}}))
@@ -1160,6 +1172,13 @@ def run(
         ]
         if no_daemon is None:
             plan.append((GL_NAME, lambda i: run_daemon_backlog(a, timeout, i), repeat))
+            plan.append(
+                (
+                    GL_CONFLUENT_NAME,
+                    lambda i: run_daemon_backlog(a, timeout, i, consumer="confluent-kafka"),
+                    repeat,
+                )
+            )
         plan.append(
             ("plain Python (json + dicts)", lambda i: run_peer("plain", a, timeout, i), repeat)
         )

@@ -37,8 +37,9 @@ def daemons(tmp_path: Path) -> Iterator[DaemonPool]:
 SECONDS = 200  # event seconds: 20 windows of 10 s, across an hour boundary
 
 
+@pytest.mark.parametrize("consumer", ["native", "confluent-kafka"])
 def test_until_eof_output_equals_library_engine(
-    kafka_bootstrap: str, make_topic, daemons: DaemonPool, tmp_path: Path
+    kafka_bootstrap: str, make_topic, daemons: DaemonPool, tmp_path: Path, consumer: str
 ) -> None:
     topics = make_topics(make_topic)
     trace = Trace(trace_start(), bad_every_s=20)
@@ -54,6 +55,7 @@ def test_until_eof_output_equals_library_engine(
     cfg = daemon_config(
         bootstrap=kafka_bootstrap, group=group, topics=topics, out_dir=out, settings=settings
     )
+    cfg["kafka"]["consumer"] = consumer  # both clients: the same rows (docs/daemon.md)
     d = daemons.start(cfg, name="until-eof", until_eof=True)
     d.run_to_exit(60)
 

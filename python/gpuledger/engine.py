@@ -260,17 +260,20 @@ class Engine:
 
     def push_kafka(
         self,
-        messages: list[Any],
+        messages: list[Any] | _engine.KafkaBatch,
         formats: Mapping[str, str],
         assigned: Sequence[tuple[str, int]] | None = None,
     ) -> tuple[list[tuple[str, int, int, int]], list[tuple[int, Any]]]:
-        """Ingests confluent-kafka `Message` objects as `Consumer.consume()` returns them,
-        grouped by partition in Rust; `formats` maps each topic to its message format. Kafka
+        """Ingests a consumer's batch, grouped by partition in Rust: the native consumer's
+        `KafkaBatch`, or confluent-kafka `Message` objects as `Consumer.consume()` returns
+        them. `formats` maps each topic to its message format. Kafka
         timestamps are the receive times. Returns the partitions fed, as (topic, partition,
         first offset, index of its last message in the batch), and the (index, message) of
         every error message (end of partition, broker errors) for the caller to handle.
         With `assigned`, messages of other partitions are skipped (not read)."""
         parts = None if assigned is None else list(assigned)
+        if isinstance(messages, _engine.KafkaBatch):  # the native consumer's batch
+            return self._core.push_kafka_batch(messages, list(formats.items()), parts)
         return self._core.push_kafka(messages, list(formats.items()), parts)
 
     def set_receive_time(self, at: datetime | float | None) -> None:

@@ -103,6 +103,9 @@ class KafkaConfig:
     # Once loaded: the [kafka.client] table, overridden by the secrets file, then the environment.
     client: Mapping[str, ClientValue] = field(default_factory=frozen_map)
     secrets_file: str = ""
+    # The daemon's Kafka client: "native" (librdkafka driven from Rust, one batch object per
+    # poll) or "confluent-kafka" (one Python Message per record). docs/daemon.md.
+    consumer: str = "native"
 
     def client_settings(self) -> dict[str, ClientValue]:
         """Settings for a confluent_kafka client, secrets included: never log the result."""
@@ -119,7 +122,7 @@ class KafkaConfig:
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, "
             f"group_id={self.group_id!r}, instance_id={self.instance_id!r}, "
             f"client={masked(self.client)!r}, "
-            f"secrets_file={self.secrets_file!r})"
+            f"secrets_file={self.secrets_file!r}, consumer={self.consumer!r})"
         )
 
 

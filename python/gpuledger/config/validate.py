@@ -134,6 +134,7 @@ _READERS: dict[str, dict[str, Reader]] = {
         "instance_id": _instance_id,
         "client": _client,
         "secrets_file": partial(string, allow_empty=True),
+        "consumer": partial(choice, choices=("native", "confluent-kafka")),
     },
     "topics": {
         "telemetry": _topic,

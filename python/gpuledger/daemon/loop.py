@@ -40,6 +40,7 @@ from gpuledger.daemon.groups import PartitionGroup, engine_slots, group_partitio
 from gpuledger.daemon.http import Health
 from gpuledger.daemon.log import EventLog, ForwardToEventLog, counters
 from gpuledger.daemon.metrics import DaemonMetrics
+from gpuledger.daemon.native_consumer import NativeConsumer, kafka_events
 from gpuledger.daemon.output import OutputWriter, rows_in
 from gpuledger.daemon.partition_end import reached_end
 from gpuledger.daemon.partitions import PartitionState, row_spans
@@ -52,8 +53,9 @@ Positions = dict[PartitionKey, tuple[int, int]]
 
 
 class Daemon:
-    """`consumer_factory` builds the consumer from its settings: `confluent_kafka.Consumer`
-    by default; `gpuledger.memory_source.MemoryConsumer` for the embedded demo."""
+    """`consumer_factory` builds the consumer from its settings: by default the client
+    `[kafka] consumer` names (`NativeConsumer` or `confluent_kafka.Consumer`);
+    `gpuledger.memory_source.MemoryConsumer` for the embedded demo."""
 
     def __init__(
         self,
@@ -61,10 +63,13 @@ class Daemon:
         *,
         until_eof: bool = False,
         log: EventLog | None = None,
-        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+        consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
     ):
         self.cfg = cfg
         self.until_eof = until_eof
+        if consumer_factory is None:
+            native = cfg.kafka.consumer == "native"
+            consumer_factory = NativeConsumer if native else Consumer
         self.consumer_factory = consumer_factory
         self.log = log or EventLog(cfg.observability.log_format)
         t = cfg.topics
@@ -181,7 +186,7 @@ class Daemon:
             return
         self._drain()
         if not self.groups:
-            for m in msgs:
+            for m in kafka_events(msgs):
                 err = m.error()
                 if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     self._kafka_error(err)

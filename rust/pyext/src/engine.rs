@@ -468,6 +468,29 @@ impl Engine {
         crate::kafka_batch::push_kafka(&mut self.inner, py, messages, &formats, assigned.as_deref())
     }
 
+    /// `push_kafka` for a batch of the native consumer (`KafkaConsumer.consume()`): the same
+    /// grouping and answer, read from Rust buffers.
+    fn push_kafka_batch(
+        &mut self,
+        py: Python<'_>,
+        batch: PyRef<'_, crate::kafka_native_batch::KafkaBatch>,
+        formats: Vec<(String, String)>,
+        assigned: Option<Vec<(String, i32)>>,
+    ) -> PyResult<crate::kafka_native_batch::PushedBatch> {
+        let formats = formats
+            .into_iter()
+            .map(|(t, f)| Ok((t, parse_format(&f)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let batch: &crate::kafka_native_batch::KafkaBatch = &batch;
+        crate::kafka_native_batch::push_kafka_batch(
+            &mut self.inner,
+            py,
+            batch,
+            &formats,
+            assigned.as_deref(),
+        )
+    }
+
     /// A fixed receive time (epoch ms) for following batches without their own timestamps
     /// (`push_arrow`, `push_exposition`, `push` without `timestamps`); None: the wall clock.
     fn set_receive_time(&mut self, at_ms: Option<i64>) {

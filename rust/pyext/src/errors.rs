@@ -41,3 +41,29 @@ pub fn input_err(message: impl Into<String>) -> PyErr {
 pub fn reading_arrow_err(e: ArrowError) -> PyErr {
     input_err(format!("reading Arrow data: {e}"))
 }
+
+/// confluent-kafka's `KafkaError(code, reason, fatal)`: the native consumer reports client
+/// errors as the same objects confluent-kafka does, so the daemon has one way to read them.
+pub fn confluent_kafka_error<'py>(
+    py: Python<'py>,
+    code: i32,
+    reason: &str,
+    fatal: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("confluent_kafka")?
+        .getattr("KafkaError")?
+        .call1((code, reason, fatal))
+}
+
+/// A failed librdkafka call as confluent-kafka's `KafkaException`, which the daemon catches.
+pub fn kafka_exception(py: Python<'_>, code: i32, reason: &str) -> PyErr {
+    let built = confluent_kafka_error(py, code, reason, false).and_then(|err| {
+        py.import("confluent_kafka")?
+            .getattr("KafkaException")?
+            .call1((err,))
+    });
+    match built {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(import_failed) => import_failed,
+    }
+}

@@ -8,6 +8,8 @@ mod config;
 mod engine;
 mod errors;
 mod kafka_batch;
+mod kafka_consumer;
+mod kafka_native_batch;
 mod line_file;
 mod noargs_method;
 mod parquet_reader;
@@ -22,6 +24,9 @@ use pyo3::prelude::*;
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<engine::Engine>()?;
+    m.add_class::<kafka_consumer::KafkaConsumer>()?;
+    m.add_class::<kafka_native_batch::KafkaBatch>()?;
+    m.add_class::<kafka_native_batch::KafkaEvent>()?;
     m.add_class::<sketch::LatencySketch>()?;
     m.add_function(wrap_pyfunction!(sketch::merge_sketches, m)?)?;
     m.add_class::<engine::ExpositionState>()?;
