@@ -188,6 +188,8 @@ def test_bad_settings_and_unreachable_brokers_are_clear(kafka_bootstrap) -> None
                 **{"sasl.mechanism": "GSSAPI"},
             )
         )
+    with pytest.raises(KafkaException, match="log_level"):
+        NativeConsumer(settings(kafka_bootstrap, log_level="loud"))
     oidc = {"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc"}
     with pytest.raises(KafkaException, match="not supported in this build"):
         NativeConsumer(settings(kafka_bootstrap, **oidc))

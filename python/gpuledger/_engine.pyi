@@ -21,6 +21,9 @@ __all__ = [
     "ExpositionState",
     "GpuledgerError",
     "InputError",
+    "KafkaBatch",
+    "KafkaConsumer",
+    "KafkaEvent",
     "LatencySketch",
     "LineChunk",
     "LineFile",
@@ -254,6 +257,7 @@ class LatencySketch:
 
 def merge_sketches(sketches: object) -> LatencySketch: ...
 
+@final
 class KafkaEvent:
     """An end of partition or a client error among a native batch's messages."""
 
@@ -263,6 +267,7 @@ class KafkaEvent:
     def offset(self) -> int: ...
     def value(self) -> None: ...
 
+@final
 class KafkaBatch:
     """One poll of `KafkaConsumer`: messages in Rust buffers, and the events among them."""
 
@@ -271,6 +276,7 @@ class KafkaBatch:
     @property
     def messages(self) -> int: ...
 
+@final
 class KafkaConsumer:
     """A Kafka consumer-group member on librdkafka; see gpuledger.daemon.native_consumer."""
 

@@ -28,8 +28,14 @@ def setting_text(value: object) -> str:
     return str(value)
 
 
-def syslog_level(logger: logging.Logger) -> int:
-    """The librdkafka log level that sends `logger` what it would print."""
+def log_level(settings: dict[str, Any], logger: logging.Logger) -> int:
+    """librdkafka's `log_level`: -1 when the user set one (passed on as their setting, which
+    librdkafka checks), debug when `debug` contexts are asked for, else the level that sends
+    `logger` what it would print."""
+    if "log_level" in settings:
+        return -1
+    if settings.get("debug"):
+        return 7
     level = logger.getEffectiveLevel()
     if level <= logging.DEBUG:
         return 7
@@ -52,7 +58,7 @@ class NativeConsumer:
         self._on_assign: Callback | None = None
         self._on_revoke: Callback | None = None
         self._on_lost: Callback | None = None
-        self._client = KafkaConsumer(plain, self, syslog_level(self._logger))
+        self._client = KafkaConsumer(plain, self, log_level(settings, self._logger))
 
     # --- what the daemon calls ----------------------------------------------------------
 

@@ -388,7 +388,8 @@ impl KafkaConsumer {
 #[pymethods]
 impl KafkaConsumer {
     /// A group member from librdkafka `settings` (strings); `handler` receives rebalances,
-    /// commit results and log lines; `log_level` is a syslog level (7 = debug).
+    /// commit results and log lines; `log_level` is a syslog level (7 = debug), or negative to
+    /// keep the one in `settings`.
     #[new]
     fn new(
         py: Python<'_>,
@@ -415,9 +416,11 @@ impl KafkaConsumer {
         // the strings are NUL-terminated copies; the opaque outlives the client (`ctx`).
         unsafe {
             let conf = rdsys::rd_kafka_conf_new();
-            let level = log_level.clamp(0, 7).to_string();
+            // A negative level: the user's own `log_level` setting stands.
+            let level = log_level.min(7).to_string();
+            let ours = (log_level >= 0).then_some(("log_level", level.as_str()));
             let all = settings.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            for (k, v) in all.chain([("log_level", level.as_str())]) {
+            for (k, v) in all.chain(ours) {
                 let (ck, cv) = match (CString::new(k), CString::new(v)) {
                     (Ok(ck), Ok(cv)) => (ck, cv),
                     _ => {
