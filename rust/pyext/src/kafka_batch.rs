@@ -4,6 +4,7 @@
 
 use crate::errors::input_err;
 use crate::noargs_method::NoArgsMethod;
+use crate::partitions_fed::{FedRow, PartitionsFed};
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -20,12 +21,9 @@ struct Run<'py> {
     last: usize,
 }
 
-/// What Python needs back: per partition fed (topic, partition, first offset, index of its
-/// last message in the batch), and the (index, message) of every error message.
-pub type PushedKafka<'py> = (
-    Vec<(String, i32, i64, usize)>,
-    Vec<(usize, Bound<'py, PyAny>)>,
-);
+/// What Python needs back: per partition fed (`PartitionsFed` rows), and the (index,
+/// message) of every error message.
+pub type PushedKafka<'py> = (Vec<FedRow>, Vec<(usize, Bound<'py, PyAny>)>);
 
 pub fn push_kafka<'py>(
     core: &mut Core,
@@ -37,12 +35,12 @@ pub fn push_kafka<'py>(
     let empty = PyBytes::new(py, b"");
     let mut runs: Vec<Run<'py>> = Vec::new();
     let mut errors = Vec::new();
-    let mut fed: Vec<(String, i32, i64, usize)> = Vec::new();
+    let mut fed = PartitionsFed::new();
     let mut skipping: Option<(Bound<'py, PyString>, i32)> = None;
     // One consume() returns one message type: its methods are looked up once per batch
     // (an empty batch, a consume() that timed out, looks up nothing).
     let Some(ty) = messages.iter().next().map(|m| m.get_type()) else {
-        return Ok((fed, errors));
+        return Ok((fed.into_rows(), errors));
     };
     let method = |name: &'static str| NoArgsMethod::resolve(&ty, &PyString::intern(py, name));
     let (error, topic_of, partition_of) = (method("error"), method("topic"), method("partition"));
@@ -99,11 +97,7 @@ pub fn push_kafka<'py>(
         run.last = i;
     }
     for run in &runs {
-        let name = run.topic.to_str()?;
-        match fed.iter_mut().find(|f| f.1 == run.partition && f.0 == name) {
-            Some(f) => f.3 = run.last,
-            None => fed.push((name.to_string(), run.partition, run.offsets[0], run.last)),
-        }
+        fed.note(run.topic.to_str()?, run.partition, run.offsets[0], run.last);
     }
     for run in &runs {
         let slices: Vec<&[u8]> = run.values.iter().map(|b| b.as_bytes()).collect();
@@ -119,5 +113,5 @@ pub fn push_kafka<'py>(
         py.detach(|| core.push_messages(format, &slices, prov));
         py.check_signals()?;
     }
-    Ok((fed, errors))
+    Ok((fed.into_rows(), errors))
 }

@@ -211,7 +211,14 @@ unsafe extern "C" fn on_error(
         code = rdsys::rd_kafka_fatal_error(rk, buf.as_mut_ptr(), buf.len()) as c_int;
         text = cstr_lossy(buf.as_ptr());
     }
-    let event = KafkaEvent::new(None, -1, -1, code, text, fatal);
+    let event = KafkaEvent {
+        topic: None,
+        partition: -1,
+        offset: -1,
+        code,
+        reason: text,
+        fatal,
+    };
     context(opaque)
         .errors
         .lock()
@@ -356,14 +363,14 @@ impl KafkaConsumer {
                     let topic = topic.map(|t| t.to_string_lossy().into_owned());
                     let text = cstr_lossy(rdsys::rd_kafka_message_errstr(m));
                     let fatal = msg.err == Err::RD_KAFKA_RESP_ERR__FATAL;
-                    batch.push_event(KafkaEvent::new(
+                    batch.push_event(KafkaEvent {
                         topic,
-                        msg.partition,
-                        msg.offset,
-                        msg.err as i32,
-                        text,
+                        partition: msg.partition,
+                        offset: msg.offset,
+                        code: msg.err as i32,
+                        reason: text,
                         fatal,
-                    ));
+                    });
                 } else if let Some(topic) = topic {
                     let value: &[u8] = if msg.payload.is_null() {
                         &[] // a tombstone: an empty message, a dead letter downstream

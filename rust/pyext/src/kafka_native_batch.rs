@@ -4,6 +4,7 @@
 //! of a daemon all read the same batch (it is immutable), each taking its own partitions.
 
 use crate::errors::input_err;
+use crate::partitions_fed::{FedRow, PartitionsFed};
 use gpuledger_engine::{Engine as Core, MessageFormat, Offsets, Provenance};
 use pyo3::prelude::*;
 
@@ -39,32 +40,13 @@ impl RawRun {
 #[pyclass(frozen, module = "gpuledger._engine", name = "KafkaEvent")]
 #[derive(Clone)]
 pub struct KafkaEvent {
-    topic: Option<String>,
-    partition: i32,
-    offset: i64,
-    code: i32,
-    reason: String,
-    fatal: bool,
-}
-
-impl KafkaEvent {
-    pub fn new(
-        topic: Option<String>,
-        partition: i32,
-        offset: i64,
-        code: i32,
-        reason: String,
-        fatal: bool,
-    ) -> Self {
-        KafkaEvent {
-            topic,
-            partition,
-            offset,
-            code,
-            reason,
-            fatal,
-        }
-    }
+    pub(crate) topic: Option<String>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    /// librdkafka's `rd_kafka_resp_err_t`.
+    pub(crate) code: i32,
+    pub(crate) reason: String,
+    pub(crate) fatal: bool,
 }
 
 #[pymethods]
@@ -161,9 +143,8 @@ impl KafkaBatch {
     }
 }
 
-/// Per partition fed (topic, partition, first offset, index of its last message), and the
-/// (index, event) of every event in the batch.
-pub type PushedBatch = (Vec<(String, i32, i64, usize)>, Vec<(usize, KafkaEvent)>);
+/// Per partition fed (`PartitionsFed` rows), and the (index, event) of every event in the batch.
+pub type PushedBatch = (Vec<FedRow>, Vec<(usize, KafkaEvent)>);
 
 /// `push_kafka` for a native batch: the same grouping, the same (fed, events) answer.
 pub fn push_kafka_batch(
@@ -176,7 +157,7 @@ pub fn push_kafka_batch(
     let is_assigned = |r: &RawRun| {
         assigned.is_none_or(|a| a.iter().any(|(t, p)| *p == r.partition && *t == r.topic))
     };
-    let mut fed: Vec<(String, i32, i64, usize)> = Vec::new();
+    let mut fed = PartitionsFed::new();
     let mut jobs = Vec::new();
     for run in batch.runs.iter().filter(|r| is_assigned(r)) {
         let Some(format) = formats.iter().find(|f| f.0 == run.topic).map(|f| f.1) else {
@@ -185,13 +166,7 @@ pub fn push_kafka_batch(
                 run.topic
             )));
         };
-        match fed
-            .iter_mut()
-            .find(|f| f.1 == run.partition && f.0 == run.topic)
-        {
-            Some(f) => f.3 = run.last,
-            None => fed.push((run.topic.clone(), run.partition, run.offsets[0], run.last)),
-        }
+        fed.note(&run.topic, run.partition, run.offsets[0], run.last);
         jobs.push((run, format));
     }
     for (run, format) in jobs {
@@ -205,5 +180,5 @@ pub fn push_kafka_batch(
         py.detach(|| core.push_messages(format, &slices, prov));
         py.check_signals()?;
     }
-    Ok((fed, batch.events.clone()))
+    Ok((fed.into_rows(), batch.events.clone()))
 }

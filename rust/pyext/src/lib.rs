@@ -13,6 +13,7 @@ mod kafka_native_batch;
 mod line_file;
 mod noargs_method;
 mod parquet_reader;
+mod partitions_fed;
 mod pool_merge;
 mod pools;
 mod shards;
