@@ -140,6 +140,15 @@ def run(quick: bool, gpus: int = 16, seconds: int = 86_400, repeat: int = 3) -> 
     one_cpu = timed.get("gpuledger-w1-1cpu", {}).get("median_s")
     pinned = one_cpu / many_s if one_cpu and many_s else 0.0
     free = base / many_s if base and many_s else 0.0
+    if base and timed.get(CONTENDERS[0], {}).get("cores"):
+        # The CPU seconds one worker spends cannot shrink by splitting them: N cores finish them
+        # at best in (cores used by one worker x its time) / N.
+        used = timed[CONTENDERS[0]]["cores"]
+        notes.append(
+            f"ceiling: gpuledger-w1 already keeps {used:.2f} cores busy (its Parquet read-ahead "
+            f"thread beside the engine), so {CORES} cores can finish the same CPU work at best "
+            f"{CORES / used:.2f}x faster than it, if splitting added no work"
+        )
     targets = [
         C.target(
             f"replay --workers {CORES} >= 1.7x --workers 1 pinned to one CPU",
